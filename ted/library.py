@@ -1,0 +1,360 @@
+"""The experience library: one data model, its file format (`ted-library/1`) and its prompt block.
+
+A library read from anywhere is untrusted text. `Library.load` checks the size before parsing,
+validates the schema, and caps the number of items, the characters per item and the total size.
+Nothing is executed or unpickled. Writes are atomic (temp file + `os.replace`), so a crash never
+leaves a half-written library on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ted.errors import LibraryError
+from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
+
+FORMAT = "ted-library/1"
+FILENAME = "library.json"
+MAX_FILE_BYTES = 4_000_000
+MAX_ITEMS = 500
+MAX_ITEM_CHARS = 2_000
+MAX_HISTORY = 20_000
+
+_ID_RE = re.compile(r"^E([1-9][0-9]{0,5})$")
+# Bidi overrides, zero-width characters and other invisible format characters: they can hide
+# instructions from a reader of the card while the model still sees them.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """Normalise text proposed by a model: NFC, no invisible or control characters, one line."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    text = _CONTROL.sub(" ", text.replace("\t", " ").replace("\n", " "))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def id_number(item_id: str) -> int:
+    match = _ID_RE.match(item_id)
+    if not match:
+        raise LibraryError(f"invalid experience id {item_id!r}: ids look like E1, E2, …")
+    return int(match.group(1))
+
+
+class Experience(BaseModel):
+    """One general lesson. `usage` counts how often student rollouts cited it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str = Field(min_length=1, max_length=MAX_ITEM_CHARS)
+    usage: int = Field(default=0, ge=0)
+    created_step: int = Field(default=0, ge=0)
+    updated_step: int = Field(default=0, ge=0)
+    sources: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError("ids look like E1, E2, …")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _check_text(cls, value: str) -> str:
+        if _INVISIBLE.search(value):
+            raise ValueError("contains invisible Unicode characters (zero-width or bidi controls)")
+        if _CONTROL.search(value):
+            raise ValueError("contains control characters")
+        if not value.strip():
+            raise ValueError("is blank")
+        return value
+
+    @property
+    def priority(self) -> float:
+        """s(e) = log(1 + usage(e)), the paper's retention priority."""
+        return math.log1p(self.usage)
+
+
+class HistoryEntry(BaseModel):
+    """One operation applied to the library, for provenance (what merged into what, when)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: int = Field(ge=0)
+    op: Literal["add", "update", "merge", "rewrite", "delete", "retain", "drop", "fallback"]
+    ids: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
+    into: str | None = None
+    note: str | None = Field(default=None, max_length=MAX_ITEM_CHARS)
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = ""
+    backend: str = ""
+
+
+class SourceInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    dataset: str | None = None
+    split: str | None = None
+    revision: str | None = None
+    samples: int | None = None
+    epochs: int | None = None
+    rollouts: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(default=4000, ge=1)
+    max_items: int = Field(default=15, ge=1, le=MAX_ITEMS)
+    tokenizer: str = DEFAULT_TOKENIZER
+
+
+class RoleCost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    calls: int = 0
+    retries: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    usd: float | None = None
+
+
+class Cost(BaseModel):
+    """The cost ledger: totals as in DESIGN §3, plus the same figures per role."""
+
+    model_config = ConfigDict(extra="allow")
+
+    calls: dict[str, int] = Field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    usd: float | None = None
+    roles: dict[str, RoleCost] = Field(default_factory=dict)
+
+
+class Metrics(BaseModel):
+    """Scores with and without the library, and the learning curve (one point per epoch)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task: str | None = None
+    baseline: float | None = None
+    with_library: float | None = None
+    curve: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Library(BaseModel):
+    """The experience library file. Items are kept and rendered in ID order."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    format: Literal["ted-library/1"] = FORMAT
+    name: str = Field(default="library", max_length=200)
+    version: str = Field(default="0.1.0", max_length=64)
+    created: str = Field(default_factory=_now)
+    student: ModelInfo = Field(default_factory=ModelInfo)
+    teacher: ModelInfo = Field(default_factory=ModelInfo)
+    source: SourceInfo = Field(default_factory=SourceInfo)
+    budget: Budget = Field(default_factory=Budget)
+    compression: Literal["teacher", "truncate", "random", "none"] = "teacher"
+    items: list[Experience] = Field(default_factory=list, max_length=MAX_ITEMS)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=MAX_HISTORY)
+    metrics: Metrics = Field(default_factory=Metrics)
+    cost: Cost = Field(default_factory=Cost)
+    next_id: int = Field(default=1, ge=1, description="IDs are never reused: the next new item gets E{next_id}.")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_ids(self) -> Library:
+        seen: set[str] = set()
+        for item in self.items:
+            if item.id in seen:
+                raise ValueError(f"duplicate experience id {item.id}")
+            seen.add(item.id)
+        self.items.sort(key=lambda e: id_number(e.id))
+        highest = max((id_number(e.id) for e in self.items), default=0)
+        self.next_id = max(self.next_id, highest + 1)
+        return self
+
+    # ----------------------------------------------------------------- reading and writing
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Library:
+        """Load and validate a library from a `library.json` file or a folder holding one."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / FILENAME
+        if not p.is_file():
+            raise LibraryError(f"{path}: no library file found (expected a library.json or a folder holding one)")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise LibraryError(f"{p}: library file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte cap; is it really a library?")
+        try:
+            raw = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise LibraryError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        return cls.from_json(raw, origin=str(p))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes, origin: str = "library") -> Library:
+        if len(raw) > MAX_FILE_BYTES:
+            raise LibraryError(f"{origin}: library is over the {MAX_FILE_BYTES:,}-byte cap")
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise LibraryError(f"{origin}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+        return cls.from_dict(data, origin=origin)
+
+    @classmethod
+    def from_dict(cls, data: Any, origin: str = "library") -> Library:
+        if not isinstance(data, dict):
+            raise LibraryError(f"{origin}: a library is a JSON object, got {type(data).__name__}")
+        fmt = data.get("format")
+        if fmt != FORMAT:
+            raise LibraryError(f"{origin}: format is {fmt!r}, expected {FORMAT!r}; is this a ted library?")
+        items = data.get("items")
+        if isinstance(items, list) and len(items) > MAX_ITEMS:
+            raise LibraryError(f"{origin}: {len(items):,} items, over the cap of {MAX_ITEMS}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+            raise LibraryError(f"{origin}: invalid library at {where}: {first['msg']}{more}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically: readers see the old file or the new one, never a torn one."""
+        return atomic_write(Path(path), self.to_json())
+
+    # ----------------------------------------------------------------- the prompt block
+    def render(self) -> str:
+        """The exact block injected into the student's system prompt ("" when empty).
+
+        Items render in ID order, so the same library gives the same bytes on every request and
+        server prefix caches hit.
+        """
+        if not self.items:
+            return ""
+        lines = [
+            "## Experience library",
+            "General lessons distilled from solved problems. Apply the ones that fit this problem.",
+            "After your final answer, list the IDs of the lessons you used, e.g. `Used: [E1, E3]` (or `Used: []`).",
+            "",
+        ]
+        lines += [f"[{item.id}] {item.text}" for item in self.items]
+        return "\n".join(lines)
+
+    def tokens(self, counter: TokenCounter | None = None) -> int:
+        if not self.items:
+            return 0
+        return (counter or get_counter(self.budget.tokenizer)).count(self.render())
+
+    def fits(self, counter: TokenCounter | None = None) -> bool:
+        return len(self.items) <= self.budget.max_items and self.tokens(counter) <= self.budget.max_tokens
+
+    # ----------------------------------------------------------------- editing
+    def get(self, item_id: str) -> Experience | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+    def ids(self) -> list[str]:
+        return [item.id for item in self.items]
+
+    def add(self, text: str, step: int, sources: list[str] | None = None, usage: int = 0) -> Experience:
+        """Append a new item with a fresh ID (IDs are never reused)."""
+        item = Experience(
+            id=f"E{self.next_id}", text=text, usage=usage, created_step=step, updated_step=step, sources=list(sources or [])
+        )
+        self.next_id += 1
+        self.items.append(item)
+        return item
+
+    def remove(self, item_id: str) -> Experience:
+        item = self.get(item_id)
+        if item is None:
+            raise LibraryError(f"no experience {item_id} in the library")
+        self.items.remove(item)
+        return item
+
+    def log(self, step: int, op: str, ids: list[str], into: str | None = None, note: str | None = None) -> None:
+        self.history.append(HistoryEntry(step=step, op=op, ids=ids, into=into, note=note))  # type: ignore[arg-type]
+
+    def copy_deep(self) -> Library:
+        return self.model_copy(deep=True)
+
+
+@dataclass
+class LibraryDiff:
+    """Items added, removed and rewritten between two libraries (matched by ID)."""
+
+    added: list[Experience] = field(default_factory=list)
+    removed: list[Experience] = field(default_factory=list)
+    changed: list[tuple[Experience, Experience]] = field(default_factory=list)
+    usage: list[tuple[str, int, int]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def diff(a: Library, b: Library) -> LibraryDiff:
+    old = {item.id: item for item in a.items}
+    new = {item.id: item for item in b.items}
+    result = LibraryDiff(
+        added=[new[i] for i in new if i not in old],
+        removed=[old[i] for i in old if i not in new],
+    )
+    for item_id in old.keys() & new.keys():
+        before, after = old[item_id], new[item_id]
+        if before.text != after.text:
+            result.changed.append((before, after))
+        if before.usage != after.usage:
+            result.usage.append((item_id, before.usage, after.usage))
+    result.changed.sort(key=lambda pair: id_number(pair[0].id))
+    result.usage.sort(key=lambda row: id_number(row[0]))
+    return result
+
+
+def atomic_write(path: Path, text: str | bytes) -> Path:
+    """Write `text` to `path` via a temp file in the same folder, fsync, then `os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,79 @@
+"""Chat-model backends behind one protocol, chosen by a spec string.
+
+Specs:
+  openai:MODEL@BASE_URL   any OpenAI-compatible server (vLLM, SGLang, llama.cpp, hosted APIs);
+                          `openai:MODEL` alone uses $OPENAI_BASE_URL or api.openai.com
+  hf:MODEL_ID_OR_DIR      local transformers model (text or image-text-to-text)
+  gguf:PATH               a GGUF file run by llama.cpp in process
+  local                   the bundled Gemma 3 270M GGUF (a base model: it proves the path, not quality)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ted.errors import ModelError
+from ted.models.base import (
+    BaseChatModel,
+    ChatModel,
+    ChatResult,
+    Message,
+    SamplingParams,
+    Usage,
+    chat_json,
+)
+
+__all__ = [
+    "BaseChatModel",
+    "ChatModel",
+    "ChatResult",
+    "Message",
+    "SamplingParams",
+    "Usage",
+    "chat_json",
+    "load_model",
+    "parse_spec",
+]
+
+SPEC_HELP = "use openai:MODEL@BASE_URL, hf:MODEL_ID_OR_DIR, gguf:PATH or local"
+
+
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+    """Split a spec into (backend, model, base_url). Raises ModelError for unknown specs."""
+    spec = spec.strip()
+    if spec == "local":
+        return "local", "gemma-3-270m-q4_k_m", None
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ModelError(f"unknown model spec {spec!r}: {SPEC_HELP}")
+    if kind == "openai":
+        model, at, url = rest.partition("@")
+        if not model:
+            raise ModelError(f"model spec {spec!r} names no model: {SPEC_HELP}")
+        if at and not url.startswith(("http://", "https://")):
+            raise ModelError(f"model spec {spec!r}: the base URL must start with http:// or https://")
+        return "openai", model, (url or None)
+    if kind in ("hf", "gguf"):
+        return kind, rest, None
+    raise ModelError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
+
+
+def load_model(spec: str, *, api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 8, **options: Any) -> ChatModel:
+    """Build the backend a spec names. Heavy backends are imported only when asked for."""
+    backend, model, base_url = parse_spec(spec)
+    if backend == "openai":
+        from ted.models.openai_api import OpenAIChatModel
+
+        api_key = os.environ.get(api_key_env)
+        return OpenAIChatModel(
+            spec, model, base_url=base_url, api_key=api_key, api_key_env=api_key_env, max_concurrency=max_concurrency, **options
+        )
+    if backend == "hf":
+        from ted.models.transformers_local import HFChatModel
+
+        return HFChatModel(spec, model, max_concurrency=max_concurrency, **options)
+    from ted.models.llama_cpp import LlamaCppChatModel, bundled_model_path
+
+    path = bundled_model_path() if backend == "local" else model
+    return LlamaCppChatModel(spec, path, max_concurrency=max_concurrency, **options)

@@ -1,0 +1,256 @@
+"""One protocol for chat models.
+
+Every backend (an OpenAI-compatible URL, local transformers, llama.cpp in process, a scripted
+model in tests) implements `ChatModel.chat`: messages in (text plus optional images), `n` sampled
+replies out, with token usage. The distillation engine only ever sees this protocol.
+
+Structured output is shared by all backends: `chat_json` asks for JSON (using the server's
+constrained decoding where the backend supports it), mends broken JSON with json-repair,
+validates with pydantic and re-asks once with the validation error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+import json_repair
+from pydantic import BaseModel, ValidationError
+
+from ted.errors import ModelError
+
+ImageInput = Any  # a file path, raw bytes, or a PIL.Image.Image
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class Message:
+    role: Literal["system", "user", "assistant"]
+    text: str
+    images: list[ImageInput] = field(default_factory=list)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __iadd__(self, other: Usage) -> Usage:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        return self
+
+
+@dataclass
+class ChatResult:
+    """The replies of one logical call. `requests` counts HTTP/model requests actually issued."""
+
+    texts: list[str]
+    usage: Usage = field(default_factory=Usage)
+    requests: int = 1
+    retries: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+
+@dataclass
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What the pipeline needs from a model."""
+
+    spec: str
+    backend: str
+    model: str
+
+    async def chat(self, messages: Sequence[Message], params: SamplingParams | None = None) -> ChatResult: ...
+
+    def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BaseChatModel:
+    """Shared plumbing: one concurrency limit, wall-clock timing, and a default `stream`.
+
+    Backends implement `_chat`. `limiter` may be replaced by a semaphore shared by several
+    models so a whole run has one bound on calls in flight.
+    """
+
+    backend = "base"
+
+    def __init__(self, spec: str, model: str, max_concurrency: int = 8) -> None:
+        self.spec = spec
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.limiter: asyncio.Semaphore | None = None
+        self._own: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self.supports_images = True
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The shared limiter if one was set, else this model's own (one per event loop)."""
+        if self.limiter is not None:
+            return self.limiter
+        loop = asyncio.get_running_loop()
+        if self._own is None or self._own[0] is not loop:
+            self._own = (loop, asyncio.Semaphore(self.max_concurrency))
+        return self._own[1]
+
+    async def chat(self, messages: Sequence[Message], params: SamplingParams | None = None) -> ChatResult:
+        params = params or SamplingParams()
+        if params.n < 1:
+            raise ValueError("n must be at least 1")
+        if not self.supports_images and any(m.images for m in messages):
+            raise ModelError(f"{self.spec} is a text-only model and cannot read images; use a vision-language student")
+        async with self._semaphore():
+            start = time.perf_counter()
+            result = await self._chat(list(messages), params)
+            result.wall_s = time.perf_counter() - start
+        return result
+
+    async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
+        raise NotImplementedError
+
+    async def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]:
+        """Yield the reply in pieces. Backends that can stream override this; the default yields once."""
+        result = await self.chat(messages, params)
+        yield result.text
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+# --------------------------------------------------------------------------- images
+def image_to_png_bytes(image: ImageInput) -> bytes:
+    """Normalise a path, bytes or PIL image to PNG bytes (raising ModelError if unreadable)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if isinstance(image, (str, Path)):
+            img = Image.open(image)
+        elif isinstance(image, (bytes, bytearray)):
+            img = Image.open(io.BytesIO(image))
+        elif isinstance(image, Image.Image):
+            img = image
+        else:
+            raise ModelError(f"unsupported image type {type(image).__name__}: pass a path, bytes or a PIL image")
+        img.load()
+    except (OSError, UnidentifiedImageError) as err:
+        raise ModelError(f"cannot read image {str(image)[:80]!r}: {err}") from None
+    if img.mode not in ("RGB", "RGBA", "L"):
+        img = img.convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_to_pil(image: ImageInput) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(image_to_png_bytes(image))).convert("RGB")
+
+
+def image_data_url(image: ImageInput) -> str:
+    return "data:image/png;base64," + base64.b64encode(image_to_png_bytes(image)).decode("ascii")
+
+
+def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages in the OpenAI chat format: plain strings, or content parts when images are present."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.images:
+            parts: list[dict[str, Any]] = [
+                {"type": "image_url", "image_url": {"url": image_data_url(img)}} for img in message.images
+            ]
+            parts.append({"type": "text", "text": message.text})
+            out.append({"role": message.role, "content": parts})
+        else:
+            out.append({"role": message.role, "content": message.text})
+    return out
+
+
+# --------------------------------------------------------------------------- structured output
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def parse_json_reply(text: str, model: type[T]) -> T:
+    """Parse a model's reply into `model`: strips code fences and thinking, mends broken JSON."""
+    cleaned = _strip_reasoning(text)
+    try:
+        return model.model_validate_json(cleaned)
+    except ValidationError:
+        pass
+    repaired = json_repair.loads(cleaned)
+    if isinstance(repaired, list) and len(model.model_fields) == 1:
+        # A bare list where an object with one list field was asked for.
+        repaired = {next(iter(model.model_fields)): repaired}
+    return model.model_validate(repaired)
+
+
+def _strip_reasoning(text: str) -> str:
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    text = text.strip()
+    if "```" in text:
+        inner = text.split("```", 2)
+        if len(inner) >= 2:
+            body = inner[1]
+            text = body.split("\n", 1)[1] if body.lstrip().startswith(("json", "JSON")) else body
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    return text[start:] if start > 0 else text
+
+
+async def chat_json(
+    chat_model: ChatModel, messages: Sequence[Message], schema: type[T], params: SamplingParams | None = None
+) -> tuple[T | None, ChatResult]:
+    """Ask for JSON matching `schema`; re-ask once with the error. Returns (None, result) if both fail."""
+    base = params or SamplingParams(temperature=0.2)
+    params = SamplingParams(
+        n=1, temperature=base.temperature, max_tokens=base.max_tokens, seed=base.seed, json_schema=schema_of(schema)
+    )
+    history = list(messages)
+    total = ChatResult(texts=[], requests=0)
+    for attempt in range(2):
+        result = await chat_model.chat(history, params)
+        total.texts.append(result.text)
+        total.usage += result.usage
+        total.requests += result.requests
+        total.retries += result.retries + attempt
+        total.wall_s += result.wall_s
+        try:
+            return parse_json_reply(result.text, schema), total
+        except (ValidationError, ValueError, TypeError) as err:
+            problem = str(err).splitlines()[0:3]
+            history += [
+                Message("assistant", result.text[:4000]),
+                Message(
+                    "user",
+                    "That reply was not valid JSON for the requested schema ("
+                    + " ".join(problem)
+                    + "). Reply again with only the JSON object, following this schema:\n"
+                    + json.dumps(params.json_schema),
+                ),
+            ]
+    return None, total

@@ -1,0 +1,41 @@
+"""The task interface: load problems, format the question, extract and score the answer.
+
+`ted distill --task NAME` grades rollouts with a task; the lm-eval tasks in `eval_tasks/` call
+the same adapters, so training and evaluation grade alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Problem(BaseModel):
+    """One labelled problem. `images` holds file paths or PIL images."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    question: str
+    answer: str
+    options: list[str] | None = None
+    images: list[Any] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+
+    def format_prompt(self, problem: Problem) -> str:
+        """The user message text: question, options, and how to state the final answer."""
+        ...
+
+    def extract_answer(self, text: str, problem: Problem) -> str | None:
+        """The final answer in a reply, deterministically; None when there is none."""
+        ...
+
+    def score(self, text: str, problem: Problem) -> bool:
+        """Whether the reply's final answer matches the ground truth."""
+        ...
