@@ -1,0 +1,125 @@
+"""Extraction: the teacher compares graded student chains with its own and the ground truth,
+and proposes `add` / `update` operations. Problem-specific advice is refused twice: by the prompt,
+and here by validation (length, duplicates, numbers copied from the problem)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ted import prompts
+from ted.distill.rollouts import Rollout
+from ted.distill.structure import Structured
+from ted.library import Library, clean_text
+from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
+from ted.tasks.base import Problem
+
+MIN_CHARS = 20
+MAX_CHARS = 400
+MAX_OPS = 3
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
+
+
+class ExtractOp(BaseModel):
+    op: Literal["add", "update"]
+    id: str | None = None
+    text: str = ""
+    reason: str | None = None
+
+
+class ExtractionOps(BaseModel):
+    operations: list[ExtractOp] = Field(default_factory=list)
+
+
+@dataclass
+class Extraction:
+    ops: list[ExtractOp] = field(default_factory=list)
+    rejected: list[tuple[ExtractOp, str]] = field(default_factory=list)
+    parsed: bool = True
+
+
+def _distinctive_numbers(problem: Problem) -> set[str]:
+    """Numbers in the problem and its answer that a general lesson should not repeat.
+
+    Single digits are allowed: lessons legitimately say "check both cases" or "divide by 2".
+    """
+    found = _NUMBER.findall(problem.question) + _NUMBER.findall(problem.answer)
+    return {n.lstrip("-") for n in found if len(n.lstrip("-").replace(".", "").replace(",", "")) >= 2}
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[ExtractOp]) -> str | None:
+    """Why `op` is rejected, or None when it is acceptable. `op.text` is cleaned in place."""
+    op.text = clean_text(op.text)
+    if op.op == "update" and (op.id is None or snapshot.get(op.id) is None):
+        return f"update of unknown id {op.id!r}"
+    if not MIN_CHARS <= len(op.text) <= MAX_CHARS:
+        return f"length {len(op.text)} outside {MIN_CHARS}-{MAX_CHARS} characters"
+    copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}
+    if copied:
+        return f"copies numbers from the problem: {', '.join(sorted(copied))}"
+    norm = _normal(op.text)
+    if any(_normal(item.text) == norm for item in snapshot.items) or any(_normal(o.text) == norm for o in accepted):
+        return "duplicate of an existing lesson"
+    return None
+
+
+async def extract(
+    teacher: ChatModel,
+    snapshot: Library,
+    problem: Problem,
+    rollouts: list[Rollout],
+    teacher_trace: Rollout,
+    chains: Structured,
+    params: SamplingParams,
+    max_ops: int = MAX_OPS,
+) -> tuple[Extraction, ChatResult]:
+    prompt = prompts.render(
+        "extract",
+        max_ops=max_ops,
+        min_chars=MIN_CHARS,
+        max_chars=MAX_CHARS,
+        items=snapshot.items,
+        question=problem.question,
+        answer=problem.answer,
+        teacher_chain=chains.teacher,
+        teacher_correct=teacher_trace.correct,
+        student_chains=[
+            {"correct": r.correct, "answer": r.answer or "none", "text": text} for r, text in zip(rollouts, chains.student)
+        ],
+    )
+    parsed, result = await chat_json(teacher, [Message("user", prompt)], ExtractionOps, params)
+    extraction = Extraction(parsed=parsed is not None)
+    for op in (parsed.operations if parsed else [])[: max_ops * 2]:
+        reason = validate(op, snapshot, problem, extraction.ops)
+        if reason is None and len(extraction.ops) < max_ops:
+            extraction.ops.append(op)
+        else:
+            extraction.rejected.append((op, reason or f"more than {max_ops} operations"))
+    return extraction, result
+
+
+def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) -> list[str]:
+    """Apply validated ops to the live library; an update whose target has gone becomes an add."""
+    touched: list[str] = []
+    for op in ops:
+        target = library.get(op.id) if op.op == "update" and op.id else None
+        if target is not None:
+            target.text = op.text
+            target.updated_step = step
+            if source not in target.sources:
+                target.sources = (target.sources + [source])[-64:]
+            library.log(step, "update", [target.id], note=op.reason)
+            touched.append(target.id)
+        else:
+            item = library.add(op.text, step, sources=[source])
+            library.log(step, "add", [item.id], note=op.reason)
+            touched.append(item.id)
+    return touched

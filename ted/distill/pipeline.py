@@ -1,0 +1,476 @@
+"""The distillation loop: epochs of mini-batches over the training problems.
+
+Per problem: rollouts ∥ teacher solution → structuring → extraction. A batch of B problems shares
+one library snapshot and runs concurrently; its operations are applied in problem order (so the
+result does not depend on which call finished first), then usage is counted and compression runs
+if the library is over budget. B=1 is exactly the paper's sequential loop.
+
+After every batch the whole state is checkpointed atomically, so `resume=True` continues at the
+next batch and ends with the same library as an uninterrupted run. The engine knows nothing of
+terminals: it reports progress through a `Reporter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ted.distill.compress import Strategy, compress
+from ted.distill.extract import MAX_OPS, Extraction, apply_ops, extract
+from ted.distill.rollouts import Rollout, grade, rollouts, student_messages
+from ted.distill.structure import structure
+from ted.distill.teacher_solution import teacher_solution
+from ted.distill.usage import count_usage
+from ted.errors import ConfigError, LibraryError
+from ted.library import Budget, Library, ModelInfo, RoleCost, SourceInfo, atomic_write, clean_text
+from ted.models.base import ChatModel, ChatResult, SamplingParams
+from ted.tasks.base import Problem, Task
+from ted.tokens import TokenCounter, get_counter
+
+CHECKPOINT_FORMAT = "ted-checkpoint/1"
+Role = Literal["student", "teacher"]
+
+
+# Options that change nothing in the result; they may differ on --resume.
+NOT_HASHED = ("out", "concurrency", "price", "name")
+
+
+class RunConfig(BaseModel):
+    """Every option of a run. It is recorded in the library, and its hash guards `--resume`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    task: str = "generic"
+    student: str
+    teacher: str
+    out: str
+    fields: dict[str, str] = Field(default_factory=dict)
+    split: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    val_data: str | None = None
+    keep_best: bool = False
+    epochs: int = Field(default=3, ge=1)
+    rollouts: int = Field(default=5, ge=1, le=64)
+    batch_size: int = Field(default=8, ge=1)
+    budget_tokens: int = Field(default=4000, ge=1)
+    max_items: int = Field(default=15, ge=1, le=500)
+    compression: Strategy = "teacher"
+    seed: int = 0
+    temperature: float = Field(default=0.7, ge=0)
+    teacher_temperature: float = Field(default=0.3, ge=0)
+    max_tokens: int = Field(default=1024, ge=1)
+    json_max_tokens: int = Field(default=2048, ge=1)
+    max_ops: int = Field(default=MAX_OPS, ge=1, le=10)
+    concurrency: int = Field(default=16, ge=1)
+    tokenizer: str = "cl100k_base"
+    name: str | None = None
+    price: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        data = self.model_dump(mode="json", exclude=set(NOT_HASHED))
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def recorded(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"out"})
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A per-call seed from the run seed and the call's identity, so order of completion never matters."""
+    digest = hashlib.blake2b(":".join(map(str, (seed, *parts))).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+# --------------------------------------------------------------------------- progress
+@dataclass
+class Status:
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    done: int = 0
+    total: int = 0
+    in_flight: int = 0
+    items: int = 0
+    tokens: int = 0
+    rollouts_correct: int = 0
+    rollouts_total: int = 0
+
+    @property
+    def rollout_accuracy(self) -> float:
+        return self.rollouts_correct / self.rollouts_total if self.rollouts_total else 0.0
+
+
+class Reporter(Protocol):
+    def update(self, status: Status) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+
+class SilentReporter:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def update(self, status: Status) -> None:
+        return None
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+
+# --------------------------------------------------------------------------- cost ledger
+class Ledger:
+    """Calls, tokens, retries and seconds per role; USD when prices per 1M tokens are given."""
+
+    def __init__(self, roles: dict[str, RoleCost] | None = None, prices: dict[str, tuple[float, float]] | None = None):
+        self.roles: dict[str, RoleCost] = {"student": RoleCost(), "teacher": RoleCost()}
+        self.roles.update({k: v.model_copy() for k, v in (roles or {}).items()})
+        self.prices = prices or {}
+
+    def record(self, role: str, result: ChatResult) -> None:
+        cost = self.roles.setdefault(role, RoleCost())
+        cost.calls += result.requests
+        cost.retries += result.retries
+        cost.prompt_tokens += result.usage.prompt_tokens
+        cost.completion_tokens += result.usage.completion_tokens
+        cost.wall_s = round(cost.wall_s + result.wall_s, 3)
+        if role in self.prices:
+            per_in, per_out = self.prices[role]
+            cost.usd = round((cost.prompt_tokens * per_in + cost.completion_tokens * per_out) / 1e6, 6)
+
+    def failure(self, role: str) -> None:
+        self.roles.setdefault(role, RoleCost()).failures += 1
+
+    def write_into(self, library: Library, wall_s: float) -> None:
+        c = library.cost
+        c.roles = {k: v.model_copy() for k, v in self.roles.items()}
+        c.calls = {k: v.calls for k, v in self.roles.items()}
+        c.prompt_tokens = sum(v.prompt_tokens for v in self.roles.values())
+        c.completion_tokens = sum(v.completion_tokens for v in self.roles.values())
+        c.wall_s = round(wall_s, 3)
+        priced = [v.usd for v in self.roles.values() if v.usd is not None]
+        c.usd = round(sum(priced), 6) if priced else None
+
+
+# --------------------------------------------------------------------------- per-problem work
+@dataclass
+class ProblemResult:
+    problem: Problem
+    rollouts: list[Rollout]
+    teacher: Rollout
+    extraction: Extraction
+    structured: bool
+
+
+@dataclass
+class RunState:
+    """What a checkpoint holds: enough to continue exactly where the run stopped."""
+
+    library: Library
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    wall_s: float = 0.0
+    best: Library | None = None
+    best_score: float | None = None
+    log: list[str] = field(default_factory=list)
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoint.json")
+
+
+class Distiller:
+    """Runs TED over `problems`; model-agnostic (any ChatModel) and terminal-agnostic (a Reporter)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        student: ChatModel,
+        teacher: ChatModel,
+        task: Task,
+        problems: list[Problem],
+        val_problems: list[Problem] | None = None,
+        reporter: Reporter | None = None,
+        counter: TokenCounter | None = None,
+        source: SourceInfo | None = None,
+    ) -> None:
+        if not problems:
+            raise ConfigError("no training problems to distill from")
+        self.config = config
+        self.student, self.teacher = student, teacher
+        self.task = task
+        self.problems = problems
+        self.val_problems = val_problems or []
+        self.reporter: Reporter = reporter or SilentReporter()
+        self.counter = counter or get_counter(config.tokenizer)
+        self.source = source or SourceInfo(dataset=config.data, split=config.split)
+        self.ledger = Ledger(prices=config.price)
+        self.status = Status(epochs=config.epochs, total=config.epochs * len(problems))
+        self.checkpoint = checkpoint_path(config.out)
+        self._check_budget()
+
+    # ------------------------------------------------------------------ set-up
+    def _check_budget(self) -> None:
+        probe = Library(budget=Budget(max_tokens=self.config.budget_tokens, max_items=1, tokenizer=self.config.tokenizer))
+        probe.add("When a problem has several cases, check each case before giving the final answer.", 0)
+        needed = probe.tokens(self.counter)
+        if self.config.budget_tokens < needed:
+            raise ConfigError(
+                f"--budget-tokens {self.config.budget_tokens} is smaller than one experience "
+                f"(the block with one short lesson takes {needed} tokens); use at least {needed * 3}"
+            )
+
+    def new_library(self) -> Library:
+        c = self.config
+        return Library(
+            name=c.name or Path(c.out).stem,
+            student=ModelInfo(model=self.student.model, backend=self.student.backend),
+            teacher=ModelInfo(model=self.teacher.model, backend=self.teacher.backend),
+            source=self.source.model_copy(
+                update={
+                    "samples": len(self.problems),
+                    "epochs": c.epochs,
+                    "rollouts": c.rollouts,
+                    "batch_size": c.batch_size,
+                    "seed": c.seed,
+                }
+            ),
+            budget=Budget(max_tokens=c.budget_tokens, max_items=c.max_items, tokenizer=self.counter.name),
+            compression=c.compression,
+            config=c.recorded(),
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, state: RunState) -> None:
+        self.ledger.write_into(state.library, state.wall_s)
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self.config.fingerprint(),
+            "config": self.config.recorded(),
+            "epoch": state.epoch,
+            "batch": state.batch,
+            "step": state.step,
+            "wall_s": state.wall_s,
+            "best_score": state.best_score,
+            "best": state.best.model_dump(mode="json") if state.best is not None else None,
+            "library": state.library.model_dump(mode="json"),
+            "log": state.log[-200:],
+        }
+        atomic_write(self.checkpoint, json.dumps(payload, ensure_ascii=False))
+
+    def load_checkpoint(self) -> RunState:
+        try:
+            payload = json.loads(self.checkpoint.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{self.checkpoint}: unreadable checkpoint ({err}); rerun with --force to start over") from None
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigError(f"{self.checkpoint}: not a ted checkpoint; rerun with --force to start over")
+        if payload.get("fingerprint") != self.config.fingerprint():
+            old = payload.get("config", {})
+            changed = sorted(k for k, v in self.config.recorded().items() if k not in NOT_HASHED and old.get(k) != v)
+            raise ConfigError(
+                f"{self.checkpoint} was written by a different configuration (changed: {', '.join(changed) or 'unknown'}); "
+                "resume with the same options, or use --force to start over"
+            )
+        try:
+            library = Library.from_dict(payload["library"], origin=str(self.checkpoint))
+            best = Library.from_dict(payload["best"], origin=str(self.checkpoint)) if payload.get("best") else None
+        except LibraryError as err:
+            raise ConfigError(f"{err}; rerun with --force to start over") from None
+        self.ledger = Ledger(roles=library.cost.roles, prices=self.config.price)
+        return RunState(
+            library=library,
+            epoch=payload["epoch"],
+            batch=payload["batch"],
+            step=payload["step"],
+            wall_s=payload.get("wall_s", 0.0),
+            best=best,
+            best_score=payload.get("best_score"),
+            log=list(payload.get("log", [])),
+        )
+
+    # ------------------------------------------------------------------ calls
+    async def _call(self, role: Role, coro: Any) -> Any:
+        """Await one stage call, keeping the in-flight count and the ledger."""
+        self.status.in_flight += 1
+        self.reporter.update(self.status)
+        try:
+            value, result = await coro
+        except BaseException:
+            self.ledger.failure(role)
+            raise
+        finally:
+            self.status.in_flight -= 1
+        self.ledger.record(role, result)
+        return value
+
+    def _params(self, role: Role, *parts: object, n: int = 1, json_out: bool = False) -> SamplingParams:
+        c = self.config
+        return SamplingParams(
+            n=n,
+            temperature=c.temperature if role == "student" else c.teacher_temperature,
+            max_tokens=c.json_max_tokens if json_out else c.max_tokens,
+            seed=derive_seed(c.seed, role, *parts),
+        )
+
+    async def process(self, problem: Problem, snapshot: Library, epoch: int) -> ProblemResult:
+        """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot."""
+        key = (epoch, problem.id)
+        student_runs, teacher_run = await asyncio.gather(
+            self._call(
+                "student",
+                rollouts(self.student, snapshot, problem, self.task, self._params("student", *key, n=self.config.rollouts)),
+            ),
+            self._call("teacher", teacher_solution(self.teacher, problem, self.task, self._params("teacher", *key, "solve"))),
+        )
+        chains = await self._call(
+            "teacher",
+            structure(self.teacher, problem.question, student_runs, teacher_run, self._params("teacher", *key, "structure", json_out=True)),
+        )
+        extraction = await self._call(
+            "teacher",
+            extract(
+                self.teacher,
+                snapshot,
+                problem,
+                student_runs,
+                teacher_run,
+                chains,
+                self._params("teacher", *key, "extract", json_out=True),
+                max_ops=self.config.max_ops,
+            ),
+        )
+        return ProblemResult(problem, student_runs, teacher_run, extraction, chains.parsed)
+
+    # ------------------------------------------------------------------ the loop
+    def batches(self, epoch: int) -> list[list[Problem]]:
+        order = list(self.problems)
+        random.Random(f"{self.config.seed}:epoch:{epoch}").shuffle(order)
+        size = self.config.batch_size
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+    async def run_batch(self, state: RunState, batch: list[Problem], epoch: int) -> None:
+        snapshot = state.library.copy_deep()
+        results = await asyncio.gather(*(self.process(p, snapshot, epoch) for p in batch))
+        library = state.library
+        for result in results:  # problem order, not completion order
+            state.step += 1
+            count_usage(library, [r.cited for r in result.rollouts])
+            apply_ops(library, result.extraction.ops, state.step, result.problem.id)
+            for op, why in result.extraction.rejected:
+                state.log.append(f"step {state.step} {result.problem.id}: rejected {op.op} ({why}): {clean_text(op.text)[:120]}")
+            if not result.structured:
+                state.log.append(f"step {state.step} {result.problem.id}: structuring reply unusable; raw traces used")
+            if not result.extraction.parsed:
+                state.log.append(f"step {state.step} {result.problem.id}: extraction reply unusable; no operations")
+            self.status.rollouts_correct += sum(r.correct for r in result.rollouts)
+            self.status.rollouts_total += len(result.rollouts)
+        report = await self._call(
+            "teacher",
+            compress(
+                library,
+                self.config.compression,
+                self.counter,
+                state.step,
+                self.config.seed,
+                teacher=self.teacher,
+                params=self._params("teacher", epoch, state.step, "compress", json_out=True),
+            ),
+        )
+        if report.rounds or report.after_items != report.before_items:
+            message = (
+                f"step {state.step}: compression ({report.strategy}) {report.before_items}→{report.after_items} items, "
+                f"{report.before_tokens}→{report.after_tokens} tokens"
+            )
+            if report.fallback:
+                message += "; teacher result did not fit, dropped lowest-priority items (fallback)"
+            state.log.append(message)
+            self.reporter.log(message)
+
+    async def score(self, library: Library | None, problems: list[Problem], tag: str) -> float:
+        """Accuracy of one greedy answer per problem: the learning-curve point."""
+
+        async def one(problem: Problem) -> bool:
+            params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_tokens, seed=derive_seed(self.config.seed, tag))
+            result = await self._call("student", _paired(self.student.chat(student_messages(library, problem, self.task), params)))
+            return grade(result.text, problem, self.task, []).correct
+
+        outcomes = await asyncio.gather(*(one(p) for p in problems))
+        return sum(outcomes) / len(outcomes)
+
+    async def run(self, resume: bool = False) -> Library:
+        """Distill and return the final library (the best one with keep_best and a validation split)."""
+        state = self.load_checkpoint() if resume and self.checkpoint.exists() else RunState(library=self.new_library())
+        limiter = asyncio.Semaphore(self.config.concurrency)
+        for model in {id(self.student): self.student, id(self.teacher): self.teacher}.values():
+            if hasattr(model, "limiter"):
+                model.limiter = limiter  # one bound on calls in flight for the whole run
+        started = time.perf_counter() - state.wall_s
+        metrics = state.library.metrics
+        metrics.task = self.task.name
+        if self.val_problems and metrics.baseline is None:
+            metrics.baseline = await self.score(None, self.val_problems, "val")
+            self.reporter.log(f"validation baseline (no library): {metrics.baseline:.3f}")
+        per_epoch = len(self.problems)
+        self.status.done = state.epoch * per_epoch
+        while state.epoch < self.config.epochs:
+            epoch = state.epoch
+            batches = self.batches(epoch)
+            self.status.epoch, self.status.batches = epoch + 1, len(batches)
+            if state.batch == 0:
+                self.status.rollouts_correct = self.status.rollouts_total = 0
+            self.status.done = epoch * per_epoch + sum(len(b) for b in batches[: state.batch])
+            while state.batch < len(batches):
+                self.status.batch = state.batch + 1
+                await self.run_batch(state, batches[state.batch], epoch)
+                state.batch += 1
+                state.wall_s = time.perf_counter() - started
+                self.status.done += len(batches[state.batch - 1])
+                self.status.items, self.status.tokens = len(state.library.items), state.library.tokens(self.counter)
+                self.save_checkpoint(state)
+                self.reporter.update(self.status)
+            await self.end_epoch(state, epoch)
+            state.epoch, state.batch = epoch + 1, 0
+            state.wall_s = time.perf_counter() - started
+            self.save_checkpoint(state)
+        final = state.best if (self.config.keep_best and state.best is not None) else state.library
+        self.ledger.write_into(final, time.perf_counter() - started)
+        if self.val_problems:
+            final.metrics.with_library = state.best_score if final is state.best else final.metrics.curve[-1].get("val_accuracy")
+        final.metrics.curve = state.library.metrics.curve
+        final.metrics.baseline, final.metrics.task = state.library.metrics.baseline, self.task.name
+        return final
+
+    async def end_epoch(self, state: RunState, epoch: int) -> None:
+        point: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": state.step,
+            "items": len(state.library.items),
+            "tokens": state.library.tokens(self.counter),
+            "train_accuracy": round(self.status.rollout_accuracy, 4),
+        }
+        if self.val_problems:
+            accuracy = await self.score(state.library, self.val_problems, "val")
+            point["val_accuracy"] = round(accuracy, 4)
+            self.reporter.log(f"epoch {epoch + 1}: validation accuracy {accuracy:.3f}")
+            if state.best_score is None or accuracy > state.best_score:
+                state.best_score, state.best = accuracy, state.library.copy_deep()
+        state.library.metrics.curve.append(point)
+        if state.best is not None:
+            state.best.metrics.curve = list(state.library.metrics.curve)
+
+
+async def _paired(coro: Any) -> tuple[ChatResult, ChatResult]:
+    """Adapt a bare chat call to the (value, cost) shape `_call` expects."""
+    result = await coro
+    return result, result

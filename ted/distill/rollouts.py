@@ -1,0 +1,45 @@
+"""Rollouts: the student answers a problem k times with the current library in its prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ted import prompts
+from ted.distill.usage import cited_ids
+from ted.library import Library
+from ted.models.base import ChatModel, ChatResult, Message, SamplingParams
+from ted.tasks.base import Problem, Task
+
+
+@dataclass
+class Rollout:
+    text: str
+    answer: str | None
+    correct: bool
+    cited: list[str]
+
+
+def student_messages(library: Library | None, problem: Problem, task: Task) -> list[Message]:
+    """`[system prompt; E; input]`: the same layout for distillation, evaluation and the Space."""
+    block = library.render() if library is not None else ""
+    return [
+        Message("system", prompts.render("solve", library=block)),
+        Message("user", task.format_prompt(problem), images=list(problem.images)),
+    ]
+
+
+def grade(text: str, problem: Problem, task: Task, known_ids: list[str]) -> Rollout:
+    return Rollout(
+        text=text,
+        answer=task.extract_answer(text, problem),
+        correct=task.score(text, problem),
+        cited=cited_ids(text, known_ids),
+    )
+
+
+async def rollouts(
+    student: ChatModel, library: Library, problem: Problem, task: Task, params: SamplingParams
+) -> tuple[list[Rollout], ChatResult]:
+    result = await student.chat(student_messages(library, problem, task), params)
+    ids = library.ids()
+    return [grade(text, problem, task, ids) for text in result.texts], result

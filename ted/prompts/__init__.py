@@ -1,0 +1,20 @@
+"""Prompt templates as files; `render(name, **values)` fills `name.md` with Jinja2."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+@lru_cache(maxsize=None)
+def _template(name: str) -> jinja2.Template:
+    return _ENV.from_string(resources.files(__name__).joinpath(f"{name}.md").read_text(encoding="utf-8"))
+
+
+def render(name: str, **values: Any) -> str:
+    return _template(name).render(**values).strip()
