@@ -1,0 +1,40 @@
+"""Tasks: load labelled problems, format the question, extract and score the answer.
+
+`get_task(name)` returns one of the registered tasks; the same objects grade rollouts in
+`ted distill --task NAME` and score the lm-eval tasks in `eval_tasks/`.
+"""
+
+from __future__ import annotations
+
+from ted.errors import DataError
+from ted.tasks.aime import Aime24Task, AimeTask
+from ted.tasks.base import Problem, Task
+from ted.tasks.benchmark import BenchmarkTask
+from ted.tasks.data import load_problems
+from ted.tasks.generic import BaseTask, GenericTask, Grade
+from ted.tasks.mathvision import MathVisionTask
+from ted.tasks.visualpuzzles import VisualPuzzlesTask
+
+TASKS: dict[str, type[BaseTask]] = {
+    task.name: task for task in (GenericTask, MathVisionTask, VisualPuzzlesTask, AimeTask, Aime24Task)
+}
+
+
+def get_task(name: str | None = None) -> BaseTask:
+    """The task called `name` (default `generic`); unknown names raise a DataError listing the choices."""
+    key = (name or "generic").strip().lower().removeprefix("ted_")
+    if key not in TASKS:
+        raise DataError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    return TASKS[key]()
+
+
+__all__ = [
+    "TASKS",
+    "BaseTask",
+    "BenchmarkTask",
+    "Grade",
+    "Problem",
+    "Task",
+    "get_task",
+    "load_problems",
+]

@@ -1,0 +1,98 @@
+"""The generic task: any labelled problems (JSONL, CSV, a `datasets` folder or Hub id).
+
+Benchmark adapters subclass `BaseTask` and change only what differs: where rows come from, how
+a row becomes a `Problem`, and the numeric tolerance or answer form. Grading is shared, so
+`ted distill --task X` and the lm-eval task `ted_X` score a reply identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ted.tasks import answers
+from ted.tasks.base import Problem
+
+
+@lru_cache(maxsize=1)
+def _template():  # type: ignore[no-untyped-def]
+    import jinja2
+
+    text = (Path(__file__).parent.parent / "prompts" / "task_question.md").read_text(encoding="utf-8")
+    return jinja2.Environment(keep_trailing_newline=False, trim_blocks=False, autoescape=False).from_string(text)
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One graded reply: the extracted answer (None = no answer found) and the verdict."""
+
+    answer: str | None
+    correct: bool
+
+    @property
+    def no_answer(self) -> bool:
+        return self.answer is None
+
+
+class BaseTask:
+    """Shared prompt, extraction and scoring; subclasses set the data source and tolerances."""
+
+    name = "generic"
+    description = "any labelled problems: JSONL, CSV, a datasets folder or a Hub dataset id"
+    tolerance = answers.Tolerance()
+    answer_hint: str | None = None
+
+    # ----------------------------------------------------------------- the question
+    def letters(self, problem: Problem) -> str | None:
+        """The option letters when the problem is multiple choice, else None."""
+        if problem.options:
+            return answers.LETTERS[: len(problem.options)]
+        choices = problem.meta.get("choices")
+        return "".join(choices) if choices else None
+
+    def format_prompt(self, problem: Problem) -> str:
+        letters = self.letters(problem)
+        options = list(zip(letters, problem.options)) if letters and problem.options else None
+        return _template().render(
+            question=problem.question.strip(), options=options, letters=list(letters or ""), hint=self.answer_hint
+        ).strip() + "\n"
+
+    # ----------------------------------------------------------------- the answer
+    def extract_answer(self, text: str, problem: Problem) -> str | None:
+        return answers.extract(text, self.letters(problem), problem.options)
+
+    def gold_letter(self, problem: Problem) -> str | None:
+        letters = self.letters(problem)
+        if not letters:
+            return None
+        return answers.to_letter(problem.answer, letters, problem.options)
+
+    def is_correct(self, predicted: str, problem: Problem) -> bool:
+        gold_letter = self.gold_letter(problem)
+        if gold_letter is not None:
+            return predicted == gold_letter
+        return answers.free_form_equal(problem.answer, predicted, self.tolerance)
+
+    def grade(self, text: str, problem: Problem) -> Grade:
+        predicted = self.extract_answer(text, problem)
+        return Grade(predicted, predicted is not None and self.is_correct(predicted, problem))
+
+    def score(self, text: str, problem: Problem) -> bool:
+        return self.grade(text, problem).correct
+
+    # ----------------------------------------------------------------- the data
+    def load(self, split: str | None = None, data_files: str | None = None, limit: int | None = None) -> list[Problem]:
+        from ted.errors import DataError
+        from ted.tasks.data import load_problems
+
+        if not data_files:
+            raise DataError("the generic task has no default dataset: pass a data file (--data PATH)")
+        return load_problems(data_files, split=split, limit=limit)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+
+class GenericTask(BaseTask):
+    name = "generic"
