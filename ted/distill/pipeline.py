@@ -181,6 +181,8 @@ class RunState:
     wall_s: float = 0.0
     best: Library | None = None
     best_score: float | None = None
+    rollouts_correct: int = 0  # this epoch so far: the learning curve's train accuracy
+    rollouts_total: int = 0
     log: list[str] = field(default_factory=list)
 
 
@@ -262,6 +264,7 @@ class Distiller:
             "step": state.step,
             "wall_s": state.wall_s,
             "best_score": state.best_score,
+            "rollouts": [state.rollouts_correct, state.rollouts_total],
             "best": state.best.model_dump(mode="json") if state.best is not None else None,
             "library": state.library.model_dump(mode="json"),
             "log": state.log[-200:],
@@ -296,6 +299,8 @@ class Distiller:
             wall_s=payload.get("wall_s", 0.0),
             best=best,
             best_score=payload.get("best_score"),
+            rollouts_correct=payload.get("rollouts", [0, 0])[0],
+            rollouts_total=payload.get("rollouts", [0, 0])[1],
             log=list(payload.get("log", [])),
         )
 
@@ -373,8 +378,9 @@ class Distiller:
                 state.log.append(f"step {state.step} {result.problem.id}: structuring reply unusable; raw traces used")
             if not result.extraction.parsed:
                 state.log.append(f"step {state.step} {result.problem.id}: extraction reply unusable; no operations")
-            self.status.rollouts_correct += sum(r.correct for r in result.rollouts)
-            self.status.rollouts_total += len(result.rollouts)
+            state.rollouts_correct += sum(r.correct for r in result.rollouts)
+            state.rollouts_total += len(result.rollouts)
+        self.status.rollouts_correct, self.status.rollouts_total = state.rollouts_correct, state.rollouts_total
         report = await self._call(
             "teacher",
             compress(
@@ -428,7 +434,8 @@ class Distiller:
             batches = self.batches(epoch)
             self.status.epoch, self.status.batches = epoch + 1, len(batches)
             if state.batch == 0:
-                self.status.rollouts_correct = self.status.rollouts_total = 0
+                state.rollouts_correct = state.rollouts_total = 0
+            self.status.rollouts_correct, self.status.rollouts_total = state.rollouts_correct, state.rollouts_total
             self.status.done = epoch * per_epoch + sum(len(b) for b in batches[: state.batch])
             while state.batch < len(batches):
                 self.status.batch = state.batch + 1
@@ -457,7 +464,7 @@ class Distiller:
             "step": state.step,
             "items": len(state.library.items),
             "tokens": state.library.tokens(self.counter),
-            "train_accuracy": round(self.status.rollout_accuracy, 4),
+            "train_accuracy": round(state.rollouts_correct / state.rollouts_total, 4) if state.rollouts_total else None,
         }
         if self.val_problems:
             accuracy = await self.score(state.library, self.val_problems, "val")

@@ -1,0 +1,182 @@
+import asyncio
+import json
+import random
+
+import pytest
+
+from ted.distill import Distiller, RunConfig, checkpoint_path
+from ted.distill.compress import compress
+from ted.distill.extract import apply_ops, extract
+from ted.distill.pipeline import derive_seed
+from ted.distill.rollouts import rollouts
+from ted.distill.structure import structure
+from ted.distill.teacher_solution import teacher_solution
+from ted.distill.usage import count_usage
+from ted.errors import ConfigError, ModelError
+from ted.models.base import SamplingParams
+from ted.tokens import get_counter
+from tests.scripted import ScriptedModel, SumTask, sum_problems
+
+
+def config(tmp_path, **overrides) -> RunConfig:
+    base = dict(data="mem", student="scripted:s", teacher="scripted:t", out=str(tmp_path / "library.json"),
+                epochs=2, rollouts=3, batch_size=4, max_items=4, budget_tokens=400, seed=7)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+def run(cfg, problems, student=None, teacher=None, resume=False, val=None):
+    d = Distiller(cfg, student or ScriptedModel("s"), teacher or ScriptedModel("t"), SumTask(), problems, val)
+    return asyncio.run(d.run(resume=resume))
+
+
+def essence(lib) -> dict:
+    """What must match between runs: items, provenance and learning curve (not timings)."""
+    data = lib.model_dump(mode="json")
+    return {k: data[k] for k in ("items", "history", "next_id")} | {"curve": data["metrics"]["curve"]}
+
+
+def test_run_produces_library_within_budget_with_usage_and_ledger(tmp_path):
+    lib = run(config(tmp_path), sum_problems(10))
+    assert 0 < len(lib.items) <= 4 and lib.fits()
+    assert any(e.usage > 0 for e in lib.items)
+    assert [p["epoch"] for p in lib.metrics.curve] == [1, 2]
+    # per problem per epoch: k rollouts (n=3 in one request counts 3) + solve + structure + extract
+    assert lib.cost.calls["student"] == 2 * 10 * 3
+    assert lib.cost.calls["teacher"] >= 2 * 10 * 3
+    assert lib.cost.roles["teacher"].prompt_tokens > 0
+    assert lib.source.samples == 10 and lib.source.batch_size == 4
+    assert lib.config["rollouts"] == 3
+
+
+def test_fixed_seed_is_deterministic_and_seed_matters(tmp_path):
+    a = run(config(tmp_path), sum_problems(9))
+    b = run(config(tmp_path), sum_problems(9))
+    c = run(config(tmp_path, seed=8), sum_problems(9))
+    assert essence(a) == essence(b)
+    assert essence(a) != essence(c)
+
+
+def test_result_does_not_depend_on_completion_order(tmp_path):
+    class Jittery(ScriptedModel):
+        async def _chat(self, messages, params):
+            await asyncio.sleep(random.random() / 200)
+            return await super()._chat(messages, params)
+
+    a = run(config(tmp_path, batch_size=5), sum_problems(10))
+    b = run(config(tmp_path, batch_size=5), sum_problems(10), student=Jittery("s"), teacher=Jittery("t"))
+    assert essence(a) == essence(b)
+
+
+def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
+    cfg = config(tmp_path, batch_size=1, epochs=2)
+    problems = sum_problems(6)
+    lib = run(cfg, problems)
+
+    # The paper's loop, written out by hand with the stage functions.
+    student, teacher, task, counter = ScriptedModel("s"), ScriptedModel("t"), SumTask(), get_counter()
+    d = Distiller(cfg, student, teacher, task, problems)
+    hand = d.new_library()
+    step = 0
+
+    def params(role, *parts, n=1, json_out=False):
+        return SamplingParams(n=n, temperature=cfg.temperature if role == "student" else cfg.teacher_temperature,
+                              max_tokens=cfg.json_max_tokens if json_out else cfg.max_tokens, seed=derive_seed(cfg.seed, role, *parts))
+
+    async def loop():
+        nonlocal step
+        for epoch in range(cfg.epochs):
+            order = list(problems)
+            random.Random(f"{cfg.seed}:epoch:{epoch}").shuffle(order)
+            for p in order:
+                key = (epoch, p.id)
+                runs, _ = await rollouts(student, hand, p, task, params("student", *key, n=cfg.rollouts))
+                sol, _ = await teacher_solution(teacher, p, task, params("teacher", *key, "solve"))
+                chains, _ = await structure(teacher, p.question, runs, sol, params("teacher", *key, "structure", json_out=True))
+                ext, _ = await extract(teacher, hand, p, runs, sol, chains, params("teacher", *key, "extract", json_out=True))
+                step += 1
+                count_usage(hand, [r.cited for r in runs])
+                apply_ops(hand, ext.ops, step, p.id)
+                await compress(hand, cfg.compression, counter, step, cfg.seed, teacher=teacher,
+                               params=params("teacher", epoch, step, "compress", json_out=True))
+
+    asyncio.run(loop())
+    assert lib.model_dump(mode="json")["items"] == hand.model_dump(mode="json")["items"]
+    assert lib.model_dump(mode="json")["history"] == hand.model_dump(mode="json")["history"]
+
+
+class Crashing(ScriptedModel):
+    """Raises a ModelError on the `crash_at`-th call, like an endpoint going away mid-run."""
+
+    def __init__(self, name, crash_at):
+        super().__init__(name)
+        self.crash_at, self.count = crash_at, 0
+
+    async def _chat(self, messages, params):
+        self.count += 1
+        if self.count == self.crash_at:
+            raise ModelError("cannot reach http://127.0.0.1:1/v1: connection refused")
+        return await super()._chat(messages, params)
+
+
+@pytest.mark.parametrize("crash_at", [3, 17, 40, 61])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, crash_at):
+    problems = sum_problems(10)
+    reference = run(config(tmp_path / "ref"), problems)
+    cfg = config(tmp_path / "crash")
+    with pytest.raises(ModelError):
+        run(cfg, problems, teacher=Crashing("t", crash_at))
+    assert checkpoint_path(cfg.out).exists() or crash_at < 10
+    resumed = run(cfg, problems, resume=True)
+    assert essence(resumed) == essence(reference)
+
+
+def test_resume_refuses_a_checkpoint_from_another_config(tmp_path):
+    problems = sum_problems(8)
+    cfg = config(tmp_path)
+    with pytest.raises(ModelError):
+        run(cfg, problems, teacher=Crashing("t", 30))
+    with pytest.raises(ConfigError, match="different configuration.*rollouts"):
+        run(config(tmp_path, rollouts=2), problems, resume=True)
+    # options that do not change the result may differ
+    run(config(tmp_path, concurrency=3), problems, resume=True)
+
+
+def test_checkpoint_is_valid_json_after_every_batch(tmp_path):
+    cfg = config(tmp_path, epochs=1, batch_size=2)
+    seen = []
+
+    class Watch(ScriptedModel):
+        async def _chat(self, messages, params):
+            path = checkpoint_path(cfg.out)
+            if path.exists():
+                seen.append(json.loads(path.read_text())["batch"])
+            return await super()._chat(messages, params)
+
+    run(cfg, sum_problems(6), student=Watch("s"))
+    assert set(seen) >= {1, 2}
+
+
+def test_budget_smaller_than_one_item_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="smaller than one experience"):
+        Distiller(config(tmp_path, budget_tokens=20), ScriptedModel(), ScriptedModel(), SumTask(), sum_problems(2))
+
+
+def test_validation_curve_and_keep_best(tmp_path):
+    lib = run(config(tmp_path, epochs=3, keep_best=True), sum_problems(8), val=sum_problems(12)[8:])
+    curve = lib.metrics.curve
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    assert all(0 <= p["val_accuracy"] <= 1 for p in curve)
+    assert lib.metrics.baseline is not None
+    assert lib.metrics.with_library == max(p["val_accuracy"] for p in curve)
+
+
+@pytest.mark.parametrize("strategy", ["teacher", "truncate", "random"])
+def test_every_strategy_ends_within_budget(tmp_path, strategy):
+    lib = run(config(tmp_path, compression=strategy, max_items=3), sum_problems(10))
+    assert lib.fits() and len(lib.items) <= 3
+
+
+def test_none_strategy_exceeds_budget(tmp_path):
+    lib = run(config(tmp_path, compression="none", max_items=3), sum_problems(10))
+    assert len(lib.items) > 3
