@@ -45,10 +45,16 @@ class LlamaServer(NamedTuple):
         return f"openai:{self.model}@{self.base_url}"
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for "server unreachable" tests)."""
+    return _free_port()
 
 
 def _served_models(base_url: str) -> list[str] | None:
@@ -67,7 +73,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     workdir = tmp_path_factory.mktemp("llama_server")
     chat_config = workdir / "gemma_chat_config.json"
     chat_config.write_text(json.dumps(GEMMA_CHAT_CONFIG))
-    port = free_port()
+    port = _free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",

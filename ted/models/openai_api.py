@@ -192,6 +192,8 @@ class OpenAIChatModel(BaseChatModel):
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]:
         """Yield content deltas as the server sends them (server-sent events)."""
+        import openai
+
         params = params or SamplingParams()
         wire = to_openai_messages(messages)
         async with self._semaphore():
@@ -201,12 +203,8 @@ class OpenAIChatModel(BaseChatModel):
                 async for chunk in events:
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
-            except Exception as err:  # the connection can still fail mid-stream
-                import openai
-
-                if isinstance(err, (openai.OpenAIError, OSError)):
-                    raise ModelError(f"the stream from {self.base_url} broke off: {_one_line(str(err))}") from None
-                raise
+            except openai.OpenAIError as err:  # the client wraps transport failures mid-stream too
+                raise ModelError(f"the stream from {self.base_url} broke off: {_root_cause(err)}") from None
             finally:
                 await events.close()
 
