@@ -1,7 +1,33 @@
 """ted: training-free experience distillation."""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from ted.errors import TedError
 from ted.library import Experience, Library, diff
 
-__all__ = ["Experience", "Library", "TedError", "diff"]
+# Hub functions load on first use, so `import ted` never imports huggingface_hub.
+_LAZY = {
+    "load_library": "ted.hub",
+    "pull_library": "ted.hub",
+    "push_library": "ted.hub",
+    "list_versions": "ted.hub",
+    "parse_ref": "ted.hub",
+}
+
+__all__ = ["Experience", "Library", "TedError", "diff", *_LAZY]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ted' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,265 @@
+"""The card and the derived files of a published library: README.md, experiences.jsonl, charts.
+
+A library on the Hub is a dataset repo (DESIGN §4). `library.json` is canonical; everything here
+is derived from it so a reader (or the dataset viewer) can judge the library without ted:
+
+* `README.md` — YAML metadata plus the body rendered from `library_cards/card.md.j2`;
+* `experiences.jsonl` — one row per experience, declared under `configs` so the viewer shows it;
+* `assets/learning_curve.png`, `assets/usage.png` — charts (matplotlib, Agg backend).
+
+The YAML is built as data and written with `yaml.safe_dump`, so strings taken from a library
+(names, model ids) cannot break the metadata. In the body every library-supplied string is
+escaped for Markdown and HTML, and only strings with a conservative character set go into the
+copy-paste commands: a card shows the lessons, it never lets them inject markup or commands.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from ted.library import Library, clean_text
+from ted.tokens import DEFAULT_TOKENIZER, get_counter
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "library_cards"
+TEMPLATE_NAME = "card.md.j2"
+LIBRARY_FILE = "library.json"
+CARD_FILE = "README.md"
+EXPERIENCES_FILE = "experiences.jsonl"
+CURVE_IMAGE = "assets/learning_curve.png"
+USAGE_IMAGE = "assets/usage.png"
+DEFAULT_LICENSE = "apache-2.0"
+PAPER_TITLE = "TED: Training-Free Experience Distillation for Multimodal Reasoning"
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|~!])")
+_COMMAND_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,199}$")
+
+
+def md(value: Any) -> str:
+    """One line of library-supplied text, safe inside Markdown (tables included) and HTML."""
+    text = clean_text(str(value)) if value is not None else ""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def command_token(value: Any, placeholder: str) -> str:
+    """A value for a copy-paste command: used as is only if it cannot break out of the command."""
+    text = str(value or "")
+    return text if _COMMAND_SAFE.match(text) else placeholder
+
+
+def fmt_score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def library_tokens(library: Library) -> int:
+    """Tokens of the rendered block, always counted with the offline cl100k encoding.
+
+    A library names its own tokenizer, but one from the Hub must not make us load an arbitrary
+    tokenizer; cl100k is exact for the budget whenever the library was built with the default.
+    """
+    return library.tokens(get_counter(DEFAULT_TOKENIZER))
+
+
+def card_metadata(library: Library, *, version: str | None, license: str = DEFAULT_LICENSE) -> dict[str, Any]:
+    """The card's YAML metadata: Hub fields (license, tags, configs, …) and a `ted` block."""
+    source = {k: (clean_text(v) if isinstance(v, str) else v) for k, v in library.source.model_dump().items() if v is not None}
+    metrics = library.metrics
+    delta = None if metrics.baseline is None or metrics.with_library is None else round(metrics.with_library - metrics.baseline, 4)
+    meta: dict[str, Any] = {
+        "license": license,
+        "pretty_name": f"TED experience library: {clean_text(library.name)}",
+        "tags": ["ted", "experience-library", "distillation", "in-context-learning"],
+        "task_categories": ["question-answering"],
+        "size_categories": ["n<1K"],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": EXPERIENCES_FILE}]}],
+    }
+    if library.source.dataset:
+        meta["source_datasets"] = [clean_text(library.source.dataset)]
+    meta["ted"] = {
+        "format": library.format,
+        "name": clean_text(library.name),
+        "version": version,
+        "library_version": clean_text(library.version),
+        "created": library.created,
+        "student": {"model": clean_text(library.student.model), "backend": clean_text(library.student.backend)},
+        "teacher": {"model": clean_text(library.teacher.model), "backend": clean_text(library.teacher.backend)},
+        "source": source,
+        "budget": library.budget.model_dump(),
+        "compression": library.compression,
+        "items": len(library.items),
+        "tokens": library_tokens(library),
+        "tokenizer": DEFAULT_TOKENIZER,
+        "metrics": {
+            "task": clean_text(metrics.task) if metrics.task else None,
+            "without_library": metrics.baseline,
+            "with_library": metrics.with_library,
+            "delta": delta,
+        },
+    }
+    return meta
+
+
+def render_card(
+    library: Library,
+    *,
+    ref: str,
+    version: str | None = None,
+    images: Iterable[str] = (),
+    license: str = DEFAULT_LICENSE,
+) -> str:
+    """The README.md of a published library. `ref` is how users load it (e.g. `org/name@v2`)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=False,  # Markdown, not HTML: untrusted strings go through the `md` filter instead
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(md=md, score=fmt_score)
+    metadata = card_metadata(library, version=version, license=license)
+    front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000)
+    cost = library.cost
+    roles = [(name, role) for name, role in sorted(cost.roles.items())]
+    body = env.get_template(TEMPLATE_NAME).render(
+        lib=library,
+        meta=metadata["ted"],
+        ref=ref,
+        ref_cmd=command_token(ref, "ORG/NAME@VERSION"),
+        student_cmd=command_token(library.student.model, "STUDENT_MODEL"),
+        task_cmd=command_token(library.metrics.task, "TASK"),
+        version=version,
+        images=set(images),
+        curve_image=CURVE_IMAGE,
+        usage_image=USAGE_IMAGE,
+        curve=[_curve_row(point) for point in library.metrics.curve],
+        roles=roles,
+        cost=cost,
+        paper_title=PAPER_TITLE,
+    )
+    return f"---\n{front}---\n\n{body}"
+
+
+def split_card(text: str) -> tuple[dict[str, Any], str]:
+    """(metadata, body) of a card; the metadata is parsed with `yaml.safe_load`."""
+    match = re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL)
+    if not match:
+        return {}, text
+    data = yaml.safe_load(match.group(1))
+    return (data if isinstance(data, dict) else {}), text[match.end() :]
+
+
+def experiences_jsonl(library: Library) -> bytes:
+    """One JSON row per experience (the dataset viewer's table)."""
+    rows = [
+        {
+            "id": item.id,
+            "text": item.text,
+            "usage": item.usage,
+            "priority": round(item.priority, 4),
+            "created_step": item.created_step,
+            "updated_step": item.updated_step,
+            "sources": item.sources,
+        }
+        for item in library.items
+    ]
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _curve_row(point: dict[str, Any]) -> dict[str, Any]:
+    return {key: _number(point.get(key)) for key in ("epoch", "step", "items", "tokens", "train_accuracy", "val_accuracy")}
+
+
+def learning_curve_png(library: Library) -> bytes | None:
+    """Accuracy per epoch (train rollouts, validation, the no-library baseline) and library size."""
+    points = [_curve_row(p) for p in library.metrics.curve]
+    series = {key: [(i + 1 if p["epoch"] is None else p["epoch"], p[key]) for i, p in enumerate(points) if p[key] is not None]
+              for key in ("train_accuracy", "val_accuracy", "items")}
+    if not series["train_accuracy"] and not series["val_accuracy"]:
+        return None
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    for key, label, style in (("val_accuracy", "validation", "o-"), ("train_accuracy", "train rollouts", "s--")):
+        if series[key]:
+            ax.plot(*zip(*series[key]), style, label=label)
+    baseline = _number(library.metrics.baseline)
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle=":", label="without library")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, labels = ax.get_legend_handles_labels()
+    if series["items"]:
+        twin = ax.twinx()
+        twin.plot(*zip(*series["items"]), color="tab:green", alpha=0.5, linestyle="-.", label="items (right axis)")
+        twin.set_ylabel("items in library")
+        twin.set_ylim(bottom=0)
+        twin.yaxis.set_major_locator(MaxNLocator(integer=True))
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, loc="lower right", fontsize=8)
+    ax.set_title("Learning curve")
+    return _png(plt, fig)
+
+
+def usage_png(library: Library) -> bytes | None:
+    """How often student rollouts cited each experience (the paper's usage statistic)."""
+    if not library.items:
+        return None
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    ids = [item.id for item in library.items]
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.28 * len(ids) + 1)), dpi=100)
+    ax.barh(ids, [item.usage for item in library.items], color="tab:blue")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.invert_yaxis()
+    ax.set_xlabel("citations by student rollouts (usage)")
+    ax.set_title("Experience usage")
+    return _png(plt, fig)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(plt: Any, fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def render_files(library: Library, *, ref: str, version: str | None = None, license: str = DEFAULT_LICENSE) -> dict[str, bytes]:
+    """Every derived file of the Hub layout, by path in the repo (library.json excluded)."""
+    files: dict[str, bytes] = {EXPERIENCES_FILE: experiences_jsonl(library)}
+    for path, png in ((CURVE_IMAGE, learning_curve_png(library)), (USAGE_IMAGE, usage_png(library))):
+        if png is not None:
+            files[path] = png
+    card = render_card(library, ref=ref, version=version, images=files.keys(), license=license)
+    files[CARD_FILE] = card.encode("utf-8")
+    return files

@@ -1,0 +1,126 @@
+"""`ted push`, `ted pull`, `ted versions`, `ted diff`, `ted card`: libraries on the Hugging Face Hub.
+
+The work is done by `ted.hub` (imported inside each command, so `ted --help` stays fast); these
+functions only parse options and print. Errors are `TedError`s: one line, non-zero exit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console(highlight=False)
+
+
+def _quiet_downloads() -> None:
+    """Library files are tiny: progress bars would only clutter the output."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+
+
+def push(
+    library: Annotated[str, typer.Argument(help="A local library: library.json or a folder holding one.")],
+    repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME", help="Hub dataset to publish to (created if needed).")],
+    version: Annotated[Optional[str], typer.Option("--version", help="Version tag, vN or vX.Y.Z (default: the next vN).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the dataset as private (only when it is new).")] = False,
+    message: Annotated[Optional[str], typer.Option("--message", "-m", help="Commit message.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a version that already exists.")] = False,
+    license: Annotated[str, typer.Option("--license", help="License id for the card's metadata.")] = "apache-2.0",
+) -> None:
+    """Publish a library as a versioned Hub dataset: one commit (library, card, rows, charts) and a tag."""
+    from ted.hub import push_library
+
+    _quiet_downloads()
+    result = push_library(library, repo_id, version=version, private=private, message=message, force=force, license=license)
+    action = "replaced" if result.replaced else "published"
+    console.print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]})")
+    console.print(result.url, soft_wrap=True)
+
+
+def pull(
+    ref: Annotated[str, typer.Argument(metavar="ORG/NAME[@VERSION]", help="Hub library; no version means the newest.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also copy the files into this folder.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files in --out that differ.")] = False,
+) -> None:
+    """Download a published library into the Hub cache (usable offline afterwards), and into --out."""
+    from ted.hub import pull_library
+
+    _quiet_downloads()
+    result = pull_library(ref, out=out, force=force)
+    console.print(f"pulled {result.repo_id}@{result.version} (commit {result.commit[:10]}): {len(result.library.items)} experiences")
+    console.print(str(result.library_file), soft_wrap=True)
+
+
+def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> None:
+    """List the published versions of a library: date, size and scores with and without it."""
+    from ted.cards import fmt_score
+    from ted.hub import list_versions
+
+    _quiet_downloads()
+    rows = list_versions(repo_id)
+    if not rows:
+        console.print(f"{repo_id}: no published versions yet")
+        return
+    table = Table(title=f"{repo_id}: {len(rows)} version(s)", title_justify="left")
+    for column in ("version", "date", "commit", "items", "tokens", "task", "without", "with"):
+        table.add_column(column, justify="right" if column in ("items", "tokens", "without", "with") else "left")
+    for row in rows:
+        table.add_row(
+            row.version,
+            row.date.strftime("%Y-%m-%d %H:%M") if row.date else "—",
+            row.commit[:10],
+            str(row.items),
+            str(row.tokens),
+            escape(row.task or "—"),
+            fmt_score(row.baseline),
+            fmt_score(row.with_library),
+        )
+    console.print(table)
+
+
+def diff(
+    ref_a: Annotated[str, typer.Argument(help="Library reference: a file, a folder, org/name or org/name@vN.")],
+    ref_b: Annotated[str, typer.Argument(help="Library reference to compare with.")],
+) -> None:
+    """Show the experiences added, removed and rewritten between two libraries (matched by ID)."""
+    from ted.hub import load_library
+    from ted.library import diff as library_diff
+
+    _quiet_downloads()
+    changes = library_diff(load_library(ref_a), load_library(ref_b))
+    console.print(
+        f"{escape(ref_a)} → {escape(ref_b)}: {len(changes.added)} added, {len(changes.removed)} removed, "
+        f"{len(changes.changed)} rewritten, {len(changes.usage)} usage changes"
+    )
+    for item in changes.added:
+        console.print(f"[green]+ [{item.id}] {escape(item.text)}[/green]", soft_wrap=True)
+    for item in changes.removed:
+        console.print(f"[red]- [{item.id}] {escape(item.text)}[/red]", soft_wrap=True)
+    for before, after in changes.changed:
+        console.print(f"[yellow]~ [{before.id}] {escape(before.text)}[/yellow]", soft_wrap=True)
+        console.print(f"[yellow]  → {escape(after.text)}[/yellow]", soft_wrap=True)
+    for item_id, old, new in changes.usage:
+        console.print(f"  usage {item_id}: {old} → {new}")
+
+
+def card(
+    library: Annotated[str, typer.Argument(help="A local library: library.json or a folder holding one.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the Hub layout into.")],
+    ref: Annotated[Optional[str], typer.Option("--ref", help="Reference shown in the card's usage commands (e.g. org/name@v1).")] = None,
+) -> None:
+    """Render a library's card, rows and charts locally: exactly what `ted push` would upload."""
+    from ted.hub import render_folder
+
+    for path in render_folder(library, out, ref=ref):
+        console.print(str(out / path), soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (push, pull, versions, diff, card):
+        app.command()(command)

@@ -1,0 +1,509 @@
+"""Publish, version and fetch experience libraries as Hugging Face Hub datasets (DESIGN §3–4).
+
+**References.** A library reference is one string, resolved the same way everywhere (`ted show`,
+`ted chat`, `ted diff`, the eval tasks, the Space) by `load_library(ref)`:
+
+* a local path that exists: a `library.json` file, or a folder holding one;
+* `org/name`: the newest version of the Hub dataset (the highest `vN` / `vX.Y.Z` tag);
+* `org/name@v2`: that version (any tag, branch or full commit sha of the repo).
+
+The rule: a string is a local path only if it exists on disk. `org/name` is a Hub reference
+unless a folder `org/name` exists here. A string that looks like a path (starts with `.`, `/`, `~`,
+or ends in `.json`) but does not exist is reported as a missing file, never sent to the Hub.
+Anything else must be a well-formed Hub id: letters, digits, `-`, `_`, `.`; no `..`, `--`, empty
+or dot segments, no backslashes; so a reference can never walk out of the Hub cache. Callers that
+take references from strangers (the Space) pass `allow_local=False`.
+
+**Trust.** A downloaded library is untrusted: file sizes are checked against the caps from the
+repo listing before anything is downloaded, `library.json` is validated and capped by
+`Library.load`, and nothing is executed or unpickled. Only the files of the ted layout are fetched.
+
+**Publishing.** `push_library` makes one commit (library.json byte for byte, experiences.jsonl,
+README.md card, charts) on `main`, then tags it with the version. The tag is created only after
+the commit succeeded, so a failure mid-push publishes nothing. An existing version is refused
+unless `force=True`.
+
+**Hub access.** Everything goes through `huggingface_hub`: the token comes from `HF_TOKEN` or
+the saved login (`hf auth login`), the endpoint from `HF_ENDPOINT`, files are cached in the Hub
+cache, and with `HF_HUB_OFFLINE=1` a version pulled before is served from that cache.
+`huggingface_hub` is imported inside the functions, so `import ted.hub` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ted.cards import (
+    CARD_FILE,
+    CURVE_IMAGE,
+    DEFAULT_LICENSE,
+    EXPERIENCES_FILE,
+    LIBRARY_FILE,
+    USAGE_IMAGE,
+    library_tokens,
+    render_files,
+)
+from ted.errors import LibraryError, TedError
+from ted.library import MAX_FILE_BYTES, Library, atomic_write
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+REPO_TYPE = "dataset"
+MAX_ASSET_BYTES = 10_000_000
+"""Cap on each non-library file of a pulled version (card, rows, charts)."""
+LAYOUT = (LIBRARY_FILE, EXPERIENCES_FILE, CARD_FILE, CURVE_IMAGE, USAGE_IMAGE)
+"""The files of a published version; only these are ever downloaded."""
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_VERSION_RE = re.compile(r"^v(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?$")
+
+
+class HubError(TedError):
+    """The Hub refused a request, cannot be reached, or holds no such repo or version."""
+
+
+# --------------------------------------------------------------------------- typed results
+@dataclass(frozen=True)
+class LibraryRef:
+    """A parsed library reference: a local file, or a Hub dataset and an optional version."""
+
+    kind: Literal["local", "hub"]
+    path: Path | None = None
+    repo_id: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "local":
+            return str(self.path)
+        return f"{self.repo_id}@{self.version}" if self.version else str(self.repo_id)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    version: str
+    commit: str
+    url: str
+    replaced: bool
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PullResult:
+    repo_id: str
+    version: str
+    commit: str
+    folder: Path
+    """Where the files are: the Hub cache snapshot, or the `out` folder."""
+    library: Library = field(compare=False)
+
+    @property
+    def library_file(self) -> Path:
+        return self.folder / LIBRARY_FILE
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    commit: str
+    date: datetime | None
+    items: int
+    tokens: int
+    task: str | None
+    baseline: float | None
+    with_library: float | None
+
+
+# --------------------------------------------------------------------------- references
+def parse_ref(ref: str | os.PathLike[str], *, allow_local: bool = True) -> LibraryRef:
+    """Classify a reference (see the module docstring for the rule). Raises `LibraryError`."""
+    if isinstance(ref, os.PathLike):
+        ref = os.fspath(ref)
+    text = ref.strip()
+    if not text:
+        raise LibraryError("empty library reference: give a library.json, a folder, or org/name[@version]")
+    if allow_local and Path(text).expanduser().exists():
+        return LibraryRef("local", path=Path(text).expanduser())
+    if text.startswith((".", "/", "~")) or text.endswith(".json") or "\\" in text:
+        if not allow_local:
+            raise LibraryError(f"{text!r}: local paths are not accepted here; give a Hub reference org/name[@version]")
+        raise LibraryError(f"{text}: no such file or folder (a Hub reference looks like org/name or org/name@v2)")
+    repo_part, _, version = text.partition("@")
+    if ".." in text or "//" in text:
+        raise LibraryError(f"{text!r}: '..' and empty segments are not allowed in a Hub reference (path traversal)")
+    check_repo_id(repo_part)
+    if "@" in text:
+        check_revision(version)
+    return LibraryRef("hub", repo_id=repo_part, version=version or None)
+
+
+def check_repo_id(repo_id: str) -> str:
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(_NAME_RE.match(p) and "--" not in p and ".." not in p for p in parts):
+        raise LibraryError(
+            f"{repo_id!r} is neither an existing local path nor a Hub dataset id like org/name "
+            "(letters, digits, '-', '_', '.'; no '..' or '--')"
+        )
+    return repo_id
+
+
+def check_revision(version: str) -> str:
+    if not _REVISION_RE.match(version) or ".." in version:
+        raise LibraryError(f"{version!r} is not a valid version: use a tag like v2 or v1.0.0")
+    return version
+
+
+def version_key(tag: str) -> tuple[int, int, int] | None:
+    """Sort key of a version tag (`v3` < `v10`, `v1.2.0` < `v1.10.0`), or None if not a version."""
+    match = _VERSION_RE.match(tag)
+    if not match:
+        return None
+    major, minor, patch = (int(g) if g else 0 for g in match.groups())
+    return major, minor, patch
+
+
+def next_version(tags: list[str]) -> str:
+    """`v1` for a new repo, else one more than the highest major version: v2 → v3, v1.4.0 → v2."""
+    majors = [key[0] for key in map(version_key, tags) if key is not None]
+    return f"v{max(majors, default=0) + 1}"
+
+
+def newest_version(tags: list[str]) -> str | None:
+    versions = [t for t in tags if version_key(t) is not None]
+    return max(versions, key=lambda t: version_key(t) or (0, 0, 0)) if versions else None
+
+
+# --------------------------------------------------------------------------- the Hub client
+@dataclass
+class _Hub:
+    """One configured client: endpoint, token and cache, read from the environment at call time."""
+
+    token: str | None = None
+    endpoint: str | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        from huggingface_hub import HfApi, constants
+
+        self.endpoint = (self.endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+        self.cache_dir = self.cache_dir or os.environ.get("HF_HUB_CACHE") or None
+        self.api: HfApi = HfApi(endpoint=self.endpoint, token=self.token)
+
+    @contextmanager
+    def errors(self, repo_id: str, version: str | None = None, writing: bool = False) -> Iterator[None]:
+        """Turn `huggingface_hub` and network exceptions into one clear line each."""
+        import httpx2
+        from huggingface_hub import errors as hf
+
+        where = f"{repo_id}@{version}" if version else repo_id
+        unpublished = " Nothing was published." if writing else ""
+        try:
+            yield
+        except hf.RepositoryNotFoundError:
+            raise HubError(
+                f"{repo_id}: no such dataset on the Hub at {self.endpoint} (or it is private and your token cannot see it)"
+            ) from None
+        except hf.RevisionNotFoundError:
+            raise HubError(f"{repo_id}: no version {version!r}; `ted versions {repo_id}` lists the published ones") from None
+        except hf.RemoteEntryNotFoundError:
+            raise LibraryError(f"{where}: not a ted library (the repo has no {LIBRARY_FILE})") from None
+        except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled):
+            raise HubError(
+                f"{where}: not in the local Hub cache and the Hub cannot be reached (HF_HUB_OFFLINE is set or the "
+                "network is down); pull it once while online"
+            ) from None
+        except hf.HfHubHTTPError as err:
+            status = err.response.status_code if err.response is not None else None
+            if status == 401:
+                message = "the Hub rejected your token (401): set a valid HF_TOKEN or run `hf auth login`"
+            elif status == 403:
+                message = f"your token cannot write to {repo_id} (403: a read-only token, or no rights on that namespace); use a token with write access"
+            elif status == 412:
+                message = f"{repo_id} changed while pushing (someone else pushed): run the push again"
+            else:
+                detail = (err.server_message or str(err)).strip().splitlines()[0]
+                message = f"the Hub answered {status} for {where}: {detail}"
+            raise HubError(message + unpublished) from None
+        except hf.HFValidationError as err:
+            raise LibraryError(f"{repo_id!r}: not a valid Hub dataset id ({err})") from None
+        except httpx2.HTTPError as err:
+            raise HubError(
+                f"network error talking to the Hub at {self.endpoint} ({type(err).__name__}: {err}).{unpublished} "
+                "Check your connection or HF_ENDPOINT and try again"
+            ) from None
+
+    def tags(self, repo_id: str) -> dict[str, str]:
+        """Tag name → commit, from the Hub."""
+        refs = self.api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
+        return {tag.name: tag.target_commit for tag in refs.tags}
+
+    def cached_tags(self, repo_id: str) -> list[str]:
+        """Tags of `repo_id` already in the Hub cache (to resolve "newest" while offline)."""
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+
+        try:
+            cache = scan_cache_dir(self.cache_dir)
+        except CacheNotFound:
+            return []
+        return [ref for repo in cache.repos if repo.repo_id == repo_id and repo.repo_type == REPO_TYPE for ref in repo.refs]
+
+    def resolve_version(self, repo_id: str, version: str | None) -> str:
+        """The version to fetch: as given, or the newest tag (from the cache when offline)."""
+        import httpx2
+        from huggingface_hub import is_offline_mode
+
+        if version:
+            return version
+        with self.errors(repo_id):
+            tags: list[str] | None = None
+            if not is_offline_mode():
+                try:
+                    tags = list(self.tags(repo_id))
+                except httpx2.TransportError:
+                    tags = None
+            newest = newest_version(tags if tags is not None else self.cached_tags(repo_id))
+        if newest is None:
+            if tags is None:
+                raise HubError(f"{repo_id}: the Hub cannot be reached and no version of it is in the local cache")
+            raise HubError(f"{repo_id}: no published version (no vN tag); push one with `ted push LIB {repo_id}`")
+        return newest
+
+    def fetch(self, repo_id: str, version: str, patterns: tuple[str, ...]) -> tuple[Path, datetime | None]:
+        """Download the files of one version matching `patterns` into the Hub cache.
+
+        Returns the cache snapshot folder and the date of the version's commit (None offline).
+
+        Online, the repo listing is checked first: it must hold a library.json, and every file to
+        fetch must be within the caps. Offline (or if the Hub cannot be reached), the cached
+        snapshot is used.
+        """
+        date = None
+        import httpx2
+        from huggingface_hub import is_offline_mode, snapshot_download
+
+        with self.errors(repo_id, version):
+            online = not is_offline_mode()
+            if online:
+                try:
+                    info = self.api.dataset_info(repo_id, revision=version, files_metadata=True)
+                except httpx2.TransportError:
+                    online = False
+                else:
+                    date = info.last_modified
+                    sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
+                    _check_listing(f"{repo_id}@{version}", sizes, patterns)
+            folder = snapshot_download(
+                repo_id,
+                repo_type=REPO_TYPE,
+                revision=version,
+                allow_patterns=list(patterns),
+                cache_dir=self.cache_dir,
+                endpoint=self.endpoint,
+                token=self.token,
+                local_files_only=not online,
+            )
+        return Path(folder), date
+
+
+def _check_listing(where: str, sizes: dict[str, int], patterns: tuple[str, ...]) -> None:
+    if LIBRARY_FILE not in sizes:
+        raise LibraryError(f"{where}: not a ted library (the repo has no {LIBRARY_FILE})")
+    for path in patterns:
+        cap = MAX_FILE_BYTES if path == LIBRARY_FILE else MAX_ASSET_BYTES
+        if sizes.get(path, 0) > cap:
+            raise LibraryError(f"{where}: {path} is {sizes[path]:,} bytes, over the {cap:,}-byte cap; refusing to download it")
+
+
+# --------------------------------------------------------------------------- public API
+def load_library(
+    ref: str | os.PathLike[str],
+    *,
+    allow_local: bool = True,
+    token: str | None = None,
+    endpoint: str | None = None,
+    cache_dir: str | None = None,
+) -> Library:
+    """Load a validated library from any reference: a local file or folder, `org/name[@version]`."""
+    parsed = parse_ref(ref, allow_local=allow_local)
+    if parsed.kind == "local":
+        assert parsed.path is not None
+        return Library.load(parsed.path)
+    assert parsed.repo_id is not None
+    hub = _Hub(token=token, endpoint=endpoint, cache_dir=cache_dir)
+    version = hub.resolve_version(parsed.repo_id, parsed.version)
+    folder, _ = hub.fetch(parsed.repo_id, version, (LIBRARY_FILE,))
+    return _load_fetched(folder, f"{parsed.repo_id}@{version}")
+
+
+def pull_library(
+    ref: str,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    cache_dir: str | None = None,
+) -> PullResult:
+    """Download a published version (library, card, rows, charts) into the Hub cache, and into `out` if given.
+
+    Files already in `out` with other content are not overwritten unless `force`.
+    """
+    parsed = parse_ref(ref, allow_local=False)
+    assert parsed.repo_id is not None
+    hub = _Hub(token=token, endpoint=endpoint, cache_dir=cache_dir)
+    version = hub.resolve_version(parsed.repo_id, parsed.version)
+    folder, _ = hub.fetch(parsed.repo_id, version, LAYOUT)
+    library = _load_fetched(folder, f"{parsed.repo_id}@{version}")
+    commit = folder.name  # cache snapshots are named after their commit
+    if out is not None:
+        folder = _copy_out(folder, Path(out), force)
+    return PullResult(parsed.repo_id, version, commit, folder, library)
+
+
+def list_versions(
+    repo_id: str, *, token: str | None = None, endpoint: str | None = None, cache_dir: str | None = None
+) -> list[VersionInfo]:
+    """Every published version of a library, oldest first, with its size and scores."""
+    check_repo_id(repo_id)
+    hub = _Hub(token=token, endpoint=endpoint, cache_dir=cache_dir)
+    with hub.errors(repo_id):
+        tags = hub.tags(repo_id)
+    rows = []
+    for version in sorted((t for t in tags if version_key(t)), key=lambda t: version_key(t) or (0, 0, 0)):
+        folder, date = hub.fetch(repo_id, version, (LIBRARY_FILE,))
+        library = _load_fetched(folder, f"{repo_id}@{version}")
+        rows.append(
+            VersionInfo(
+                version=version,
+                commit=tags[version],
+                date=date,
+                items=len(library.items),
+                tokens=library_tokens(library),
+                task=library.metrics.task,
+                baseline=library.metrics.baseline,
+                with_library=library.metrics.with_library,
+            )
+        )
+    return rows
+
+
+def push_library(
+    source: Library | str | os.PathLike[str],
+    repo_id: str,
+    *,
+    version: str | None = None,
+    private: bool = False,
+    message: str | None = None,
+    force: bool = False,
+    license: str = DEFAULT_LICENSE,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> PushResult:
+    """Publish a library as one commit plus a version tag on the Hub dataset `repo_id`.
+
+    `source` is a Library or a local reference; a file is uploaded byte for byte. The repo is
+    created if needed (`private` applies only then). Without `version` the next `vN` is used.
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, get_token
+
+    raw, library = _local_source(source)
+    check_repo_id(repo_id)
+    if version is not None:
+        check_revision(version)
+        if version_key(version) is None:
+            raise LibraryError(f"{version!r} is not a version tag: use vN or vX.Y.Z (e.g. v2, v1.0.0)")
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (pushing needs a token with write access)")
+    hub = _Hub(token=token, endpoint=endpoint)
+    with hub.errors(repo_id, version, writing=True):
+        hub.api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+        refs = hub.api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
+        tags = {tag.name: tag.target_commit for tag in refs.tags}
+        version = version or next_version(list(tags))
+        replaced = version in tags
+        if replaced and not force:
+            raise HubError(
+                f"{repo_id}@{version} already exists; pass --force to replace it, or leave out --version to publish {next_version(list(tags))}"
+            )
+        head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+        files = {LIBRARY_FILE: raw, **render_files(library, ref=f"{repo_id}@{version}", version=version, license=license)}
+        present = hub.api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head) if head else []
+        stale = [p for p in present if p in LAYOUT and p not in files]
+        operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in files.items()]
+        operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
+        commit = hub.api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message or f"Publish {library.name} {version}",
+            commit_description=f"ted library {library.name}: {len(library.items)} experiences.",
+            repo_type=REPO_TYPE,
+            parent_commit=head,
+        )
+        oid = str(commit.oid)
+        if replaced:
+            hub.api.delete_tag(repo_id, tag=version, repo_type=REPO_TYPE)
+        try:
+            hub.api.create_tag(repo_id, tag=version, revision=oid, tag_message=f"ted library {library.name} {version}", repo_type=REPO_TYPE)
+        except Exception:
+            if replaced:
+                raise HubError(
+                    f"{repo_id}: commit {oid[:10]} was made and the old {version} tag removed, but the new tag could not be "
+                    "created; run the same push again with --force"
+                ) from None
+            raise
+    url = f"{hub.endpoint}/datasets/{repo_id}/tree/{version}"
+    return PushResult(repo_id, version, oid, url, replaced, tuple(sorted(files)))
+
+
+# --------------------------------------------------------------------------- helpers
+def _local_source(source: Library | str | os.PathLike[str]) -> tuple[bytes, Library]:
+    """The bytes to upload and the validated library: a file is sent unchanged (byte-identical pulls)."""
+    if isinstance(source, Library):
+        return source.to_json().encode("utf-8"), source
+    parsed = parse_ref(source)
+    if parsed.kind != "local" or parsed.path is None:
+        raise LibraryError(f"{source}: push takes a local library (a library.json or a folder holding one)")
+    library = Library.load(parsed.path)
+    path = parsed.path / LIBRARY_FILE if parsed.path.is_dir() else parsed.path
+    return path.read_bytes(), library
+
+
+def _load_fetched(folder: Path, where: str) -> Library:
+    path = folder / LIBRARY_FILE
+    if not path.is_file():
+        raise LibraryError(f"{where}: not a ted library (no {LIBRARY_FILE})")
+    try:
+        return Library.load(path)
+    except LibraryError as err:
+        raise LibraryError(f"{where}: {str(err).removeprefix(str(path) + ': ')}") from None
+
+
+def _copy_out(snapshot: Path, out: Path, force: bool) -> Path:
+    """Copy the fetched files (real bytes, not cache symlinks) into `out` without clobbering."""
+    fetched = [p for p in LAYOUT if (snapshot / p).is_file()]
+    clashes = [p for p in fetched if (out / p).exists() and (out / p).read_bytes() != (snapshot / p).read_bytes()]
+    if clashes and not force:
+        raise LibraryError(f"{out}: would overwrite {', '.join(clashes)} with different content; pass --force or pick another --out")
+    for path in fetched:
+        atomic_write(out / path, (snapshot / path).read_bytes())
+    return out
+
+
+def render_folder(source: str | os.PathLike[str], out: str | os.PathLike[str], *, ref: str | None = None) -> list[str]:
+    """Write the Hub layout of a local library into `out` (exactly what `push` would upload), to preview or keep it."""
+    raw, library = _local_source(source)
+    files = {LIBRARY_FILE: raw, **render_files(library, ref=ref or str(source))}
+    for path, data in files.items():
+        atomic_write(Path(out) / path, data)
+    return sorted(files)
