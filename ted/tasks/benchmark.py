@@ -25,6 +25,7 @@ class BenchmarkTask(BaseTask):
     required: ClassVar[tuple[str | tuple[str, ...], ...]] = ()
     categories: ClassVar[tuple[str, ...]] = ()
     category_field: ClassVar[str | None] = None
+    has_images: ClassVar[bool] = False
 
     def load(
         self,

@@ -112,7 +112,8 @@ def open_dataset(source: str, split: str | None = None, revision: str | None = N
         raise DataError(f"{source}: cannot load the dataset ({_one_line(err)}); without network, pass a local copy in the same schema") from None
     except Exception as err:  # noqa: BLE001  (datasets raises many types for unreadable data)
         raise DataError(f"{source}: cannot read the dataset ({type(err).__name__}: {_one_line(err)})") from None
-    return _undecoded(_pick_split(loaded, split, source)), base_dir
+    # A single file has one split, named `train` by datasets: any requested split means that one.
+    return _undecoded(_pick_split(loaded, None if path.is_file() else split, source)), base_dir
 
 
 def require_columns(columns: Iterable[str], required: Iterable[str | tuple[str, ...]], origin: str, schema: str) -> None:

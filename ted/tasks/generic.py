@@ -8,19 +8,10 @@ a row becomes a `Problem`, and the numeric tolerance or answer form. Grading is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
+from ted import prompts
 from ted.tasks import answers
 from ted.tasks.base import Problem
-
-
-@lru_cache(maxsize=1)
-def _template():  # type: ignore[no-untyped-def]
-    import jinja2
-
-    text = (Path(__file__).parent.parent / "prompts" / "task_question.md").read_text(encoding="utf-8")
-    return jinja2.Environment(keep_trailing_newline=False, trim_blocks=False, autoescape=False).from_string(text)
 
 
 @dataclass(frozen=True)
@@ -54,9 +45,9 @@ class BaseTask:
     def format_prompt(self, problem: Problem) -> str:
         letters = self.letters(problem)
         options = list(zip(letters, problem.options)) if letters and problem.options else None
-        return _template().render(
-            question=problem.question.strip(), options=options, letters=list(letters or ""), hint=self.answer_hint
-        ).strip() + "\n"
+        return prompts.render(
+            "task_question", question=problem.question.strip(), options=options, letters=list(letters or ""), hint=self.answer_hint
+        )
 
     # ----------------------------------------------------------------- the answer
     def extract_answer(self, text: str, problem: Problem) -> str | None:

@@ -24,6 +24,7 @@ class MathVisionTask(BenchmarkTask):
     splits = ("test", "testmini")
     required = ("id", "question", "options", ("decoded_image", "image"), "answer")
     category_field = "subject"
+    has_images = True
     tolerance = answers.Tolerance(decimals=2)
 
     def canonical_row(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class VisualPuzzlesTask(BenchmarkTask):
     required = ("id", "category", "image", "question", "options", "answer")
     categories = ("algorithmic", "analogical", "deductive", "inductive", "spatial")
     category_field = "category"
+    has_images = True
 
     def canonical_row(self, row: dict[str, Any]) -> dict[str, Any]:
         return {**{k: v for k, v in row.items() if k != "image"}, "images": row.get("image")}

@@ -1,0 +1,22 @@
+"""lm-eval glue for the ted_* tasks: every function calls `ted` (see `ted.evaluate`).
+
+`custom_dataset` functions receive lm-eval's `--metadata` as keyword arguments:
+`library` (a local path or `org/name@version`; empty = baseline; default `TED_LIBRARY`),
+`data_files` (a local copy of the benchmark in its Hub schema; default `TED_DATA_DIR/<task>`),
+`revision` (override the pinned dataset revision).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ted.evaluate import lm_eval_docs, score_doc, total
+
+mathvision = partial(lm_eval_docs, "ted_mathvision")
+mathvision_testmini = partial(lm_eval_docs, "ted_mathvision_testmini")
+visualpuzzles = partial(lm_eval_docs, "ted_visualpuzzles")
+aime = partial(lm_eval_docs, "ted_aime")
+aime24 = partial(lm_eval_docs, "ted_aime24")
+process_results = score_doc
+
+__all__ = ["aime", "aime24", "mathvision", "mathvision_testmini", "process_results", "total", "visualpuzzles"]
