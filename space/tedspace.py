@@ -1,0 +1,405 @@
+"""What the Space does, apart from how the page looks: the student, the library picker, the prompt,
+the input limits and the error messages. `app.py` only lays these out.
+
+Everything a visitor sends is untrusted: the library picker's value must name an entry of the
+catalog (never a path), a version must be one the catalog listed, uploads are checked for count,
+size and pixel dimensions, and backend errors reach the page as one short line with secrets
+blanked out, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ted import prompts
+from ted.distill.usage import cited_ids
+from ted.errors import ConfigError, LibraryError, TedError
+from ted.library import FILENAME, Library
+from ted.models import load_model, parse_spec
+from ted.models.base import Message, SamplingParams
+from ted.tokens import get_counter
+
+log = logging.getLogger("ted.space")
+
+HERE = Path(__file__).resolve().parent
+# The libraries shipped with the repository: next to the app when the Space is deployed on its
+# own, or the repository's library_cards/ when run from a checkout.
+SHIPPED_DIRS = (HERE / "library_cards", HERE.parent / "library_cards")
+NONE = "none"
+# Replies that report a problem start with this, so they are never fed back to the model as history.
+NOTICE = "⚠️ "
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+_ITEM_LINE = re.compile(r"^\[(E[0-9]+)\] ")
+_HUB_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w.-]+)?$")
+
+
+class InputProblem(TedError):
+    """A visitor's message breaks a limit; the text says what to change."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one visitor can ask for. Each can be set as $TED_SPACE_<NAME> (e.g. TED_SPACE_MAX_IMAGES)."""
+
+    max_message_chars: int = 4000
+    max_images: int = 4
+    max_image_mb: float = 5.0
+    max_image_pixels: int = 4096 * 4096
+    max_new_tokens: int = 1024
+    history_messages: int = 8  # earlier turns resent to the model (text only)
+    concurrency: int = 2  # replies generated at once; the rest wait in the queue
+    queue_size: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Limits:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f"TED_SPACE_{f.name.upper()}"
+            raw = env.get(name)
+            if not raw:
+                continue
+            kind = type(f.default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"${name} must be a {kind.__name__} number, got {raw!r}") from None
+            if value <= 0:
+                raise ConfigError(f"${name} must be positive, got {raw!r}")
+            values[f.name] = value
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- the student
+class Student:
+    """The student model, chosen by a spec like the CLI's `--student` (default: the bundled model).
+
+    On ZeroGPU hardware an `hf:` student generates inside `spaces.GPU`, which attaches a GPU for
+    the duration of one reply; everywhere else the model's own stream is used as is.
+    """
+
+    def __init__(self, spec: str) -> None:
+        backend, _, _ = parse_spec(spec)
+        # A visitor should not wait through six retries with backoff: fail fast and say so.
+        options: dict[str, Any] = {"max_retries": 1, "timeout": 120.0} if backend == "openai" else {}
+        self.spec = spec
+        self.model = load_model(spec, **options)
+        self._gpu_generate = _zero_gpu_generator(self.model) if backend == "hf" and os.environ.get("SPACES_ZERO_GPU") else None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Student:
+        return cls(env.get("TED_STUDENT") or "local")
+
+    @property
+    def supports_images(self) -> bool:
+        return bool(getattr(self.model, "supports_images", True))
+
+    def describe(self) -> str:
+        """A one-line name for the page (never the endpoint URL, which may be private)."""
+        if self.spec == "local":
+            return "Gemma 3 270M, bundled GGUF run by llama.cpp on CPU (a small base model: it shows the mechanism, not quality)"
+        return f"{self.model.model} ({self.model.backend} backend)"
+
+    def warm(self) -> None:
+        """Load an in-process llama.cpp model now, so the first visitor does not wait for it."""
+        if self.model.backend == "llama_cpp":
+            asyncio.run(self.model.chat([Message("user", "Hi")], SamplingParams(max_tokens=1, temperature=0.0)))
+
+    def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str]:
+        if self._gpu_generate is None:
+            return self.model.stream(messages, params)
+        return _drain_in_thread(self._gpu_generate(messages, params))
+
+
+def _zero_gpu_generator(model: Any) -> Any:
+    """A synchronous generator run under `spaces.GPU` (ZeroGPU streams sync generators)."""
+    import spaces  # present on every Space; only imported on ZeroGPU hardware
+
+    @spaces.GPU
+    def generate(messages: list[Message], params: SamplingParams) -> Iterator[str]:
+        loop = asyncio.new_event_loop()
+        stream = model.stream(messages, params)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(anext(stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(stream.aclose())
+            loop.close()
+
+    return generate
+
+
+async def _drain_in_thread(pieces: Iterator[str]) -> AsyncIterator[str]:
+    done = object()
+    while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
+        yield piece  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- libraries
+@dataclass(frozen=True)
+class Entry:
+    """One choice of the library picker. `key` is what the page sends back."""
+
+    key: str
+    label: str
+    hub: bool = False
+    pinned: str | None = None  # a Hub version named in the settings (org/name@v2)
+
+
+class Catalog:
+    """The libraries a visitor may pick: none, the shipped ones, and those named in the settings.
+
+    Local libraries are loaded and validated once at start-up (an invalid shipped file is left out
+    with a warning; an invalid one named in the settings stops the app with one line). Hub
+    libraries are fetched and validated when first picked, one cached copy per version.
+    """
+
+    def __init__(self, refs: Sequence[str] = (), shipped_dirs: Sequence[Path] = SHIPPED_DIRS) -> None:
+        self.entries: dict[str, Entry] = {NONE: Entry(NONE, "none: the plain student")}
+        self._local: dict[str, Library] = {}
+        for path in _shipped_files(shipped_dirs):
+            try:
+                self._add_local(str(path), Library.load(path), "shipped")
+            except LibraryError as err:
+                log.warning("leaving out a shipped library: %s", err)
+        for ref in refs:
+            if Path(ref).exists():
+                self._add_local(ref, Library.load(ref), "local")
+            elif _HUB_REF.match(ref):
+                repo, _, pinned = ref.partition("@")
+                self.entries[repo] = Entry(repo, f"{repo} (Hub)", hub=True, pinned=pinned or None)
+            else:
+                raise ConfigError(f"TED_SPACE_LIBRARIES: {ref!r} is neither an existing path nor a Hub id like org/name or org/name@v2")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Catalog:
+        refs = [ref.strip() for ref in env.get("TED_SPACE_LIBRARIES", "").split(",") if ref.strip()]
+        return cls(refs)
+
+    def _add_local(self, key: str, library: Library, where: str) -> None:
+        label = f"{library.name} v{library.version} · {len(library.items)} experiences ({where})"
+        self.entries[key] = Entry(key, label)
+        self._local[key] = library
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(entry.label, entry.key) for entry in self.entries.values()]
+
+    def default(self) -> str:
+        """The first library after "none", so a visitor sees experiences at work straight away."""
+        return next((key for key in self.entries if key != NONE), NONE)
+
+    def entry(self, key: str) -> Entry:
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise LibraryError(f"{key!r} is not one of this Space's libraries; pick one from the list") from None
+
+    def versions(self, key: str) -> tuple[list[str], str | None]:
+        """The versions to offer for a library (newest first) and the one to preselect."""
+        entry = self.entry(key)
+        if key in self._local:
+            version = self._local[key].version
+            return [version], version
+        if not entry.hub:
+            return [], None
+        tags = hub_versions(entry.key)
+        default = entry.pinned if entry.pinned in tags else (tags[0] if tags else None)
+        return tags, default
+
+    def library(self, key: str, version: str | None) -> Library | None:
+        """The validated library a visitor picked, or None for the plain student."""
+        entry = self.entry(key)
+        if key in self._local:
+            return self._local[key]
+        if not entry.hub:
+            return None
+        tags, default = self.versions(key)
+        version = version or default
+        if version is not None and version not in tags:
+            raise LibraryError(f"{entry.key} has no version {version!r}; pick one from the list")
+        return hub_library(entry.key if version is None else f"{entry.key}@{version}")
+
+
+def _shipped_files(dirs: Sequence[Path]) -> list[Path]:
+    for folder in dirs:
+        if folder.is_dir():
+            return sorted(folder.rglob(FILENAME))
+    return []
+
+
+# Hub access is kept behind these two functions.
+@lru_cache(maxsize=64)
+def hub_versions(repo_id: str) -> list[str]:
+    """The published versions (tags) of a Hub library, newest first; [] when they cannot be listed."""
+    from ted import hub
+
+    try:
+        return list(hub.list_versions(repo_id))
+    except TedError as err:
+        log.warning("cannot list the versions of %s: %s", repo_id, err)
+        return []
+
+
+@lru_cache(maxsize=32)
+def _hub_library_cached(ref: str) -> Library:
+    from ted.hub import load_library
+
+    return load_library(ref)
+
+
+def hub_library(ref: str) -> Library:
+    """A Hub library, validated by `ted.hub.load_library`; a versioned reference is fetched once."""
+    if "@" in ref:
+        return _hub_library_cached(ref)
+    from ted.hub import load_library
+
+    return load_library(ref)
+
+
+# --------------------------------------------------------------------------- the prompt
+def build_messages(library: Library | None, history: Sequence[Message], text: str, images: Sequence[str]) -> list[Message]:
+    """`[system prompt; E; input]` as in distillation and evaluation, with the chat so far before the input."""
+    system = prompts.render("solve", library=library.render() if library is not None else "")
+    return [Message("system", system), *history, Message("user", text, images=list(images))]
+
+
+def history_messages(chat: Sequence[Mapping[str, Any]], keep: int) -> list[Message]:
+    """The last `keep` turns of a Gradio chat as text messages (earlier images are not resent).
+
+    Replies that were notices (errors, refusals) are left out: they are the app talking, not the model.
+    """
+    out: list[Message] = []
+    for message in chat:
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            continue
+        text = _text_of(message.get("content"))
+        if not text.strip() or (role == "assistant" and text.startswith(NOTICE)):
+            continue
+        out.append(Message(role, text))
+    out = out[-keep:]
+    while out and out[0].role != "user":
+        out.pop(0)
+    return out
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(_text_of(part) for part in content if _text_of(part))
+    if isinstance(content, Mapping) and content.get("type") == "text":
+        return str(content.get("text", ""))
+    return ""
+
+
+# --------------------------------------------------------------------------- checks and messages
+def check_input(text: str, files: Sequence[str], limits: Limits, supports_images: bool) -> None:
+    """Raise InputProblem with a friendly line when a message breaks a limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not text.strip() and not files:
+        raise InputProblem("Type a question first.")
+    if len(text) > limits.max_message_chars:
+        raise InputProblem(
+            f"Your message is {len(text):,} characters long; the limit here is {limits.max_message_chars:,}. Please shorten it."
+        )
+    if files and not supports_images:
+        raise InputProblem(
+            "This student reads text only, so it cannot look at images. "
+            "Please ask without the image (or run the Space with a vision-language student)."
+        )
+    if len(files) > limits.max_images:
+        raise InputProblem(f"You attached {len(files)} images; the limit is {limits.max_images}. Please remove some.")
+    for path in files:
+        name = Path(path).name
+        size = Path(path).stat().st_size
+        if size > limits.max_image_mb * 1_000_000:
+            raise InputProblem(f"{name} is {size / 1e6:.1f} MB; images can be at most {limits.max_image_mb:g} MB.")
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                image.verify()
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+            raise InputProblem(f"{name} is not an image this Space can read; please attach a PNG, JPEG, GIF or WebP.") from None
+        if width * height > limits.max_image_pixels:
+            raise InputProblem(f"{name} is {width}×{height} pixels; please attach a smaller image (at most {limits.max_image_pixels:,} pixels).")
+
+
+def short_error(err: BaseException, env: Mapping[str, str] = os.environ) -> str:
+    """One line for the page: what went wrong, with any secret from the environment blanked out.
+
+    User errors (TedError) are already written for people; anything else is logged in full on
+    the server and named only by its type on the page.
+    """
+    if isinstance(err, TedError):
+        text = " ".join(str(err).split())
+    else:
+        log.error("backend failure", exc_info=err)
+        text = f"the student backend failed unexpectedly ({type(err).__name__}); please try again"
+    for name, value in env.items():
+        if _SECRET_NAME.search(name) and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def block_html(library: Library | None, cited: Sequence[str] = ()) -> str:
+    """The exact experience block, as HTML, with the experiences the last reply cited highlighted."""
+    if library is None:
+        return "<p>No library: the student sees only the base system prompt.</p>"
+    block = library.render()
+    if not block:
+        return f"<p>{html.escape(library.name)} has no experiences yet: nothing is added to the system prompt.</p>"
+    lines = []
+    for line in block.splitlines():
+        match = _ITEM_LINE.match(line)
+        escaped = html.escape(line)
+        lines.append(f'<mark class="ted-cited">{escaped}</mark>' if match and match.group(1) in cited else escaped)
+    tokens = get_counter().count(block)  # always cl100k: a library's own tokenizer setting could trigger a download
+    cites = f"The last reply cited {', '.join(cited)}." if cited else "Cited experiences are highlighted after a reply."
+    summary = f"{html.escape(library.name)} v{html.escape(library.version)} · {len(library.items)} experiences · ≈{tokens:,} tokens. {cites}"
+    return f'<p class="ted-summary">{summary}</p><pre class="ted-block">' + "\n".join(lines) + "</pre>"
+
+
+def citations(reply: str, library: Library | None) -> list[str]:
+    return cited_ids(reply, library.ids()) if library is not None else []
+
+
+# --------------------------------------------------------------------------- streaming
+async def interleave(streams: Mapping[str, AsyncIterator[str]]) -> AsyncIterator[tuple[str, str | BaseException | None]]:
+    """Pieces from several streams as they arrive: `(key, text)`; then `(key, None)` when a
+    stream ends or `(key, error)` when it fails. Stopping early cancels the streams still running."""
+    queue: asyncio.Queue[tuple[str, str | BaseException | None]] = asyncio.Queue()
+
+    async def pump(key: str, stream: AsyncIterator[str]) -> None:
+        try:
+            async for piece in stream:
+                await queue.put((key, piece))
+        except Exception as err:  # reported to the page as that side's reply
+            await queue.put((key, err))
+        else:
+            await queue.put((key, None))
+
+    tasks = [asyncio.create_task(pump(key, stream)) for key, stream in streams.items()]
+    running = len(tasks)
+    try:
+        while running:
+            key, item = await queue.get()
+            if not isinstance(item, str):
+                running -= 1
+            yield key, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,217 @@
+"""The Space through its public API, end to end over real protocols:
+
+gradio_client → space/app.py (its own process) → recording proxy → llama_cpp.server (bundled model)
+
+The proxy forwards every request unchanged and keeps a copy of each chat request body, so the
+tests read exactly what reached the model's server.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from ted import prompts
+from ted.library import Library
+from tests.space_app import running_space
+
+pytestmark = pytest.mark.integration
+
+SECRET = "sk-space-test-0123456789abcdef"
+BLOCK_HEADING = "## Experience library"
+
+
+class RecordingProxy:
+    """An HTTP proxy to one upstream that records chat request bodies and can be told to fail.
+
+    In failing mode it answers 500 with the request's Authorization header echoed in the error,
+    the worst case of a server leaking a key into an error message.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.chat_requests: list[dict[str, Any]] = []
+        self.failing = False
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._forward(None)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.endswith("/chat/completions"):
+                    proxy.chat_requests.append(json.loads(body))
+                    if proxy.failing:
+                        error = {"error": {"message": f"upstream exploded; auth was {self.headers.get('Authorization')}"}}
+                        payload = json.dumps(error).encode()
+                        self.send_response(500)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
+                self._forward(body)
+
+            def _forward(self, body: bytes | None) -> None:
+                headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+                with httpx.Client(timeout=300) as client, client.stream(
+                    self.command, proxy.upstream + self.path, content=body, headers=headers
+                ) as response:
+                    self.send_response(response.status_code)
+                    for name, value in response.headers.items():
+                        if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                            self.send_header(name, value)
+                    self.end_headers()  # HTTP/1.0: the body ends when the connection closes
+                    for chunk in response.iter_raw():
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def proxy(llama_server: Any) -> Iterator[RecordingProxy]:
+    recorder = RecordingProxy(llama_server.base_url.removesuffix("/v1"))
+    yield recorder
+    recorder.close()
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Library]:
+    lib = Library(name="space-test", version="1.2.0")
+    lib.add("Restate what the question asks for before answering.", step=1)
+    lib.add("Check an arithmetic result with the inverse operation.", step=1)
+    folder = tmp_path_factory.mktemp("space_library")
+    lib.save(folder / "library.json")
+    return str(folder), lib
+
+
+@pytest.fixture(scope="module")
+def space(proxy: RecordingProxy, library: tuple[str, Library], llama_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    env = {
+        "TED_STUDENT": f"openai:{llama_server.model}@{proxy.url}/v1",
+        "TED_SPACE_LIBRARIES": library[0],
+        "OPENAI_API_KEY": SECRET,
+    }
+    log = tmp_path_factory.mktemp("space_app") / "app.log"
+    with running_space(env, log) as url:
+        yield Client(url, verbose=False, download_files=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_proxy(proxy: RecordingProxy) -> None:
+    proxy.chat_requests.clear()
+    proxy.failing = False
+
+
+def ask(client: Client, text: str, key: str = "none", compare: bool = False, files: list[Path] = ()) -> tuple[Any, ...]:
+    message = {"text": text, "files": [handle_file(path) for path in files]}
+    return client.predict(message, [], [], key, None, compare, 0.0, 16, api_name="/chat")
+
+
+def reply_text(chat: list[dict[str, Any]]) -> str:
+    assert chat and chat[-1]["role"] == "assistant", chat
+    return "".join(part.get("text", "") for part in chat[-1]["content"])
+
+
+def system_text(request: dict[str, Any]) -> str:
+    first = request["messages"][0]
+    assert first["role"] == "system"
+    return first["content"]
+
+
+def test_no_library_sends_no_experience_block(space: Client, proxy: RecordingProxy) -> None:
+    result = ask(space, "What is 2 + 3?")
+    assert reply_text(result[1]).strip()
+    assert len(proxy.chat_requests) == 1
+    request = proxy.chat_requests[0]
+    assert system_text(request) == prompts.render("solve", library="")
+    assert all(BLOCK_HEADING not in json.dumps(m) for m in request["messages"])
+    assert request["messages"][-1] == {"role": "user", "content": "What is 2 + 3?"}
+
+
+def test_library_sends_exactly_the_rendered_block(space: Client, proxy: RecordingProxy, library: tuple[str, Library]) -> None:
+    key, lib = library
+    result = ask(space, "What is 2 + 3?", key=key)
+    assert reply_text(result[1]).strip()
+    assert len(proxy.chat_requests) == 1
+    system = system_text(proxy.chat_requests[0])
+    assert system == prompts.render("solve", library=lib.render())
+    assert system.count(lib.render()) == 1 and system.count(BLOCK_HEADING) == 1
+    # The accordion shows the same block the model received.
+    assert "[E1] Restate what the question asks for before answering." in result[3]
+
+
+def test_compare_returns_two_replies_one_with_the_block(space: Client, proxy: RecordingProxy, library: tuple[str, Library]) -> None:
+    key, lib = library
+    result = ask(space, "Name a prime number.", key=key, compare=True)
+    with_lib, without = reply_text(result[1]), reply_text(result[2])
+    assert with_lib.strip() and without.strip()
+    assert not with_lib.startswith("⚠️") and not without.startswith("⚠️")
+    systems = sorted(system_text(r) for r in proxy.chat_requests)
+    assert systems == sorted([prompts.render("solve", library=lib.render()), prompts.render("solve", library="")])
+
+
+def test_uploaded_image_reaches_the_backend(space: Client, proxy: RecordingProxy, tmp_path: Path) -> None:
+    image = Image.new("RGB", (6, 4), (200, 30, 30))
+    image.putpixel((0, 0), (0, 0, 255))
+    path = tmp_path / "red.png"
+    image.save(path)
+    result = ask(space, "What colour is this?", files=[path])
+    assert result[1][-2]["role"] == "user" and any(part.get("type") == "file" for part in result[1][-2]["content"])
+    assert len(proxy.chat_requests) == 1
+    content = proxy.chat_requests[0]["messages"][-1]["content"]
+    urls = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+    assert [part["text"] for part in content if part["type"] == "text"] == ["What colour is this?"]
+    assert len(urls) == 1 and urls[0].startswith("data:image/png;base64,")
+    received = Image.open(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1]))).convert("RGB")
+    assert received.size == (6, 4) and received.tobytes() == image.tobytes()
+    assert reply_text(result[1]).strip()
+
+
+def test_limits_refuse_politely_before_calling_the_model(space: Client, proxy: RecordingProxy, tmp_path: Path) -> None:
+    with pytest.raises(AppError, match="characters long; the limit here is 4,000"):
+        ask(space, "x" * 4001)
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (2, 2)).save(paths[-1])
+    with pytest.raises(AppError, match="You attached 5 images; the limit is 4"):
+        ask(space, "Compare these", files=paths)
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"not an image at all")
+    with pytest.raises(AppError):  # Gradio's own file-type check or ours: either way, refused
+        ask(space, "What is this?", files=[fake])
+    assert proxy.chat_requests == []
+
+
+def test_backend_error_is_one_short_line_without_the_key(space: Client, proxy: RecordingProxy) -> None:
+    proxy.failing = True
+    result = ask(space, "What is 2 + 3?")
+    reply = reply_text(result[1])
+    assert reply.startswith("⚠️") and "HTTP 500" in reply
+    assert SECRET not in reply and "Traceback" not in reply and "\n" not in reply
+    assert len(reply) < 320
+    assert len(proxy.chat_requests) >= 1  # the request did reach the (failing) server
