@@ -18,7 +18,6 @@ import hashlib
 import logging
 import math
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,6 @@ LM_EVAL_TASKS: dict[str, tuple[str, str | None]] = {
     "ted_aime24": ("aime24", "train"),
 }
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's hf-multimodal / vllm-vlm put one image per placeholder
-_HUB_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w.+-]+)?$")
 _DATA_SUFFIXES = ("", ".parquet", ".jsonl", ".json", ".csv", ".arrow")
 
 
@@ -48,17 +46,11 @@ def resolve_library(ref: str | None) -> Library | None:
     """A library from a local path or a Hub reference `org/name[@version]`; None for no reference."""
     if ref is None or not str(ref).strip():
         return None
-    ref = str(ref).strip()
-    path = Path(ref).expanduser()
-    if path.exists():
-        return Library.load(path)
-    if _HUB_REF.match(ref) and not ref.endswith(".json"):
-        try:
-            from ted.hub import load_library
-        except ImportError:
-            raise LibraryError(f"{ref}: no such local library, and this ted has no Hub support to resolve it") from None
-        return load_library(ref)
-    raise LibraryError(f"{ref}: no such library file or folder (give a path to library.json or a Hub reference org/name@version)")
+    try:
+        from ted.hub import load_library
+    except ImportError:  # a ted without Hub support still reads local libraries
+        return Library.load(str(ref).strip())
+    return load_library(str(ref).strip())
 
 
 def library_reference(metadata: dict[str, Any]) -> str | None:

@@ -1,0 +1,78 @@
+"""`ted eval`: score a student on a benchmark with and without a library, side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def eval_command(
+    task: Annotated[str, typer.Option("--task", "--tasks", help="lm-eval task: ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime, ted_aime24.")],
+    library: Annotated[Optional[str], typer.Option(help="Library: a local path or org/name@version (default: $TED_LIBRARY).")] = None,
+    model: Annotated[str, typer.Option(help="lm-eval model type, as `lm_eval --model`.")] = "local-chat-completions",
+    model_args: Annotated[str, typer.Option("--model_args", "--model-args", help="As `lm_eval --model_args`, e.g. base_url=http://localhost:8000/v1/chat/completions,model=NAME.")] = "",
+    gen_kwargs: Annotated[Optional[str], typer.Option("--gen_kwargs", "--gen-kwargs", help="As `lm_eval --gen_kwargs`, e.g. max_gen_toks=2048.")] = None,
+    batch_size: Annotated[str, typer.Option("--batch_size", "--batch-size", help="As `lm_eval --batch_size`.")] = "1",
+    limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems (both runs).")] = None,
+    apply_chat_template: Annotated[bool, typer.Option("--apply_chat_template/--no_apply_chat_template", help="As `lm_eval --apply_chat_template` (on by default).")] = True,
+    system_instruction: Annotated[Optional[str], typer.Option("--system_instruction", help="As `lm_eval --system_instruction` (placed before the ted system prompt).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="As `lm_eval --device`, for local models.")] = None,
+    data_files: Annotated[Optional[str], typer.Option("--data_files", "--data-files", help="A local copy of the benchmark in its Hub schema (default: $TED_DATA_DIR/<task> or the Hub).")] = None,
+    include_path: Annotated[Optional[str], typer.Option("--include_path", "--include-path", help="The eval_tasks/ folder (default: the checkout's).")] = None,
+    record: Annotated[bool, typer.Option(help="Write the scores into the library's metrics (local libraries only).")] = False,
+    chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default: ted-eval-<task>.png).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
+    from ted.errors import LibraryError
+    from ted.evaluate import bar_chart, record as record_metrics, run_eval
+
+    ref = library or os.environ.get("TED_LIBRARY")
+    if not ref:
+        raise LibraryError("no library given: pass --library PATH or org/name@version (or set TED_LIBRARY)")
+    if record and not Path(ref).expanduser().exists():
+        raise LibraryError(f"--record writes into a local library file; {ref} is not one (pull it first)")
+    report = run_eval(
+        task,
+        ref,
+        model,
+        model_args,
+        include_path=include_path,
+        data_files=data_files,
+        limit=limit,
+        gen_kwargs=gen_kwargs,
+        batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
+        apply_chat_template=apply_chat_template,
+        system_instruction=system_instruction,
+        device=device,
+    )
+    console = Console()
+    table = Table(title=f"{task}: {ref} ({report.library_items} items, {report.library_tokens} tokens injected)")
+    for column in ("", "baseline", "with library", "delta", "samples"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row("accuracy", f"{report.baseline.acc:.3f}", f"{report.with_library.acc:.3f}", f"{report.delta:+.3f}", str(report.with_library.samples))
+    for name, (acc, n) in report.with_library.categories.items():
+        base = report.baseline.categories.get(name, (float("nan"), 0))[0]
+        table.add_row(f"  {name}", f"{base:.3f}", f"{acc:.3f}", f"{acc - base:+.3f}", str(n))
+    table.add_row("no answer", str(report.baseline.no_answer), str(report.with_library.no_answer), "", "")
+    if report.baseline.image_errors or report.with_library.image_errors:
+        table.add_row("undecodable images", str(report.baseline.image_errors), str(report.with_library.image_errors), "", "")
+    console.print(table)
+    chart_path = bar_chart(report, chart or Path(f"ted-eval-{task}.png"))
+    console.print(f"chart: {chart_path}")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"report: {output}")
+    if record:
+        console.print(f"recorded in {record_metrics(report, ref)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="eval")(eval_command)
