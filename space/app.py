@@ -145,8 +145,15 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
             library = gr.Dropdown(catalog.choices(), value=default_key, label="Experience library", scale=4)
+            # Custom values pass Gradio's own check so that API callers can name any version;
+            # the catalog accepts only versions it listed.
             version = gr.Dropdown(
-                default_versions, value=default_version, label="Version", interactive=len(default_versions) > 1, scale=1
+                default_versions,
+                value=default_version,
+                label="Version",
+                interactive=len(default_versions) > 1,
+                allow_custom_value=True,
+                scale=1,
             )
             compare = gr.Checkbox(value=False, label="Compare with and without the library", scale=2)
         with gr.Row(equal_height=True):

@@ -14,6 +14,7 @@ import html
 import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -23,6 +24,7 @@ from typing import Any
 from ted import prompts
 from ted.distill.usage import cited_ids
 from ted.errors import ConfigError, LibraryError, TedError
+from ted.hub import VersionInfo, list_versions, load_library, parse_ref
 from ted.library import FILENAME, Library
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
@@ -39,7 +41,6 @@ NONE = "none"
 NOTICE = "⚠️ "
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 _ITEM_LINE = re.compile(r"^\[(E[0-9]+)\] ")
-_HUB_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w.-]+)?$")
 
 
 class InputProblem(TedError):
@@ -162,7 +163,7 @@ class Catalog:
 
     Local libraries are loaded and validated once at start-up (an invalid shipped file is left out
     with a warning; an invalid one named in the settings stops the app with one line). Hub
-    libraries are fetched and validated when first picked, one cached copy per version.
+    libraries are fetched and validated by `ted.hub` when picked, one cached copy per version.
     """
 
     def __init__(self, refs: Sequence[str] = (), shipped_dirs: Sequence[Path] = SHIPPED_DIRS) -> None:
@@ -174,13 +175,12 @@ class Catalog:
             except LibraryError as err:
                 log.warning("leaving out a shipped library: %s", err)
         for ref in refs:
-            if Path(ref).exists():
-                self._add_local(ref, Library.load(ref), "local")
-            elif _HUB_REF.match(ref):
-                repo, _, pinned = ref.partition("@")
-                self.entries[repo] = Entry(repo, f"{repo} (Hub)", hub=True, pinned=pinned or None)
+            parsed = parse_ref(ref)
+            if parsed.kind == "local":
+                self._add_local(ref, Library.load(parsed.path), "local")
             else:
-                raise ConfigError(f"TED_SPACE_LIBRARIES: {ref!r} is neither an existing path nor a Hub id like org/name or org/name@v2")
+                repo = str(parsed.repo_id)
+                self.entries[repo] = Entry(repo, f"{repo} (Hub)", hub=True, pinned=parsed.version)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Catalog:
@@ -205,17 +205,18 @@ class Catalog:
         except KeyError:
             raise LibraryError(f"{key!r} is not one of this Space's libraries; pick one from the list") from None
 
-    def versions(self, key: str) -> tuple[list[str], str | None]:
-        """The versions to offer for a library (newest first) and the one to preselect."""
+    def versions(self, key: str) -> tuple[list[tuple[str, str]], str | None]:
+        """The versions to offer for a library as (label, version), newest first, and the one to preselect."""
         entry = self.entry(key)
         if key in self._local:
             version = self._local[key].version
-            return [version], version
+            return [(version, version)], version
         if not entry.hub:
             return [], None
-        tags = hub_versions(entry.key)
+        listed = hub_versions(entry.key)
+        tags = [version for _, version in listed]
         default = entry.pinned if entry.pinned in tags else (tags[0] if tags else None)
-        return tags, default
+        return listed, default
 
     def library(self, key: str, version: str | None) -> Library | None:
         """The validated library a visitor picked, or None for the plain student."""
@@ -224,11 +225,13 @@ class Catalog:
             return self._local[key]
         if not entry.hub:
             return None
-        tags, default = self.versions(key)
-        version = version or default
-        if version is not None and version not in tags:
+        listed, default = self.versions(key)
+        if version and version not in {tag for _, tag in listed}:
             raise LibraryError(f"{entry.key} has no version {version!r}; pick one from the list")
-        return hub_library(entry.key if version is None else f"{entry.key}@{version}")
+        version = version or default
+        if version is None:  # the versions could not be listed: let ted.hub find the newest
+            return _load_hub(entry.key)
+        return _load_hub_version(entry.key, version)
 
 
 def _shipped_files(dirs: Sequence[Path]) -> list[Path]:
@@ -238,33 +241,44 @@ def _shipped_files(dirs: Sequence[Path]) -> list[Path]:
     return []
 
 
-# Hub access is kept behind these two functions.
-@lru_cache(maxsize=64)
-def hub_versions(repo_id: str) -> list[str]:
-    """The published versions (tags) of a Hub library, newest first; [] when they cannot be listed."""
-    from ted import hub
+# Hub access goes through ted.hub: references are checked there (no local paths from visitors),
+# sizes are capped before download and every library is validated.
+VERSIONS_TTL_S = 600.0
+_versions_cache: dict[str, tuple[float, list[tuple[str, str]]]] = {}
 
+
+def hub_versions(repo_id: str) -> list[tuple[str, str]]:
+    """(label, tag) of each published version, newest first; [] when they cannot be listed.
+
+    A listing is reused for ten minutes, so a newly published version shows up without a restart.
+    """
+    cached = _versions_cache.get(repo_id)
+    if cached and time.monotonic() - cached[0] < VERSIONS_TTL_S:
+        return cached[1]
     try:
-        return list(hub.list_versions(repo_id))
+        infos = list_versions(repo_id)
     except TedError as err:
         log.warning("cannot list the versions of %s: %s", repo_id, err)
         return []
+    listed = [(_version_label(info), info.version) for info in reversed(infos)]
+    _versions_cache[repo_id] = (time.monotonic(), listed)
+    return listed
+
+
+def _version_label(info: VersionInfo) -> str:
+    label = f"{info.version} · {info.items} experiences"
+    if info.baseline is not None and info.with_library is not None:
+        label += f" · {info.task or 'score'} {info.baseline:.3f} → {info.with_library:.3f}"
+    return label
 
 
 @lru_cache(maxsize=32)
-def _hub_library_cached(ref: str) -> Library:
-    from ted.hub import load_library
-
-    return load_library(ref)
+def _load_hub_version(repo_id: str, version: str) -> Library:
+    return _load_hub(f"{repo_id}@{version}")
 
 
-def hub_library(ref: str) -> Library:
-    """A Hub library, validated by `ted.hub.load_library`; a versioned reference is fetched once."""
-    if "@" in ref:
-        return _hub_library_cached(ref)
-    from ted.hub import load_library
-
-    return load_library(ref)
+def _load_hub(ref: str) -> Library:
+    return load_library(ref, allow_local=False)
 
 
 # --------------------------------------------------------------------------- the prompt

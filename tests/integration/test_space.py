@@ -3,7 +3,8 @@
 gradio_client → space/app.py (its own process) → recording proxy → llama_cpp.server (bundled model)
 
 The proxy forwards every request unchanged and keeps a copy of each chat request body, so the
-tests read exactly what reached the model's server.
+tests read exactly what reached the model's server. Hub libraries come from the local
+Hub-compatible server (hub_server.py) through the real huggingface_hub client.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from hub_server import HubServer, Token
 from PIL import Image
 
 from ted import prompts
+from ted.hub import push_library
 from ted.library import Library
 from tests.space_app import running_space
 
@@ -31,6 +34,8 @@ pytestmark = pytest.mark.integration
 
 SECRET = "sk-space-test-0123456789abcdef"
 BLOCK_HEADING = "## Experience library"
+HUB_REPO = "alice/space-lib"
+WRITE, READ = "hf_space_write", "hf_space_read"
 
 
 class RecordingProxy:
@@ -109,14 +114,38 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Library]:
 
 
 @pytest.fixture(scope="module")
-def space(proxy: RecordingProxy, library: tuple[str, Library], llama_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def hub_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubServer, dict[str, Library]]]:
+    """Two published versions of one library on a local Hub."""
+    with HubServer(tmp_path_factory.mktemp("hub"), {WRITE: Token("alice", "write"), READ: Token("bob", "read")}) as hub:
+        published = {}
+        for version, texts in (("v1", ["Work slowly."]), ("v2", ["Work slowly.", "Name the unit of every quantity."])):
+            lib = Library(name="space-hub", version=version.removeprefix("v"))
+            for text in texts:
+                lib.add(text, step=1)
+            push_library(lib, HUB_REPO, version=version, token=WRITE, endpoint=hub.url)
+            published[version] = lib
+        yield hub, published
+
+
+@pytest.fixture(scope="module")
+def space(
+    proxy: RecordingProxy,
+    library: tuple[str, Library],
+    hub_versions: tuple[HubServer, dict[str, Library]],
+    llama_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Client]:
+    folder = tmp_path_factory.mktemp("space_app")
     env = {
         "TED_STUDENT": f"openai:{llama_server.model}@{proxy.url}/v1",
-        "TED_SPACE_LIBRARIES": library[0],
+        "TED_SPACE_LIBRARIES": f"{library[0]},{HUB_REPO}",
         "OPENAI_API_KEY": SECRET,
+        "HF_ENDPOINT": hub_versions[0].url,
+        "HF_TOKEN": READ,
+        "HF_HOME": str(folder / "hf-home"),
+        "HF_HUB_CACHE": str(folder / "hf-cache"),
     }
-    log = tmp_path_factory.mktemp("space_app") / "app.log"
-    with running_space(env, log) as url:
+    with running_space(env, folder / "app.log") as url:
         yield Client(url, verbose=False, download_files=False)
 
 
@@ -126,9 +155,11 @@ def fresh_proxy(proxy: RecordingProxy) -> None:
     proxy.failing = False
 
 
-def ask(client: Client, text: str, key: str = "none", compare: bool = False, files: list[Path] = ()) -> tuple[Any, ...]:
+def ask(
+    client: Client, text: str, key: str = "none", compare: bool = False, files: list[Path] = (), version: str | None = None
+) -> tuple[Any, ...]:
     message = {"text": text, "files": [handle_file(path) for path in files]}
-    return client.predict(message, [], [], key, None, compare, 0.0, 16, api_name="/chat")
+    return client.predict(message, [], [], key, version, compare, 0.0, 16, api_name="/chat")
 
 
 def reply_text(chat: list[dict[str, Any]]) -> str:
@@ -215,3 +246,21 @@ def test_backend_error_is_one_short_line_without_the_key(space: Client, proxy: R
     assert SECRET not in reply and "Traceback" not in reply and "\n" not in reply
     assert len(reply) < 320
     assert len(proxy.chat_requests) >= 1  # the request did reach the (failing) server
+
+
+def test_hub_library_versions_are_fetched_validated_and_injected(
+    space: Client, proxy: RecordingProxy, hub_versions: tuple[HubServer, dict[str, Library]]
+) -> None:
+    hub, published = hub_versions
+    for version in ("v1", "v2"):
+        ask(space, "What is 2 + 3?", key=HUB_REPO, version=version)
+        assert system_text(proxy.chat_requests[-1]) == prompts.render("solve", library=published[version].render())
+    ask(space, "What is 2 + 3?", key=HUB_REPO)  # no version: the newest
+    assert system_text(proxy.chat_requests[-1]) == prompts.render("solve", library=published["v2"].render())
+    count = len(proxy.chat_requests)
+    with pytest.raises(AppError, match="has no version 'v9'"):
+        ask(space, "What is 2 + 3?", key=HUB_REPO, version="v9")
+    with pytest.raises(AppError):  # a path is never accepted as a library
+        ask(space, "What is 2 + 3?", key="/etc")
+    assert len(proxy.chat_requests) == count
+    assert ("GET", "resolve") in hub.requests  # the library files did come over HTTP
