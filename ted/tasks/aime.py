@@ -17,6 +17,7 @@ from ted.tasks.benchmark import BenchmarkTask
 class AimeTask(BenchmarkTask):
     name = "aime"
     description = "AIME 2025 (math-ai/aime25): 30 integer-answer problems"
+    display_name = "AIME 2025"
     dataset = "math-ai/aime25"
     # Only a short commit id (7510e41) could be confirmed offline; the Hub needs a full SHA.
     revision = None
@@ -39,6 +40,7 @@ class AimeTask(BenchmarkTask):
 class Aime24Task(AimeTask):
     name = "aime24"
     description = "AIME 2024 (Maxwell-Jia/AIME_2024): 30 integer-answer problems"
+    display_name = "AIME 2024"
     dataset = "Maxwell-Jia/AIME_2024"
     revision = "8d88b2876a82a080e2f172cc9b25d0d9d2cb4792"
     default_split = "train"

@@ -39,6 +39,7 @@ _LONE_LETTER = re.compile(r"^\W*\(?(?P<letter>[A-Z])\)?\W*$")
 _TRAILING_LETTER = re.compile(r"(?:^|[\s:])\(?(?P<letter>[A-Z])\)?[.!]?\s*$")
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _LEAD_LETTER = re.compile(r"^\(?(?P<letter>[A-Z])(?:\)|\.|:|\s|$)")
+_PROSE = re.compile(r"(?<!\\)\b[A-Za-z]{3,}")  # a word that is not a LaTeX command
 _NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
 _SHORT_REPLY_CHARS = 40
 
@@ -115,7 +116,7 @@ def extract(text: str, letters: str | None = None, options: list[str] | None = N
     lines = [line for line in body.splitlines() if line.strip()]
     if len(lines) == 1 and len(lines[0]) <= _SHORT_REPLY_CHARS:
         candidate = clean_candidate(lines[0])
-        if to_number(candidate) is not None or _looks_mathy(candidate):
+        if to_number(candidate) is not None or (_looks_mathy(candidate) and not _PROSE.search(candidate)):
             return candidate
     return None
 

@@ -19,6 +19,7 @@ class BenchmarkTask(BaseTask):
     """A benchmark with a fixed schema. Subclasses set the dataset and `to_problem`."""
 
     dataset: ClassVar[str]
+    display_name: ClassVar[str]
     revision: ClassVar[str | None]
     default_split: ClassVar[str | None] = None
     splits: ClassVar[tuple[str, ...]] = ()
@@ -51,10 +52,6 @@ class BenchmarkTask(BaseTask):
             )
             problems.append(self.finish(problem, row))
         return problems
-
-    @property
-    def display_name(self) -> str:
-        return type(self).__name__.removesuffix("Task")
 
     def canonical_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row with ted's field names (question, answer, options, images, id)."""

@@ -119,11 +119,13 @@ def open_dataset(source: str, split: str | None = None, revision: str | None = N
 def require_columns(columns: Iterable[str], required: Iterable[str | tuple[str, ...]], origin: str, schema: str) -> None:
     """Raise DataError naming the first missing field; a tuple means any one of those names."""
     present = set(columns)
+    needed = ", ".join(need if isinstance(need, str) else "/".join(need) for need in required)
     for need in required:
         names = (need,) if isinstance(need, str) else need
         if not present & set(names):
             wanted = " or ".join(repr(n) for n in names)
-            raise DataError(f"{origin}: missing field {wanted}; {schema} rows have {', '.join(sorted(present)) or 'no fields'} instead")
+            have = ", ".join(sorted(present)) or "none"
+            raise DataError(f"{origin}: missing field {wanted} ({schema} rows need {needed}; this data has {have})")
 
 
 # --------------------------------------------------------------------------- rows

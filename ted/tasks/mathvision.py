@@ -18,6 +18,7 @@ from ted.tasks.benchmark import BenchmarkTask
 class MathVisionTask(BenchmarkTask):
     name = "mathvision"
     description = "MathVision (MathLLMs/MathVision): multimodal competition math, test 3040 / testmini 304"
+    display_name = "MathVision"
     dataset = "MathLLMs/MathVision"
     revision = "08d26d67d45431e1e88ed7e70f4737615b519aad"
     default_split = "test"

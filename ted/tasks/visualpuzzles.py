@@ -21,6 +21,7 @@ LETTERS = ("A", "B", "C", "D")
 class VisualPuzzlesTask(BenchmarkTask):
     name = "visualpuzzles"
     description = "VisualPuzzles (neulab/VisualPuzzles): 1168 visual logic puzzles, A-D, per-category accuracy"
+    display_name = "VisualPuzzles"
     dataset = "neulab/VisualPuzzles"
     revision = "121e4ff2aa9ed04d04d972dd3847acefca421e0b"
     default_split = None
