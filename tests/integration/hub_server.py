@@ -68,12 +68,20 @@ class Token:
 class HubHTTPError(Exception):
     """An error answer, with the Hub's error headers."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers or {}
+        self.body = body or {}
 
 
 @dataclass
@@ -245,7 +253,7 @@ class HubServer:
         url = f"{self.url}/{URL_PREFIX[repo_type]}{repo_id}"
         with self._lock:
             if self._repo(repo_type, repo_id) is not None:
-                raise HubHTTPError(409, "You already created this repo", headers={"X-Repo-Url": url})
+                raise HubHTTPError(409, "You already created this repo", body={"url": url})
             git_dir = self._git_dir(repo_type, repo_id)
             git_dir.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(git_dir)], check=True)
@@ -447,7 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": err.message, **err.headers}
             if err.code:
                 headers["X-Error-Code"] = err.code
-            self._send(err.status, {"error": err.message}, headers, head=method == "HEAD")
+            self._send(err.status, {"error": err.message, **err.body}, headers, head=method == "HEAD")
         except (json.JSONDecodeError, ValueError, subprocess.CalledProcessError) as err:
             self._send(400, {"error": f"Bad request: {err}"}, {"X-Error-Message": "Bad request"})
 

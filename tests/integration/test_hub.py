@@ -1,0 +1,383 @@
+"""Libraries on the Hub, end to end: the real `huggingface_hub` client over HTTP against a local
+Hub-compatible server (tests/integration/hub_server.py) backed by real git repositories.
+
+The CLI runs as a subprocess (`python -m ted.cli`) with HF_ENDPOINT / HF_TOKEN / HF_HUB_CACHE in
+its environment, exactly as a user runs it; the Python API is called in process with the same
+settings passed explicitly. Nothing in huggingface_hub is patched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hub_server import HubServer, Token
+from huggingface_hub import CommitOperationAdd, HfApi
+
+import ted
+from ted.cards import split_card
+from ted.errors import LibraryError, TedError
+from ted.hub import HubError, PushResult, VersionInfo
+from ted.library import MAX_FILE_BYTES, Library, RoleCost
+
+pytestmark = pytest.mark.integration
+
+WRITE, READ = "hf_write_token", "hf_read_token"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    with HubServer(tmp_path_factory.mktemp("hub"), {WRITE: Token("alice", "write"), READ: Token("bob", "read")}) as server:
+        yield server
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def api_kw(hub: HubServer, cache: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings for in-process API calls; HF_TOKEN is set so no saved login leaks in."""
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    return {"endpoint": hub.url, "cache_dir": str(cache)}
+
+
+@pytest.fixture
+def cli_env(hub: HubServer, tmp_path: Path, cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_TOKEN=WRITE,
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_CACHE=str(cache),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
+    return env
+
+
+def ted_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ted.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *phrases: str) -> str:
+    """A user error: non-zero exit, one line on stderr, no traceback, the expected words."""
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+    return lines[0]
+
+
+def make_library(path: Path, texts: list[str], *, name: str = "demo", with_library: float = 0.55) -> Path:
+    lib = Library(
+        name=name,
+        student={"model": "gemma-3-270m", "backend": "llama_cpp"},
+        teacher={"model": "gemma-3-270m", "backend": "llama_cpp"},
+        source={"dataset": "local/arith", "split": "train", "revision": "abc123", "samples": 12, "epochs": 2, "rollouts": 2},
+        budget={"max_tokens": 600, "max_items": 6},
+    )
+    for step, text in enumerate(texts, start=1):
+        lib.add(text, step, sources=[f"sample-{step}"], usage=step)
+    lib.metrics.task, lib.metrics.baseline, lib.metrics.with_library = "ted_demo", 0.4, with_library
+    lib.metrics.curve = [
+        {"epoch": 1, "step": 6, "items": len(texts), "tokens": 80, "train_accuracy": 0.3, "val_accuracy": 0.45},
+        {"epoch": 2, "step": 12, "items": len(texts), "tokens": 90, "train_accuracy": 0.4, "val_accuracy": with_library},
+    ]
+    lib.cost.calls = {"student": 48, "teacher": 24}
+    lib.cost.roles = {"student": RoleCost(calls=48, prompt_tokens=9000, completion_tokens=3000, wall_s=30.5)}
+    lib.save(path)
+    return path
+
+
+LESSONS = [
+    "Restate what the question asks before computing anything.",
+    "Check the units of the final answer against the question.",
+    "When a figure is described, list its given quantities first.",
+]
+
+
+def tags_of(hub: HubServer, repo_id: str) -> dict[str, str]:
+    return {t.name: t.target_commit for t in HfApi(endpoint=hub.url, token=WRITE).list_repo_refs(repo_id, repo_type="dataset").tags}
+
+
+def head_of(hub: HubServer, repo_id: str) -> str:
+    return hub.git("dataset", repo_id, "rev-parse", "refs/heads/main").strip()
+
+
+def raw_commit(hub: HubServer, repo_id: str, files: dict[str, bytes], tag: str | None = "v1") -> None:
+    """Put arbitrary files in a dataset repo with the plain Hub client (for hostile/odd repos)."""
+    api = HfApi(endpoint=hub.url, token=WRITE)
+    api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+    info = api.create_commit(
+        repo_id, [CommitOperationAdd(p, data) for p, data in files.items()], commit_message="raw", repo_type="dataset"
+    )
+    if tag:
+        api.create_tag(repo_id, tag=tag, revision=info.oid, repo_type="dataset")
+
+
+# --------------------------------------------------------------------------- round trip
+def test_push_then_pull_is_byte_identical(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    lib_path = make_library(tmp_path / "lib.json", LESSONS)
+    # Not ted's own formatting: a push that re-serialised the library would change these bytes.
+    lib_path.write_text(json.dumps(json.loads(lib_path.read_text()), indent=3, sort_keys=True, ensure_ascii=True))
+    pushed = ted_cli(cli_env, "push", str(lib_path), "alice/roundtrip", "--message", "first version")
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"{hub.url}/datasets/alice/roundtrip/tree/v1" in pushed.stdout
+
+    # One commit on top of the repo's initial commit, tagged v1, holding the whole layout.
+    assert tags_of(hub, "alice/roundtrip") == {"v1": head_of(hub, "alice/roundtrip")}
+    assert hub.git("dataset", "alice/roundtrip", "rev-list", "--count", "main").strip() == "2"
+    assert hub.git("dataset", "alice/roundtrip", "log", "-1", "--format=%s", "v1").strip() == "first version"
+    tree = hub.git("dataset", "alice/roundtrip", "ls-tree", "-r", "--name-only", "v1").split()
+    assert set(tree) >= {"library.json", "experiences.jsonl", "README.md", "assets/learning_curve.png", "assets/usage.png"}
+
+    out = tmp_path / "pulled"
+    pulled = ted_cli(cli_env, "pull", "alice/roundtrip@v1", "--out", str(out))
+    assert pulled.returncode == 0, pulled.stderr
+    assert (out / "library.json").read_bytes() == lib_path.read_bytes()
+    rows = [json.loads(line) for line in (out / "experiences.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == LESSONS and [r["usage"] for r in rows] == [1, 2, 3]
+    assert (out / "assets/learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # No version: the newest tag; the cached file is the same bytes too.
+    cached = ted_cli(cli_env, "pull", "alice/roundtrip")
+    assert cached.returncode == 0, cached.stderr
+    assert Path(cached.stdout.strip().splitlines()[-1]).read_bytes() == lib_path.read_bytes()
+
+
+def test_card_has_valid_yaml_and_viewer_configs(hub: HubServer, api_kw: dict[str, str], tmp_path: Path) -> None:
+    lib_path = make_library(tmp_path / "lib.json", LESSONS, with_library=0.6)
+    ted.push_library(lib_path, "alice/carded", **{k: v for k, v in api_kw.items() if k != "cache_dir"})
+    result = ted.pull_library("alice/carded@v1", **api_kw)
+    meta, body = split_card((result.folder / "README.md").read_text())
+
+    assert meta["license"] == "apache-2.0" and meta["pretty_name"] == "TED experience library: demo"
+    assert {"ted", "experience-library"} <= set(meta["tags"]) and meta["task_categories"]
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "experiences.jsonl"}]}]
+    info = meta["ted"]
+    assert info["student"]["model"] == "gemma-3-270m" and info["teacher"]["backend"] == "llama_cpp"
+    assert info["source"]["dataset"] == "local/arith" and info["source"]["revision"] == "abc123"
+    assert info["budget"]["max_tokens"] == 600 and info["compression"] == "teacher" and info["version"] == "v1"
+    assert info["metrics"] == {"task": "ted_demo", "without_library": 0.4, "with_library": 0.6, "delta": 0.2}
+    for section in ("## What this library is", "## How to use it", "## Experiences", "## Learning curve",
+                    "## Cost of distillation", "## Limitations", "## Citation"):
+        assert section in body
+    assert "TED: Training-Free Experience Distillation for Multimodal Reasoning" in body and "25 Mar 2026" in body
+    assert 'ted.load_library("alice/carded@v1")' in body and "lm_eval --model local-chat-completions" in body
+    for image in ("assets/learning_curve.png", "assets/usage.png"):
+        assert f"]({image})" in body and (result.folder / image).is_file()
+
+    # What the dataset viewer does: load the folder through the card's `configs`.
+    import datasets
+
+    rows = datasets.load_dataset(str(result.folder), split="train")
+    assert rows["id"] == ["E1", "E2", "E3"] and rows["text"] == LESSONS
+
+
+# --------------------------------------------------------------------------- versions
+def test_versions_are_listed_in_version_order(hub: HubServer, api_kw: dict[str, str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    push_kw = {"endpoint": api_kw["endpoint"]}
+    first = ted.push_library(make_library(tmp_path / "a.json", LESSONS[:1]), "alice/versioned", **push_kw)
+    second = ted.push_library(make_library(tmp_path / "b.json", LESSONS[:2]), "alice/versioned", **push_kw)
+    tenth = ted.push_library(make_library(tmp_path / "c.json", LESSONS), "alice/versioned", version="v10", **push_kw)
+    after = ted.push_library(make_library(tmp_path / "d.json", LESSONS[1:], with_library=0.7), "alice/versioned", **push_kw)
+    assert isinstance(first, PushResult)
+    assert [first.version, second.version, tenth.version, after.version] == ["v1", "v2", "v10", "v11"]
+
+    rows = ted.list_versions("alice/versioned", **api_kw)
+    assert all(isinstance(r, VersionInfo) for r in rows)
+    assert [(r.version, r.items, r.with_library) for r in rows] == [("v1", 1, 0.55), ("v2", 2, 0.55), ("v10", 3, 0.55), ("v11", 2, 0.7)]
+    assert [r.commit for r in rows] == [first.commit, second.commit, tenth.commit, after.commit]
+    assert all(r.date is not None and r.tokens > 0 and r.baseline == 0.4 for r in rows)
+
+    newest = ted.load_library("alice/versioned", **api_kw)
+    assert [item.text for item in newest.items] == LESSONS[1:]
+    assert len(ted.load_library("alice/versioned@v2", **api_kw).items) == 2
+
+    listed = ted_cli(cli_env, "versions", "alice/versioned")
+    assert listed.returncode == 0, listed.stderr
+    order = [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│")]
+    assert order == ["v1", "v2", "v10", "v11"], listed.stdout
+    assert "0.700" in listed.stdout and "0.400" in listed.stdout
+
+
+def test_existing_version_is_refused_unless_forced(hub: HubServer, api_kw: dict[str, str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    old = make_library(tmp_path / "old.json", LESSONS[:2])
+    new = make_library(tmp_path / "new.json", LESSONS)
+    assert ted_cli(cli_env, "push", str(old), "alice/forced").returncode == 0
+    before = tags_of(hub, "alice/forced")
+
+    refused = ted_cli(cli_env, "push", str(new), "alice/forced", "--version", "v1")
+    assert_one_line_error(refused, "alice/forced@v1 already exists", "--force")
+    assert tags_of(hub, "alice/forced") == before and head_of(hub, "alice/forced") == before["v1"]
+
+    forced = ted_cli(cli_env, "push", str(new), "alice/forced", "--version", "v1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "replaced alice/forced@v1" in forced.stdout
+    after = tags_of(hub, "alice/forced")
+    assert set(after) == {"v1"} and after["v1"] != before["v1"]
+    assert len(ted.load_library("alice/forced@v1", **api_kw).items) == 3
+
+
+def test_diff_between_versions_and_local_files(hub: HubServer, api_kw: dict[str, str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    v1 = make_library(tmp_path / "v1.json", LESSONS[:2])
+    lib = Library.load(v1)
+    lib.remove("E1")
+    lib.items[0].text = "Check the units of every intermediate and final quantity."
+    lib.add("Estimate the answer's size before solving exactly.", 9)
+    v2 = tmp_path / "v2.json"
+    lib.save(v2)
+    ted.push_library(v1, "alice/diffed", endpoint=api_kw["endpoint"])
+    ted.push_library(v2, "alice/diffed", endpoint=api_kw["endpoint"])
+
+    shown = ted_cli(cli_env, "diff", "alice/diffed@v1", "alice/diffed@v2")
+    assert shown.returncode == 0, shown.stderr
+    assert "1 added, 1 removed, 1 rewritten" in shown.stdout
+    assert "+ [E3] Estimate the answer's size" in shown.stdout
+    assert f"- [E1] {LESSONS[0]}" in shown.stdout
+    assert f"~ [E2] {LESSONS[1]}" in shown.stdout and "→ Check the units of every intermediate" in shown.stdout
+
+    mixed = ted_cli(cli_env, "diff", str(v2), "alice/diffed@v2")
+    assert mixed.returncode == 0 and "0 added, 0 removed, 0 rewritten" in mixed.stdout
+
+
+# --------------------------------------------------------------------------- cache and offline
+def test_pulled_version_works_offline(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    lib_path = make_library(tmp_path / "lib.json", LESSONS)
+    assert ted_cli(cli_env, "push", str(lib_path), "alice/travel").returncode == 0
+    online = ted_cli(cli_env, "pull", "alice/travel@v1")
+    assert online.returncode == 0, online.stderr
+
+    # Offline, and the endpoint points at a closed port: only the Hub cache can answer.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    offline = {**cli_env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": dead}
+    for ref, out in (("alice/travel@v1", "by-tag"), ("alice/travel", "newest")):
+        proc = ted_cli(offline, "pull", ref, "--out", str(tmp_path / out))
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / out / "library.json").read_bytes() == lib_path.read_bytes()
+    assert_one_line_error(ted_cli(offline, "pull", "alice/never-pulled@v1"), "not in the local Hub cache")
+
+    # Online again with the Hub unreachable: newest version also falls back to the cache.
+    unreachable = {**cli_env, "HF_ENDPOINT": dead}
+    assert ted_cli(unreachable, "pull", "alice/travel").returncode == 0
+
+
+# --------------------------------------------------------------------------- bad input
+def test_unknown_repo_and_unknown_version(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/does-not-exist"), "alice/does-not-exist", "no such dataset")
+    assert ted_cli(cli_env, "push", str(make_library(tmp_path / "l.json", LESSONS)), "alice/known").returncode == 0
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/known@v9"), "no version 'v9'", "ted versions alice/known")
+    assert_one_line_error(ted_cli(cli_env, "versions", "alice/does-not-exist"), "no such dataset")
+
+
+def test_push_without_token_or_with_read_only_token(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    lib_path = str(make_library(tmp_path / "lib.json", LESSONS))
+    no_token = {k: v for k, v in cli_env.items() if k != "HF_TOKEN"}
+    assert_one_line_error(ted_cli(no_token, "push", lib_path, "alice/no-token"), "no Hugging Face token", "HF_TOKEN")
+    assert not (hub.root / "datasets/alice/no-token.git").exists()
+
+    read_only = {**cli_env, "HF_TOKEN": READ}
+    assert_one_line_error(ted_cli(read_only, "push", lib_path, "alice/read-only"), "cannot write to alice/read-only", "403")
+    assert not (hub.root / "datasets/alice/read-only.git").exists()
+
+    # An existing repo: creation is skipped, the commit itself is refused, nothing changes.
+    assert ted_cli(cli_env, "push", lib_path, "alice/existing").returncode == 0
+    before = (tags_of(hub, "alice/existing"), head_of(hub, "alice/existing"))
+    assert_one_line_error(ted_cli(read_only, "push", lib_path, "alice/existing"), "cannot write", "Nothing was published")
+    assert (tags_of(hub, "alice/existing"), head_of(hub, "alice/existing")) == before
+
+    bogus = {**cli_env, "HF_TOKEN": "hf_not_a_real_token"}
+    assert_one_line_error(ted_cli(bogus, "push", lib_path, "alice/bogus"), "rejected your token")
+
+
+def test_network_failure_mid_push_publishes_nothing(hub: HubServer, cli_env: dict[str, str], api_kw: dict[str, str], tmp_path: Path) -> None:
+    lib_path = str(make_library(tmp_path / "lib.json", LESSONS))
+    assert ted_cli(cli_env, "push", lib_path, "alice/flaky").returncode == 0
+    before = (tags_of(hub, "alice/flaky"), head_of(hub, "alice/flaky"))
+
+    hub.fail_next("commit")  # the server drops the connection of the commit request
+    failed = ted_cli(cli_env, "push", lib_path, "alice/flaky")
+    assert_one_line_error(failed, "network error", "Nothing was published")
+    assert (tags_of(hub, "alice/flaky"), head_of(hub, "alice/flaky")) == before
+
+    # The commit lands but tagging fails: still no new version visible to anyone.
+    hub.fail_next("tag")
+    with pytest.raises(HubError, match="network error"):
+        ted.push_library(lib_path, "alice/flaky", endpoint=api_kw["endpoint"])
+    assert tags_of(hub, "alice/flaky") == before[0]
+    assert [r.version for r in ted.list_versions("alice/flaky", **api_kw)] == ["v1"]
+
+
+def test_malformed_oversized_and_foreign_remote_libraries(hub: HubServer, cli_env: dict[str, str]) -> None:
+    raw_commit(hub, "alice/garbage", {"library.json": b"{not json"})
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/garbage@v1"), "alice/garbage@v1", "not valid JSON")
+
+    wrong = {"format": "ted-library/1", "items": [{"id": "E1", "text": "x" * 5000}]}
+    raw_commit(hub, "alice/long-item", {"library.json": json.dumps(wrong).encode()})
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/long-item@v1"), "invalid library at items.0.text")
+
+    many = {"format": "ted-library/1", "items": [{"id": f"E{i}", "text": "lesson"} for i in range(1, 800)]}
+    raw_commit(hub, "alice/too-many", {"library.json": json.dumps(many).encode()})
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/too-many@v1"), "over the cap of 500")
+
+    huge = json.dumps({"format": "ted-library/1", "name": "x" * (MAX_FILE_BYTES + 10)}).encode()
+    raw_commit(hub, "alice/huge", {"library.json": huge})
+    downloads_before = hub.requests.count(("GET", "resolve"))
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/huge@v1"), "over the 4,000,000-byte cap", "refusing to download")
+    assert hub.requests.count(("GET", "resolve")) == downloads_before  # checked before any download
+
+    raw_commit(hub, "alice/plain-dataset", {"README.md": b"---\nlicense: mit\n---\n# just data\n", "data.csv": b"a,b\n1,2\n"})
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/plain-dataset@v1"), "not a ted library", "library.json")
+    raw_commit(hub, "alice/untagged", {"data.csv": b"a\n1\n"}, tag=None)
+    assert_one_line_error(ted_cli(cli_env, "pull", "alice/untagged"), "no published version")
+
+
+def test_path_traversal_in_references(cli_env: dict[str, str], tmp_path: Path) -> None:
+    for ref in ("alice/../../etc/passwd", "alice/x@../../v1", "../../etc/passwd", "alice//x", "..\\..\\x"):
+        proc = ted_cli(cli_env, "pull", ref)
+        assert_one_line_error(proc)
+    assert "path traversal" in assert_one_line_error(ted_cli(cli_env, "pull", "alice/../x"))
+    assert "not accepted here" in assert_one_line_error(ted_cli(cli_env, "pull", "../../etc/passwd"))
+    assert "no such file" in assert_one_line_error(ted_cli(cli_env, "diff", "../nope.json", "./also-nope"))
+
+
+def test_private_library_needs_its_owners_token(hub: HubServer, api_kw: dict[str, str], cli_env: dict[str, str], tmp_path: Path) -> None:
+    proc = ted_cli(cli_env, "push", str(make_library(tmp_path / "l.json", LESSONS)), "alice/secret", "--private")
+    assert proc.returncode == 0, proc.stderr
+    assert len(ted.load_library("alice/secret@v1", **api_kw).items) == 3
+    anonymous = {k: v for k, v in cli_env.items() if k != "HF_TOKEN"}
+    assert_one_line_error(ted_cli(anonymous, "pull", "alice/secret@v1"), "no such dataset", "private")
+    with pytest.raises(TedError):
+        ted.load_library("alice/secret@v1", token=READ, **api_kw)
+
+
+def test_api_errors_are_ted_errors(hub: HubServer, api_kw: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(LibraryError, match="push takes a local library"):
+        ted.push_library("alice/elsewhere", "alice/target", endpoint=api_kw["endpoint"])
+    with pytest.raises(LibraryError, match="not a version tag"):
+        ted.push_library(make_library(tmp_path / "l.json", LESSONS), "alice/target", version="latest", endpoint=api_kw["endpoint"])
+    with pytest.raises(LibraryError, match="local paths are not accepted"):
+        ted.load_library(str(tmp_path / "l.json"), allow_local=False, **api_kw)
+    # A local path that exists wins over the Hub; an Hub id that is not a local folder goes to the Hub.
+    folder = tmp_path / "alice" / "target"
+    folder.mkdir(parents=True)
+    make_library(folder / "library.json", LESSONS[:1])
+    monkeypatch.chdir(tmp_path)
+    assert len(ted.load_library("alice/target", **api_kw).items) == 1
+    with pytest.raises(HubError, match="no such dataset"):
+        ted.load_library("alice/not-a-folder-here", **api_kw)

@@ -1,0 +1,97 @@
+"""Library references, version ordering and card rendering: the parts of ted.hub / ted.cards
+that need no server (the Hub round trips are in tests/integration/test_hub.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ted.cards import experiences_jsonl, render_card, render_files, split_card
+from ted.errors import LibraryError
+from ted.hub import LibraryRef, next_version, newest_version, parse_ref, render_folder, version_key
+from ted.library import Library
+
+
+def test_hub_references() -> None:
+    assert parse_ref("alice/lib") == LibraryRef("hub", repo_id="alice/lib")
+    assert parse_ref("alice/lib@v2") == LibraryRef("hub", repo_id="alice/lib", version="v2")
+    assert parse_ref(" Org-1/my_lib.v2@v1.0.0 ") == LibraryRef("hub", repo_id="Org-1/my_lib.v2", version="v1.0.0")
+    assert str(parse_ref("alice/lib@v2")) == "alice/lib@v2"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "alice/../etc", "../alice/lib", "alice/lib@../../v1", "alice/lib@v1/../x", "/no/such/lib", "alice//lib",
+        "alice/lib/extra", "alice\\lib", "alice/.hidden", "alice/lib@", "alice/lib@-rf", "a--b/lib", "lib",
+        "alice/lib@v1@v2", "", "~/lib.json", "alice/lib.json",
+    ],
+)
+def test_bad_references_are_refused(ref: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing exists here, so nothing is taken as a local path
+    with pytest.raises(LibraryError):
+        parse_ref(ref)
+
+
+def test_local_paths_win_only_when_they_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "alice" / "lib").mkdir(parents=True)
+    assert parse_ref("alice/lib") == LibraryRef("local", path=Path("alice/lib"))
+    assert parse_ref("alice/other").kind == "hub"
+    with pytest.raises(LibraryError, match="no such file"):
+        parse_ref("./missing.json")
+    with pytest.raises(LibraryError, match="not accepted here"):
+        parse_ref("./alice/lib", allow_local=False)
+    assert parse_ref("alice/lib", allow_local=False).kind == "hub"
+
+
+def test_version_order_and_next_version() -> None:
+    tags = ["v2", "v10", "v1", "v1.10.0", "v1.9.3", "latest", "main", "v3-rc"]
+    versions = sorted((t for t in tags if version_key(t)), key=lambda t: version_key(t) or (0, 0, 0))
+    assert versions == ["v1", "v1.9.3", "v1.10.0", "v2", "v10"]
+    assert newest_version(tags) == "v10" and newest_version(["main"]) is None
+    assert next_version([]) == "v1" and next_version(["v1", "v2"]) == "v3" and next_version(["v1.4.0", "main"]) == "v2"
+
+
+def hostile_library() -> Library:
+    lib = Library(name="evil\n---\nlicense: stolen", student={"model": "x`; rm -rf ~ #"}, source={"dataset": "<img src=x>"})
+    lib.add("Close the table | then <script>alert(1)</script> and **shout**", 1, usage=2)
+    lib.add("A plain lesson.", 2)
+    lib.metrics.curve = [{"epoch": 1, "val_accuracy": "NaN"}, {"epoch": 2, "val_accuracy": float("inf"), "items": 2}]
+    return lib
+
+
+def test_card_metadata_survives_hostile_text() -> None:
+    card = render_card(hostile_library(), ref="alice/lib@v1", version="v1")
+    meta, body = split_card(card)
+    assert meta["license"] == "apache-2.0" and meta["ted"]["name"] == "evil --- license: stolen"
+    assert meta["source_datasets"] == ["<img src=x>"]  # data in YAML is fine; it is the body that renders
+    assert "<script>" not in body and "<img" not in body
+    row = next(line for line in body.splitlines() if line.startswith("| E1 |"))
+    assert row.count(" | ") == 3  # the lesson's `|` is escaped, so the row keeps four cells
+    commands = "".join(body.split("```")[1::2])
+    assert "rm -rf" not in commands and "model=STUDENT_MODEL" in commands  # an unsafe model id stays out of commands
+    assert "No learning curve" not in body and "| 1 | — |" in body  # non-numeric curve values shown as —
+
+
+def test_render_files_and_folder(tmp_path: Path) -> None:
+    lib = hostile_library()
+    files = render_files(lib, ref="alice/lib@v1", version="v1")
+    assert set(files) == {"README.md", "experiences.jsonl", "assets/usage.png"}  # no finite accuracy: no curve chart
+    assert experiences_jsonl(lib).count(b"\n") == 2
+    source = tmp_path / "lib.json"
+    lib.save(source)
+    written = render_folder(source, tmp_path / "out", ref="alice/lib@v1")
+    assert written == ["README.md", "assets/usage.png", "experiences.jsonl", "library.json"]
+    assert (tmp_path / "out/library.json").read_bytes() == source.read_bytes()
+    assert yaml.safe_load((tmp_path / "out/README.md").read_text().split("---\n")[1])["configs"]
+
+
+def test_import_ted_stays_light() -> None:
+    code = "import sys, ted; ted.load_library; print('huggingface_hub' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
