@@ -33,17 +33,16 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
-    """One `chat` call waiting for, or holding, its rows of a batch."""
+    """One `chat` call waiting for, or holding, its rows of a batch; `finished` resolves when decoded."""
 
     prompt: str
     images: list[Any]
     params: SamplingParams
+    finished: asyncio.Future[None]
     texts: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
-    error: BaseException | None = None
-    done: bool = False
 
     def batch_key(self) -> tuple[Any, ...]:
         """Jobs decode together only if they sample alike. A seeded job decodes alone, so
@@ -52,12 +51,19 @@ class _Job:
         return (p.temperature, p.max_tokens, bool(self.images), p.seed, id(self) if p.seed is not None else None)
 
 
+# from_pretrained options that say where the files are, so they apply to config and tokenizer too.
+HUB_OPTIONS = frozenset({"revision", "subfolder", "cache_dir", "token", "local_files_only", "gguf_file"})
+
+
 class HFChatModel(BaseChatModel):
     """A transformers model in this process (a Hub ID or a local folder).
 
     `device_map` defaults to "auto" (accelerate) when a GPU is present, else the CPU.
-    `extra` keyword arguments go to `from_pretrained` (e.g. `revision`, `attn_implementation`,
-    `gguf_file`). `tokenizer` is the model's own, for exact library token budgets.
+    `extra` keyword arguments go to the model's `from_pretrained` (e.g. `attn_implementation`;
+    `revision`, `gguf_file` and other HUB_OPTIONS also to the config's and tokenizer's).
+    `batch_size` caps the rows of a batch, except that one call's `n` samples always decode
+    together. `params.json_schema` is not enforced (no constrained decoding here): `chat_json`
+    parses, mends and re-asks. `tokenizer` is the model's own, for exact library token budgets.
     """
 
     backend = "hf"
@@ -97,8 +103,9 @@ class HFChatModel(BaseChatModel):
     # ------------------------------------------------------------------ loading
     def _load(self, loader: Any, **kwargs: Any) -> Any:
         """Call a `from_pretrained`, turning "not found / not downloadable" into one line."""
+        hub = {k: v for k, v in self.extra.items() if k in HUB_OPTIONS}
         try:
-            return loader(self.model, trust_remote_code=self.trust_remote_code, **self.extra, **kwargs)
+            return loader(self.model, trust_remote_code=self.trust_remote_code, **hub, **kwargs)
         except (OSError, ValueError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelError(
@@ -140,7 +147,8 @@ class HFChatModel(BaseChatModel):
             self._text_side()
             auto = AutoModelForImageTextToText if self.supports_images else AutoModelForCausalLM
             device_map = self.device_map or ("auto" if torch.cuda.is_available() else None)
-            self.hf_model = self._load(auto.from_pretrained, dtype=self.dtype, device_map=device_map).eval()
+            options = {k: v for k, v in self.extra.items() if k not in HUB_OPTIONS}
+            self.hf_model = self._load(auto.from_pretrained, dtype=self.dtype, device_map=device_map, **options).eval()
             return self.hf_model
 
     # ------------------------------------------------------------------ prompts
@@ -172,38 +180,37 @@ class HFChatModel(BaseChatModel):
         if self._tokenizer is None:
             await asyncio.to_thread(self._text_side)
         # Rendering a prompt takes milliseconds: done here, calls started together queue together.
-        job = _Job(self.prompt_text(messages), [image_to_pil(img) for m in messages for img in m.images], params)
+        loop = asyncio.get_running_loop()
+        images = [image_to_pil(img) for m in messages for img in m.images]
+        job = _Job(self.prompt_text(messages), images, params, loop.create_future())
         self._queue.append(job)
         await asyncio.sleep(0)  # let callers started in the same tick join this batch
         async with self._turn_lock():
-            if not job.done:
-                batch = self._take_batch(job)
-                await asyncio.to_thread(self._run_batch, batch)
-        if job.error is not None:
-            raise job.error
+            if job in self._queue:  # no earlier caller took it into their batch: lead one
+                await asyncio.to_thread(self._run_batch, self._take_batch(job), loop)
+        await job.finished  # already resolved, unless its batch leader was cancelled meanwhile
         return ChatResult(texts=job.texts, usage=job.usage, requests=1)
 
     def _take_batch(self, first: _Job) -> list[_Job]:
-        """`first` plus queued jobs that sample alike, up to `batch_size` rows (at least `first`)."""
-        key, rows, batch = first.batch_key(), 0, []
+        """`first` plus queued jobs that sample alike, up to `batch_size` rows."""
+        key, rows, batch = first.batch_key(), first.params.n, [first]
+        self._queue.remove(first)
         for job in list(self._queue):
-            if job.batch_key() == key and (not batch or rows + job.params.n <= self.batch_size):
+            if job.batch_key() == key and rows + job.params.n <= self.batch_size:
                 batch.append(job)
                 rows += job.params.n
                 self._queue.remove(job)
         return batch
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run_batch(self, batch: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
+        failure: ModelError | None = None
         try:
             with self._generating:
                 self._generate(batch)
-        except Exception as err:  # every waiting caller sees the failure, not just one
+        except Exception as err:  # every caller in the batch sees the failure, not just one
             failure = err if isinstance(err, ModelError) else ModelError(f"{self.spec}: generation failed: {err}")
-            for job in batch:
-                job.error = failure
-        finally:
-            for job in batch:
-                job.done = True
+        for job in batch:
+            loop.call_soon_threadsafe(_settle, job.finished, failure)
 
     def _generate(self, batch: list[_Job]) -> None:
         import torch
@@ -241,6 +248,14 @@ class HFChatModel(BaseChatModel):
         for row, (job, reply) in enumerate(zip(rows, replies)):
             job.texts.append(reply)
             job.usage += Usage(int(prompt_counts[row]), _generated_length(new_tokens[row].tolist(), stop_ids))
+
+
+def _settle(finished: asyncio.Future[None], failure: ModelError | None) -> None:
+    if not finished.done():  # its caller may have been cancelled
+        if failure is None:
+            finished.set_result(None)
+        else:
+            finished.set_exception(failure)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
