@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from ted.evaluate import LM_EVAL_TASKS
 from ted.library import Library, clean_text
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
@@ -67,6 +68,16 @@ def library_tokens(library: Library) -> int:
     tokenizer; cl100k is exact for the budget whenever the library was built with the default.
     """
     return library.tokens(get_counter(DEFAULT_TOKENIZER))
+
+
+def lm_eval_task(library: Library) -> str | None:
+    """The lm-eval task (eval_tasks/) that scores this library's task, preferring its split."""
+    tasks, task = LM_EVAL_TASKS, library.metrics.task
+    if task in tasks:
+        return task
+    matches = [name for name, (ted_task, _) in tasks.items() if ted_task == task]
+    same_split = [name for name in matches if tasks[name][1] == library.source.split]
+    return (same_split or matches or [None])[0]
 
 
 def card_metadata(library: Library, *, version: str | None, license: str = DEFAULT_LICENSE) -> dict[str, Any]:
@@ -136,7 +147,8 @@ def render_card(
         ref=ref,
         ref_cmd=command_token(ref, "ORG/NAME@VERSION"),
         student_cmd=command_token(library.student.model, "STUDENT_MODEL"),
-        task_cmd=command_token(library.metrics.task, "TASK"),
+        lm_task=lm_eval_task(library),
+        lm_tasks=[f"`{name}`" for name in LM_EVAL_TASKS],
         version=version,
         images=set(images),
         curve_image=CURVE_IMAGE,

@@ -503,7 +503,7 @@ def _copy_out(snapshot: Path, out: Path, force: bool) -> Path:
 def render_folder(source: str | os.PathLike[str], out: str | os.PathLike[str], *, ref: str | None = None) -> list[str]:
     """Write the Hub layout of a local library into `out` (exactly what `push` would upload), to preview or keep it."""
     raw, library = _local_source(source)
-    files = {LIBRARY_FILE: raw, **render_files(library, ref=ref or str(source))}
+    files = {LIBRARY_FILE: raw, **render_files(library, ref=ref or "ORG/NAME@VERSION")}
     for path, data in files.items():
         atomic_write(Path(out) / path, data)
     return sorted(files)

@@ -112,7 +112,7 @@ def diff(
 def card(
     library: Annotated[str, typer.Argument(help="A local library: library.json or a folder holding one.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the Hub layout into.")],
-    ref: Annotated[Optional[str], typer.Option("--ref", help="Reference shown in the card's usage commands (e.g. org/name@v1).")] = None,
+    ref: Annotated[Optional[str], typer.Option("--ref", help="Reference shown in the card's usage commands (default ORG/NAME@VERSION).")] = None,
 ) -> None:
     """Render a library's card, rows and charts locally: exactly what `ted push` would upload."""
     from ted.hub import render_folder

@@ -95,3 +95,23 @@ def test_import_ted_stays_light() -> None:
     code = "import sys, ted; ted.load_library; print('huggingface_hub' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_card_names_the_lm_eval_task_of_the_library() -> None:
+    lib = Library(source={"split": "testmini"})
+    lib.metrics.task = "mathvision"
+    assert "--tasks ted_mathvision_testmini " in render_card(lib, ref="alice/lib@v1")
+    lib.metrics.task = "generic"
+    body = render_card(lib, ref="alice/lib@v1")
+    assert "--tasks TASK " in body and "replace `TASK` with one of `ted_mathvision`" in body
+
+
+def test_example_cards_are_current(tmp_path: Path) -> None:
+    """The example libraries kept in the repo carry the card today's template renders."""
+    examples = sorted((Path(__file__).resolve().parents[2] / "library_cards" / "examples").glob("*/library.json"))
+    assert examples, "library_cards/examples/ should hold at least one example library"
+    for library_file in examples:
+        render_folder(library_file, tmp_path / library_file.parent.name)
+        for name in ("README.md", "experiences.jsonl"):
+            fresh = (tmp_path / library_file.parent.name / name).read_text()
+            assert fresh == (library_file.parent / name).read_text(), f"re-render {library_file.parent} with `ted card`"
