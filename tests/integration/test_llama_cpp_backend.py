@@ -98,3 +98,21 @@ def test_bundled_model_is_assembled_once(tmp_path: Path, monkeypatch: pytest.Mon
     stamp = path.stat().st_mtime_ns
     assert bundled_model_path() == str(path) and path.stat().st_mtime_ns == stamp
     assert os.listdir(tmp_path) == [path.name]  # no temporary file left behind
+
+
+def test_gemma_template_keeps_the_system_prompt_and_text_parts() -> None:
+    from llama_cpp.llama_chat_format import hf_tokenizer_config_to_chat_formatter
+
+    from ted.models.llama_cpp import GEMMA_CHAT_CONFIG
+
+    render = hf_tokenizer_config_to_chat_formatter(GEMMA_CHAT_CONFIG)
+    parts = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "text", "text": "Q?"}]
+    chat = [{"role": "system", "content": "E1. Check units."}, {"role": "user", "content": parts}]
+    assert render(messages=chat).prompt == (
+        "<bos><start_of_turn>user\nE1. Check units.\n\nQ?<end_of_turn>\n<start_of_turn>model\n"
+    )
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    assert render(messages=turns).prompt == (
+        "<bos><start_of_turn>user\na<end_of_turn>\n<start_of_turn>model\nb<end_of_turn>\n"
+        "<start_of_turn>user\nc<end_of_turn>\n<start_of_turn>model\n"
+    )
