@@ -29,8 +29,8 @@ STRATEGIES: tuple[str, ...] = ("teacher", "truncate", "random", "none")
 
 class CompressOp(BaseModel):
     op: Literal["merge", "rewrite", "delete", "retain"]
-    ids: list[str] = Field(default_factory=list)
-    text: str | None = None
+    ids: list[str] = Field(default_factory=list, json_schema_extra={"items": {"type": "string", "pattern": "^E[1-9][0-9]{0,5}$"}})
+    text: str | None = Field(default=None, json_schema_extra={"maxLength": MAX_CHARS})
 
 
 class CompressionOps(BaseModel):

@@ -24,15 +24,17 @@ MAX_OPS = 3
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
 
 
+# The wire schema is stricter than parsing: servers with constrained decoding then cannot emit
+# an empty lesson or a made-up id, while one bad op in a reply is still only that op rejected.
 class ExtractOp(BaseModel):
     op: Literal["add", "update"]
-    id: str | None = None
-    text: str = ""
-    reason: str | None = None
+    id: str | None = Field(default=None, json_schema_extra={"pattern": "^E[1-9][0-9]{0,5}$"})
+    text: str = Field(default="", json_schema_extra={"minLength": MIN_CHARS, "maxLength": MAX_CHARS})
+    reason: str | None = Field(default=None, json_schema_extra={"maxLength": 120})
 
 
 class ExtractionOps(BaseModel):
-    operations: list[ExtractOp] = Field(default_factory=list)
+    operations: list[ExtractOp] = Field(default_factory=list, json_schema_extra={"maxItems": 2 * MAX_OPS})
 
 
 @dataclass
@@ -116,10 +118,10 @@ def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) ->
             target.updated_step = step
             if source not in target.sources:
                 target.sources = (target.sources + [source])[-64:]
-            library.log(step, "update", [target.id], note=op.reason)
+            library.log(step, "update", [target.id], note=(op.reason or "")[:200] or None)
             touched.append(target.id)
         else:
             item = library.add(op.text, step, sources=[source])
-            library.log(step, "add", [item.id], note=op.reason)
+            library.log(step, "add", [item.id], note=(op.reason or "")[:200] or None)
             touched.append(item.id)
     return touched
