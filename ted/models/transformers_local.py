@@ -106,10 +106,12 @@ class HFChatModel(BaseChatModel):
         hub = {k: v for k, v in self.extra.items() if k in HUB_OPTIONS}
         try:
             return loader(self.model, trust_remote_code=self.trust_remote_code, **hub, **kwargs)
+        except ImportError as err:  # e.g. Qwen-VL processors need torchvision
+            raise ModelError(f"transformers model {self.model!r} needs a missing package: {_first_line(err)}") from None
         except (OSError, ValueError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = _first_line(err)
             raise ModelError(
-                f"cannot load transformers model {self.model!r}: {reason[:200]} "
+                f"cannot load transformers model {self.model!r}: {reason} "
                 "(pass hf:DIR for a local folder, or a Hub ID that is cached or downloadable)"
             ) from None
 
@@ -119,6 +121,10 @@ class HFChatModel(BaseChatModel):
         return self._text_side()
 
     def _text_side(self) -> Any:
+        # Checked before locking: the event loop renders prompts here while a worker thread may
+        # hold the lock for minutes loading weights.
+        if self._tokenizer is not None:
+            return self._tokenizer
         with self._loading:
             if self._tokenizer is not None:
                 return self._tokenizer
@@ -126,15 +132,16 @@ class HFChatModel(BaseChatModel):
                 from transformers import AutoProcessor
 
                 self._processor = self._load(AutoProcessor.from_pretrained)
-                self._tokenizer = self._processor.tokenizer
+                tokenizer = self._processor.tokenizer
             else:
                 from transformers import AutoTokenizer
 
-                self._tokenizer = self._load(AutoTokenizer.from_pretrained)
-            self._tokenizer.padding_side = "left"  # decoder-only batches grow to the right
-            if self._tokenizer.pad_token is None:
-                self._tokenizer.pad_token = self._tokenizer.eos_token
-            return self._tokenizer
+                tokenizer = self._load(AutoTokenizer.from_pretrained)
+            tokenizer.padding_side = "left"  # decoder-only batches grow to the right
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._tokenizer = tokenizer  # published last: a set _tokenizer is ready to use
+            return tokenizer
 
     def load(self) -> Any:
         """Load tokenizer/processor and weights now (otherwise the first call does); returns the model."""
@@ -248,6 +255,11 @@ class HFChatModel(BaseChatModel):
         for row, (job, reply) in enumerate(zip(rows, replies)):
             job.texts.append(reply)
             job.usage += Usage(int(prompt_counts[row]), _generated_length(new_tokens[row].tolist(), stop_ids))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _settle(finished: asyncio.Future[None], failure: ModelError | None) -> None:
