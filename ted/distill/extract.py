@@ -62,6 +62,8 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
     op.text = clean_text(op.text)
     if op.op == "update" and (op.id is None or snapshot.get(op.id) is None):
         return f"update of unknown id {op.id!r}"
+    if re.fullmatch(r"<[^<>]*>|[.\s…]*", op.text):
+        return "placeholder text, not a lesson"
     if not MIN_CHARS <= len(op.text) <= MAX_CHARS:
         return f"length {len(op.text)} outside {MIN_CHARS}-{MAX_CHARS} characters"
     copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}

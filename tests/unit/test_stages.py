@@ -54,6 +54,8 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
         (ExtractOp(op="add", text="Compute 120 / 2 to get the speed."), "copies numbers"),
         (ExtractOp(op="add", text="The answer is 60."), "length"),
         (ExtractOp(op="add", text="short"), "length"),
+        (ExtractOp(op="add", text="<a new general lesson>"), "placeholder"),
+        (ExtractOp(op="add", text="......................"), "placeholder"),
         (ExtractOp(op="update", id="E9", text="Divide distance by time to get speed, and keep the units."), "unknown id"),
         (ExtractOp(op="add", text="General lesson A: when stuck, restate the goal and check each assumption."), "duplicate"),
         (ExtractOp(op="add", text="Halve a quantity by dividing by 2 when the problem asks for half."), None),
