@@ -30,6 +30,8 @@ def eval_command(
     output: Annotated[Optional[Path], typer.Option(help="Also write the report as JSON here.")] = None,
 ) -> None:
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
+    import logging
+
     from ted.errors import LibraryError
     from ted.evaluate import bar_chart, record as record_metrics, run_eval
 
@@ -38,6 +40,7 @@ def eval_command(
         raise LibraryError("no library given: pass --library PATH or org/name@version (or set TED_LIBRARY)")
     if record and not Path(ref).expanduser().exists():
         raise LibraryError(f"--record writes into a local library file; {ref} is not one (pull it first)")
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
     report = run_eval(
         task,
         ref,
