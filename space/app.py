@@ -39,7 +39,7 @@ from ted.models.base import SamplingParams
 
 TITLE = "TED · try an experience library"
 INTRO = """\
-# 🧪 TED: what does an experience library change?
+# TED: what does an experience library change?
 
 **TED** (training-free experience distillation) makes a frozen *student* model better without
 touching its weights: a stronger *teacher* watches the student solve a few problems and writes a
@@ -61,6 +61,9 @@ CSS = """
 .ted-summary { font-size: 0.9rem; }
 """
 LIB_SIDE, BASE_SIDE = "lib", "base"
+# The input box swaps its send button for a stop button while a reply is being written.
+ASKING = gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
+READY = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
 
 log = logging.getLogger("ted.space")
 
@@ -119,15 +122,12 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
         }
         replies = dict.fromkeys(sides, "")
 
-        def update(cited: list[str] | None = None) -> tuple[Any, ...]:
-            return (
-                None,
-                chats[LIB_SIDE],
-                chats.get(BASE_SIDE, chat_base),
-                block_html(library, cited or []) if cited is not None else gr.skip(),
-            )
+        def update(box: Any = None, cited: list[str] | None = None) -> tuple[Any, ...]:
+            """Outputs: the box (emptied once, when the question is taken), both chats, and the block (once the cited IDs are known)."""
+            shown = gr.skip() if cited is None else block_html(library, cited)
+            return gr.skip() if box is None else box, chats[LIB_SIDE], chats.get(BASE_SIDE, chat_base), shown
 
-        yield update([])
+        yield update(box=ASKING)
         async for side, item in interleave(streams):
             if isinstance(item, str):
                 replies[side] += item
@@ -137,27 +137,34 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
                 replies[side] = NOTICE + "the student returned an empty reply; try again or raise the max new tokens"
             chats[side][-1] = {"role": "assistant", "content": replies[side] or "…"}
             yield update()
-        yield update(citations(replies[LIB_SIDE], library))
+        yield update(cited=citations(replies[LIB_SIDE], library))
 
     default_key = catalog.default()
     default_versions, default_version = catalog.versions(default_key)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
-            library = gr.Dropdown(catalog.choices(), value=default_key, label="Experience library", scale=4)
+            library = gr.Dropdown(catalog.choices(), value=default_key, label="Experience library", scale=4, elem_id="library")
             # Custom values pass Gradio's own check so that API callers can name any version;
             # the catalog accepts only versions it listed.
             version = gr.Dropdown(
                 default_versions,
                 value=default_version,
                 label="Version",
+                elem_id="version",
                 interactive=len(default_versions) > 1,
                 allow_custom_value=True,
                 scale=1,
             )
-            compare = gr.Checkbox(value=False, label="Compare with and without the library", scale=2)
+            compare = gr.Checkbox(value=False, label="Compare with and without the library", scale=2, elem_id="compare")
         with gr.Row(equal_height=True):
-            chat_lib = gr.Chatbot(label=library_label(default_key), height=420, elem_id="chat-lib", feedback_options=None)
+            chat_lib = gr.Chatbot(
+                label=library_label(default_key),
+                height=420,
+                elem_id="chat-lib",
+                feedback_options=None,
+                placeholder="Ask a question below or pick an example; the reply streams in as the student writes it.",
+            )
             chat_base = gr.Chatbot(label="Student, no library", height=420, elem_id="chat-base", visible=False, feedback_options=None)
         box = gr.MultimodalTextbox(
             placeholder="Ask the student a question…",
@@ -165,13 +172,13 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             file_count="multiple",
             sources=["upload"],
             show_label=False,
-            stop_btn=True,
+            stop_btn=False,
             max_plain_text_length=limits.max_message_chars,
             elem_id="ask",
         )
         gr.Examples(EXAMPLES, inputs=box, label="Examples (they suit the bundled model)")
         with gr.Accordion("Experience block injected into the system prompt", open=False):
-            block = gr.HTML(preview(default_key, default_version))
+            block = gr.HTML(preview(default_key, default_version), elem_id="block")
         with gr.Accordion("Settings", open=False):
             temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature")
             max_tokens = gr.Slider(16, limits.max_new_tokens, value=min(256, limits.max_new_tokens), step=16, label="Max new tokens")
@@ -187,7 +194,8 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             [box, chat_lib, chat_base, block],
             api_name="chat",
         )
-        box.stop(None, None, None, cancels=[answer])
+        answer.then(lambda: READY, None, box, api_visibility="private")
+        box.stop(lambda: READY, None, box, cancels=[answer], api_visibility="private")
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     return demo
 

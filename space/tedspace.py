@@ -196,8 +196,8 @@ class Catalog:
         return [(entry.label, entry.key) for entry in self.entries.values()]
 
     def default(self) -> str:
-        """The first library after "none", so a visitor sees experiences at work straight away."""
-        return next((key for key in self.entries if key != NONE), NONE)
+        """The first library with experiences, so a visitor sees them at work straight away."""
+        return next((key for key, entry in self.entries.items() if entry.hub or (key in self._local and self._local[key].items)), NONE)
 
     def entry(self, key: str) -> Entry:
         try:
@@ -368,8 +368,8 @@ def short_error(err: BaseException, env: Mapping[str, str] = os.environ) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def block_html(library: Library | None, cited: Sequence[str] = ()) -> str:
-    """The exact experience block, as HTML, with the experiences the last reply cited highlighted."""
+def block_html(library: Library | None, cited: Sequence[str] | None = None) -> str:
+    """The exact experience block as HTML; after a reply (`cited` given) its cited experiences are highlighted."""
     if library is None:
         return "<p>No library: the student sees only the base system prompt.</p>"
     block = library.render()
@@ -379,9 +379,12 @@ def block_html(library: Library | None, cited: Sequence[str] = ()) -> str:
     for line in block.splitlines():
         match = _ITEM_LINE.match(line)
         escaped = html.escape(line)
-        lines.append(f'<mark class="ted-cited">{escaped}</mark>' if match and match.group(1) in cited else escaped)
+        lines.append(f'<mark class="ted-cited">{escaped}</mark>' if match and cited and match.group(1) in cited else escaped)
     tokens = get_counter().count(block)  # always cl100k: a library's own tokenizer setting could trigger a download
-    cites = f"The last reply cited {', '.join(cited)}." if cited else "Cited experiences are highlighted after a reply."
+    if cited is None:
+        cites = "Experiences the reply cites are highlighted."
+    else:
+        cites = f"The last reply cited {', '.join(cited) if cited else 'no experience'}."
     summary = f"{html.escape(library.name)} v{html.escape(library.version)} · {len(library.items)} experiences · ≈{tokens:,} tokens. {cites}"
     return f'<p class="ted-summary">{summary}</p><pre class="ted-block">' + "\n".join(lines) + "</pre>"
 
