@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from click.core import ParameterSource
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -161,33 +162,38 @@ def distill(
     if values["compression"] not in ("teacher", "truncate", "random", "none"):
         raise ConfigError(f"--compression {values['compression']!r}: choose teacher, truncate, random or none")
 
-    run = RunConfig(
-        data=values["data"],
-        task=values["task"],
-        student=values["student"],
-        teacher=values["teacher"],
-        out=str(out_path),
-        fields=_parse_fields(values["field"]) if isinstance(values["field"], list) else dict(values["field"]),
-        split=values["split"],
-        limit=values["limit"],
-        val_data=values["val_data"],
-        keep_best=values["keep_best"],
-        epochs=values["epochs"],
-        rollouts=values["rollouts"],
-        batch_size=values["batch_size"],
-        budget_tokens=values["budget_tokens"],
-        max_items=values["max_items"],
-        compression=values["compression"],
-        seed=values["seed"],
-        temperature=values["temperature"],
-        teacher_temperature=values["teacher_temperature"],
-        max_tokens=values["max_tokens"],
-        json_max_tokens=values["json_max_tokens"],
-        concurrency=values["concurrency"],
-        tokenizer=values["tokenizer"],
-        name=values["name"],
-        price=_parse_prices(values["price"]),
-    )
+    try:
+        run = RunConfig(
+            data=values["data"],
+            task=values["task"],
+            student=values["student"],
+            teacher=values["teacher"],
+            out=str(out_path),
+            fields=_parse_fields(values["field"]) if isinstance(values["field"], list) else dict(values["field"]),
+            split=values["split"],
+            limit=values["limit"],
+            val_data=values["val_data"],
+            keep_best=values["keep_best"],
+            epochs=values["epochs"],
+            rollouts=values["rollouts"],
+            batch_size=values["batch_size"],
+            budget_tokens=values["budget_tokens"],
+            max_items=values["max_items"],
+            compression=values["compression"],
+            seed=values["seed"],
+            temperature=values["temperature"],
+            teacher_temperature=values["teacher_temperature"],
+            max_tokens=values["max_tokens"],
+            json_max_tokens=values["json_max_tokens"],
+            concurrency=values["concurrency"],
+            tokenizer=values["tokenizer"],
+            name=values["name"],
+            price=_parse_prices(values["price"]),
+        )
+    except ValidationError as err:  # a wrong value from the command line or the TOML file
+        first = err.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "an option"
+        raise ConfigError(f"{option} {first.get('input')!r}: {first['msg'][:1].lower()}{first['msg'][1:]}") from None
     task_obj = get_task(run.task)
     problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
     val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
