@@ -228,6 +228,8 @@ class Library(BaseModel):
             data = json.loads(raw)
         except json.JSONDecodeError as err:
             raise LibraryError(f"{origin}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+        except RecursionError:  # thousands of nested brackets: hostile, never a library
+            raise LibraryError(f"{origin}: JSON nested too deeply; is it really a library?") from None
         return cls.from_dict(data, origin=origin)
 
     @classmethod

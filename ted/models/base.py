@@ -156,7 +156,7 @@ def image_to_png_bytes(image: ImageInput) -> bytes:
         else:
             raise ModelError(f"unsupported image type {type(image).__name__}: pass a path, bytes or a PIL image")
         img.load()
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ModelError(f"cannot read image {str(image)[:80]!r}: {err}") from None
     if img.mode not in ("RGB", "RGBA", "L"):
         img = img.convert("RGB")
