@@ -124,7 +124,6 @@ def _doc(task: BaseTask, problem: Problem, system: str, with_images: bool) -> di
         "question": problem.question,
         "answer": problem.answer,
         "options": problem.options,
-        "choices": problem.meta.get("choices"),
         "category": task.category(problem) if isinstance(task, BenchmarkTask) else None,
         "image_error": problem.meta.get("image_error", ""),
         "ted_system": system,
@@ -142,7 +141,7 @@ def _features(with_images: bool) -> Any:
     text = datasets.Value("string")
     spec = {
         "ted_task": text, "id": text, "question": text, "answer": text,
-        "options": datasets.List(text), "choices": datasets.List(text), "category": text,
+        "options": datasets.List(text), "category": text,
         "image_error": text, "ted_system": text, "ted_prompt": text,
     }  # fmt: skip
     if with_images:
@@ -152,8 +151,7 @@ def _features(with_images: bool) -> Any:
 
 def doc_problem(doc: dict[str, Any]) -> Problem:
     """The Problem behind an lm-eval document (what the task's scorer needs)."""
-    meta = {"choices": doc["choices"]} if doc.get("choices") else {}
-    return Problem(id=doc["id"], question=doc["question"], answer=doc["answer"], options=doc.get("options") or None, meta=meta)
+    return Problem(id=doc["id"], question=doc["question"], answer=doc["answer"], options=doc.get("options") or None)
 
 
 def score_doc(doc: dict[str, Any], results: list[str]) -> dict[str, float]:

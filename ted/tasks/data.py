@@ -185,7 +185,7 @@ def decode_image(value: Any, base_dir: Path | None, where: str) -> Any:
             raise DataError(f"{where}: unreadable image value of type {type(value).__name__}")
         image.load()
         return image
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         name = f" {str(value)[:120]}" if isinstance(value, (str, Path)) else ""
         raise DataError(f"{where}: cannot decode image{name} ({_one_line(err)})") from None
 
@@ -195,9 +195,10 @@ def _column(row: Mapping[str, Any], name: str, fields: Mapping[str, str], where:
         if fields[name] not in row:
             raise DataError(f"{where}: --field {name}={fields[name]} names a missing column (columns: {', '.join(row)})")
         return fields[name]
-    return next((alias for alias in ALIASES[name] if alias in row and not _blank(row[alias])), None) or next(
-        (alias for alias in ALIASES[name] if alias in row), None
-    )
+    # Common names in order, ignoring case ("Problem" is "problem"); a filled column beats an empty one.
+    by_lower = {column.lower(): column for column in row}
+    present = [by_lower[alias] for alias in ALIASES[name] if alias in by_lower]
+    return next((column for column in present if not _blank(row[column])), None) or next(iter(present), None)
 
 
 def _answer_text(value: Any) -> str:
@@ -272,6 +273,8 @@ def _read_text_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno})") from None
+        except RecursionError:
+            raise DataError(f"{path} line {number}: JSON nested too deeply to be a problem row") from None
         if not isinstance(row, dict):
             raise DataError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
         yield f"line {number}", row

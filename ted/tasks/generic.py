@@ -37,10 +37,7 @@ class BaseTask:
     # ----------------------------------------------------------------- the question
     def letters(self, problem: Problem) -> str | None:
         """The option letters when the problem is multiple choice, else None."""
-        if problem.options:
-            return answers.LETTERS[: len(problem.options)]
-        choices = problem.meta.get("choices")
-        return "".join(choices) if choices else None
+        return answers.LETTERS[: len(problem.options)] if problem.options else None
 
     def format_prompt(self, problem: Problem) -> str:
         letters = self.letters(problem)

@@ -15,7 +15,7 @@ from typing import Any
 from ted.tasks.base import Problem
 from ted.tasks.benchmark import BenchmarkTask
 
-LETTERS = ("A", "B", "C", "D")
+LETTERS = "ABCD"
 
 
 class VisualPuzzlesTask(BenchmarkTask):
@@ -34,7 +34,6 @@ class VisualPuzzlesTask(BenchmarkTask):
     def canonical_row(self, row: dict[str, Any]) -> dict[str, Any]:
         return {**{k: v for k, v in row.items() if k != "image"}, "images": row.get("image")}
 
-    def finish(self, problem: Problem, row: dict[str, Any]) -> Problem:
-        if not problem.options:
-            problem.meta["choices"] = list(LETTERS)
-        return problem
+    def letters(self, problem: Problem) -> str:
+        """Always A–D: with options drawn in the image there is no text, only the letters."""
+        return LETTERS[: len(problem.options)] if problem.options else LETTERS

@@ -16,7 +16,7 @@ MV_FRAC = Problem(id="frac", question="Unshaded fraction?", answer="\\frac{1}{2}
 MV_DEC = Problem(id="dec", question="Length?", answer="2.4")
 MV_INT = Problem(id="int", question="Sides?", answer="3")
 VP_TEXT = Problem(id="vp-text", question="Next number?", answer="C", options=["1", "2", "3", "4"], meta={"category": "Algorithmic"})
-VP_IMAGE = Problem(id="vp-img", question="Which figure?", answer="A", meta={"choices": ["A", "B", "C", "D"]})
+VP_IMAGE = Problem(id="vp-img", question="Which figure?", answer="A")  # options drawn in the image
 AIME = Problem(id="aime", question="Sum of bases?", answer="70")
 AIME24 = Problem(id="aime24", question="2^5+1?", answer="33")
 

@@ -54,7 +54,7 @@ def test_visualpuzzles_letters_when_options_are_drawn(data: dict[str, Path]) -> 
     assert len(problems) == 2
     text, drawn = problems
     assert text.options == ["1", "2", "3", "4"] and "C. 3" in task.format_prompt(text)
-    assert drawn.options is None and drawn.meta["choices"] == ["A", "B", "C", "D"]
+    assert drawn.options is None and task.letters(drawn) == "ABCD"
     assert "A, B, C, D" in task.format_prompt(drawn)
     assert task.score("Answer: A", drawn) and not task.score("Answer: B", drawn)
 

@@ -109,3 +109,17 @@ def test_unknown_task_lists_the_choices() -> None:
         get_task("mmlu")
     assert get_task("ted_aime").name == "aime"
     assert get_task(None).name == "generic"
+
+
+def test_benchmark_copies_load_as_training_data(tmp_path: Path) -> None:
+    """`ted distill --task X --data COPY` reads a benchmark copy through the generic loader."""
+    from tests.fixtures import benchmarks as fx
+
+    puzzles = load_problems(str(fx.write_visualpuzzles(tmp_path / "vp")))
+    assert puzzles[1].options is None and get_task("visualpuzzles").score("Answer: A", puzzles[1])
+    first, _ = load_problems(str(fx.write_aime24(tmp_path / "a24")))  # capitalised columns: Problem, Answer, ID
+    assert (first.id, first.question, first.answer) == ("2024-I-1", "Compute $2^{5}+1$.", "33")
+    mathvision = load_problems(str(fx.write_mathvision(tmp_path / "mv")), split="testmini")
+    assert len(mathvision) == 2 and isinstance(mathvision[0].images[0], Image.Image)
+    assert mathvision[1].options == ["square", "circle", "triangle", "star", "line"]
+    assert get_task("mathvision").score("Answer: circle", mathvision[1])
