@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval"]
+COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space"]
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
