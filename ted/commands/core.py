@@ -41,6 +41,7 @@ class RichReporter:
             TextColumn("in flight {task.fields[in_flight]:>3} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]}"),
             console=err_console,
             refresh_per_second=4,
+            transient=True,  # the bar goes away at the end: the summary (or the one error line) stays
         )
         self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", in_flight=0, items=0, tokens=0, acc="-")
 

@@ -1,0 +1,61 @@
+"""Bad input to the core commands: one clear line, non-zero exit, no traceback, nothing overwritten."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ted.library import Library
+
+
+def ted(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    (tmp_path / "data.jsonl").write_text(json.dumps({"question": "What is 2 + 2?", "answer": "4"}) + "\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "noanswer.jsonl").write_text(json.dumps({"question": "What is 2 + 2?"}) + "\n")
+    lib = Library(name="existing")
+    lib.add("Check the units of the answer before concluding.", 1)
+    lib.save(tmp_path / "existing.json")
+    (tmp_path / "bad.json").write_text('{"format": "ted-library/1", "items": [{"id": "E1"}]}')
+    (tmp_path / "run.toml").write_text('epochs = 2\nrollouts = "many"\n')
+    return tmp_path
+
+
+BASE = ["distill", "--data", "data.jsonl", "--student", "local", "--teacher", "local"]
+
+CASES = [
+    ("missing data file", ["distill", "--data", "nope.jsonl", "--student", "local", "--teacher", "local", "--out", "o.json"], "nope.jsonl"),
+    ("empty data file", ["distill", "--data", "empty.jsonl", "--student", "local", "--teacher", "local", "--out", "o.json"], "empty"),
+    ("row without answer", ["distill", "--data", "noanswer.jsonl", "--student", "local", "--teacher", "local", "--out", "o.json"], "answer"),
+    ("unknown student spec", [*BASE, "--student", "banana", "--out", "o.json"], "unknown model spec"),
+    ("out exists", [*BASE, "--out", "existing.json"], "--force"),
+    ("resume and force", [*BASE, "--out", "o.json", "--resume", "--force"], "contradict"),
+    ("budget smaller than one item", [*BASE, "--out", "o.json", "--budget-tokens", "10", "--student", "openai:m@http://127.0.0.1:9/v1", "--teacher", "openai:m@http://127.0.0.1:9/v1"], "smaller than one experience"),
+    ("bad compression", [*BASE, "--out", "o.json", "--compression", "magic"], "--compression"),
+    ("bad field map", [*BASE, "--out", "o.json", "--field", "question"], "--field"),
+    ("bad price", [*BASE, "--out", "o.json", "--price", "teacher=cheap"], "--price"),
+    ("bad config value", [*BASE, "--out", "o.json", "--config", "run.toml"], "rollouts"),
+    ("missing config", [*BASE, "--out", "o.json", "--config", "missing.toml"], "missing.toml"),
+    ("unreachable endpoint", [*BASE, "--student", "openai:m@http://127.0.0.1:9/v1", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--out", "o.json", "--epochs", "1"], "127.0.0.1:9"),
+    ("show malformed library", ["show", "bad.json"], "items.0.text"),
+    ("show missing library", ["show", "nothere.json"], "nothere.json"),
+]
+
+
+@pytest.mark.parametrize("name, args, needle", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_line(workspace, name, args, needle):
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in workspace.iterdir()}
+    result = ted(*args, cwd=workspace)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "llama" not in line]
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in workspace.iterdir()}
+    assert after == before  # nothing written, nothing overwritten
