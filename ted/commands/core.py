@@ -23,8 +23,10 @@ err_console = Console(stderr=True)
 
 
 def resolve_library(ref: str) -> Library:
-    """A library reference: a local file or folder (Hub references once ted.hub resolves them)."""
-    return Library.load(ref)
+    """A library reference: a local file or folder, or a Hub dataset `org/name[@version]`."""
+    from ted.hub import load_library
+
+    return load_library(ref)
 
 
 # --------------------------------------------------------------------------- progress
