@@ -217,13 +217,18 @@ def learning_curve_png(library: Library) -> bytes | None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = sorted({x for key in series for x, _ in series[key]})
+    ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+    if len(epochs) <= 12:
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = ax.get_legend_handles_labels()
     if series["items"]:
         twin = ax.twinx()
         twin.plot(*zip(*series["items"]), color="tab:green", alpha=0.5, linestyle="-.", label="items (right axis)")
         twin.set_ylabel("items in library")
-        twin.set_ylim(bottom=0)
+        twin.set_ylim(0, max(y for _, y in series["items"]) + 1)
         twin.yaxis.set_major_locator(MaxNLocator(integer=True))
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels

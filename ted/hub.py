@@ -287,10 +287,10 @@ class _Hub:
         fetch must be within the caps. Offline (or if the Hub cannot be reached), the cached
         snapshot is used.
         """
-        date = None
         import httpx2
         from huggingface_hub import is_offline_mode, snapshot_download
 
+        date, checked = None, None
         with self.errors(repo_id, version):
             online = not is_offline_mode()
             if online:
@@ -299,7 +299,7 @@ class _Hub:
                 except httpx2.TransportError:
                     online = False
                 else:
-                    date = info.last_modified
+                    date, checked = info.last_modified, info.sha
                     sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
                     _check_listing(f"{repo_id}@{version}", sizes, patterns)
             folder = snapshot_download(
@@ -312,6 +312,8 @@ class _Hub:
                 token=self.token,
                 local_files_only=not online,
             )
+        if checked is not None and Path(folder).name != checked:  # snapshots are named after their commit
+            raise HubError(f"{repo_id}@{version} moved while downloading (a forced push?); run the command again")
         return Path(folder), date
 
 
