@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -72,7 +72,7 @@ class Limits:
             try:
                 value = kind(raw)
             except ValueError:
-                raise ConfigError(f"${name} must be a {kind.__name__} number, got {raw!r}") from None
+                raise ConfigError(f"${name} must be a {'whole ' if kind is int else ''}number, got {raw!r}") from None
             if value <= 0:
                 raise ConfigError(f"${name} must be positive, got {raw!r}")
             values[f.name] = value
@@ -89,11 +89,14 @@ class Student:
 
     def __init__(self, spec: str) -> None:
         backend, _, _ = parse_spec(spec)
+        on_zero_gpu = backend == "hf" and bool(os.environ.get("SPACES_ZERO_GPU"))
+        if on_zero_gpu:
+            import spaces  # noqa: F401  (ZeroGPU wants it imported before torch)
         # A visitor should not wait through six retries with backoff: fail fast and say so.
         options: dict[str, Any] = {"max_retries": 1, "timeout": 120.0} if backend == "openai" else {}
         self.spec = spec
         self.model = load_model(spec, **options)
-        self._gpu_generate = _zero_gpu_generator(self.model) if backend == "hf" and os.environ.get("SPACES_ZERO_GPU") else None
+        self._gpu_generate = gpu_generator(self.model) if on_zero_gpu else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Student:
@@ -110,22 +113,25 @@ class Student:
         return f"{self.model.model} ({self.model.backend} backend)"
 
     def warm(self) -> None:
-        """Load an in-process llama.cpp model now, so the first visitor does not wait for it."""
-        if self.model.backend == "llama_cpp":
+        """Load an in-process model at start-up (where ZeroGPU wants it), so the first visitor does not wait."""
+        if self.model.backend == "hf":
+            self.model.load()
+        elif self.model.backend == "llama_cpp":
             asyncio.run(self.model.chat([Message("user", "Hi")], SamplingParams(max_tokens=1, temperature=0.0)))
 
     def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str]:
         if self._gpu_generate is None:
             return self.model.stream(messages, params)
-        return _drain_in_thread(self._gpu_generate(messages, params))
+        return drain_in_thread(self._gpu_generate(messages, params))
 
 
-def _zero_gpu_generator(model: Any) -> Any:
-    """A synchronous generator run under `spaces.GPU` (ZeroGPU streams sync generators)."""
-    import spaces  # present on every Space; only imported on ZeroGPU hardware
+def gpu_generator(model: Any) -> Any:
+    """The model's stream as a synchronous generator under `spaces.GPU`, which on ZeroGPU attaches
+    a GPU while it runs (ZeroGPU streams sync generators, not async ones) and elsewhere is a no-op."""
+    import spaces  # preinstalled on Spaces; imported only on ZeroGPU hardware
 
     @spaces.GPU
-    def generate(messages: list[Message], params: SamplingParams) -> Iterator[str]:
+    def generate(messages: list[Message], params: SamplingParams) -> Generator[str, None, None]:
         loop = asyncio.new_event_loop()
         stream = model.stream(messages, params)
         try:
@@ -141,10 +147,15 @@ def _zero_gpu_generator(model: Any) -> Any:
     return generate
 
 
-async def _drain_in_thread(pieces: Iterator[str]) -> AsyncIterator[str]:
+async def drain_in_thread(pieces: Generator[str, None, None]) -> AsyncIterator[str]:
+    """Consume a blocking generator from async code, one piece per worker-thread step; closing
+    early (a visitor pressed stop) closes the generator too."""
     done = object()
-    while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
-        yield piece  # type: ignore[misc]
+    try:
+        while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
+            yield piece  # type: ignore[misc]
+    finally:
+        await asyncio.to_thread(pieces.close)
 
 
 # --------------------------------------------------------------------------- libraries
@@ -188,7 +199,7 @@ class Catalog:
         return cls(refs)
 
     def _add_local(self, key: str, library: Library, where: str) -> None:
-        label = f"{library.name} v{library.version} · {len(library.items)} experiences ({where})"
+        label = f"{library.name} v{library.version} · {experiences(len(library.items))} ({where})"
         self.entries[key] = Entry(key, label)
         self._local[key] = library
 
@@ -234,6 +245,10 @@ class Catalog:
         return _load_hub_version(entry.key, version)
 
 
+def experiences(count: int) -> str:
+    return f"{count} experience" + ("" if count == 1 else "s")
+
+
 def _shipped_files(dirs: Sequence[Path]) -> list[Path]:
     for folder in dirs:
         if folder.is_dir():
@@ -266,7 +281,7 @@ def hub_versions(repo_id: str) -> list[tuple[str, str]]:
 
 
 def _version_label(info: VersionInfo) -> str:
-    label = f"{info.version} · {info.items} experiences"
+    label = f"{info.version} · {experiences(info.items)}"
     if info.baseline is not None and info.with_library is not None:
         label += f" · {info.task or 'score'} {info.baseline:.3f} → {info.with_library:.3f}"
     return label
@@ -340,7 +355,8 @@ def check_input(text: str, files: Sequence[str], limits: Limits, supports_images
         name = Path(path).name
         size = Path(path).stat().st_size
         if size > limits.max_image_mb * 1_000_000:
-            raise InputProblem(f"{name} is {size / 1e6:.1f} MB; images can be at most {limits.max_image_mb:g} MB.")
+            shown = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+            raise InputProblem(f"{name} is {shown}; images can be at most {limits.max_image_mb:g} MB.")
         try:
             with Image.open(path) as image:
                 width, height = image.size
@@ -385,7 +401,7 @@ def block_html(library: Library | None, cited: Sequence[str] | None = None) -> s
         cites = "Experiences the reply cites are highlighted."
     else:
         cites = f"The last reply cited {', '.join(cited) if cited else 'no experience'}."
-    summary = f"{html.escape(library.name)} v{html.escape(library.version)} · {len(library.items)} experiences · ≈{tokens:,} tokens. {cites}"
+    summary = f"{html.escape(library.name)} v{html.escape(library.version)} · {experiences(len(library.items))} · ≈{tokens:,} tokens. {cites}"
     return f'<p class="ted-summary">{summary}</p><pre class="ted-block">' + "\n".join(lines) + "</pre>"
 
 

@@ -1,0 +1,68 @@
+"""`ted space` as a user runs it: it serves the Space with the libraries it was given, and bad
+settings stop it with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ted.library import Library
+
+pytestmark = pytest.mark.integration
+
+
+def ted(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ted.cli", *args],
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_ted_space_serves_the_given_library(tmp_path: Path, free_port: int) -> None:
+    lib = Library(name="cli-space", version="2.0.0")
+    lib.add("Say which quantity the question asks for.", step=1)
+    lib.save(tmp_path / "library.json")
+    process = ted("space", "--port", str(free_port), "--library", str(tmp_path / "library.json"), env={"TED_SPACE_LIBRARIES": ""})
+    try:
+        config = None
+        started = time.perf_counter()
+        while config is None and time.perf_counter() - started < 120:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{free_port}/config", timeout=2) as response:
+                    config = json.load(response)
+            except OSError:
+                time.sleep(0.5)
+        assert config is not None, "ted space did not serve within 120 s"
+        dropdowns = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "library"]
+        assert len(dropdowns) == 1
+        labels = [choice[0] for choice in dropdowns[0]["choices"]]
+        assert "cli-space v2.0.0 · 1 experience (local)" in labels and labels[0] == "none: the plain student"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "phrase"),
+    [
+        (["--library", "./no-such-library.json"], {}, "no-such-library.json: no such file"),
+        (["--student", "bogus"], {}, "unknown model spec 'bogus'"),
+        ([], {"TED_SPACE_MAX_IMAGES": "lots"}, "$TED_SPACE_MAX_IMAGES must be a whole number"),
+    ],
+)
+def test_ted_space_refuses_bad_settings_in_one_line(args: list[str], env: dict[str, str], phrase: str, free_port: int) -> None:
+    process = ted("space", "--port", str(free_port), *args, env=env)
+    _, stderr = process.communicate(timeout=120)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], lines
