@@ -69,7 +69,7 @@ def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> Non
         return
     table = Table(title=f"{repo_id}: {len(rows)} version(s)", title_justify="left")
     for column in ("version", "date", "commit", "items", "tokens", "task", "without", "with"):
-        table.add_column(column, justify="right" if column in ("items", "tokens", "without", "with") else "left")
+        table.add_column(column, justify="right" if column in ("items", "tokens", "without", "with") else "left", no_wrap=column != "task")
     for row in rows:
         table.add_row(
             row.version,
