@@ -209,6 +209,7 @@ def distill(
     reporter = RichReporter(total=run.epochs * len(problems))
     distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)
     if values["resume"] and ckpt.exists():
+        distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
         err_console.print(f"resuming from {ckpt}")
 
     async def _go() -> Library:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ted.distill.compress import Strategy, compress
 from ted.distill.extract import MAX_OPS, Extraction, apply_ops, extract
@@ -186,6 +186,22 @@ class RunState:
     log: list[str] = field(default_factory=list)
 
 
+class _Checkpoint(BaseModel):
+    """The shape of a checkpoint file: a damaged one is refused with one line, not a crash mid-resume."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    epoch: int = Field(ge=0)
+    batch: int = Field(ge=0)
+    step: int = Field(ge=0)
+    wall_s: float = 0.0
+    best_score: float | None = None
+    rollouts: tuple[int, int] = (0, 0)
+    library: dict[str, Any]
+    best: dict[str, Any] | None = None
+    log: list[str] = Field(default_factory=list)
+
+
 def checkpoint_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".checkpoint.json")
@@ -274,34 +290,39 @@ class Distiller:
     def load_checkpoint(self) -> RunState:
         try:
             payload = json.loads(self.checkpoint.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise ConfigError(f"{self.checkpoint}: unreadable checkpoint ({err}); rerun with --force to start over") from None
-        if payload.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ConfigError(f"{self.checkpoint}: not a ted checkpoint; rerun with --force to start over")
         if payload.get("fingerprint") != self.config.fingerprint():
-            old = payload.get("config", {})
+            old = payload.get("config") if isinstance(payload.get("config"), dict) else {}
             changed = sorted(k for k, v in self.config.recorded().items() if k not in NOT_HASHED and old.get(k) != v)
             raise ConfigError(
                 f"{self.checkpoint} was written by a different configuration (changed: {', '.join(changed) or 'unknown'}); "
                 "resume with the same options, or use --force to start over"
             )
         try:
-            library = Library.from_dict(payload["library"], origin=str(self.checkpoint))
-            best = Library.from_dict(payload["best"], origin=str(self.checkpoint)) if payload.get("best") else None
+            saved = _Checkpoint.model_validate(payload)
+            library = Library.from_dict(saved.library, origin=str(self.checkpoint))
+            best = Library.from_dict(saved.best, origin=str(self.checkpoint)) if saved.best else None
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(f"{self.checkpoint}: damaged checkpoint ({where}: {first['msg']}); rerun with --force to start over") from None
         except LibraryError as err:
             raise ConfigError(f"{err}; rerun with --force to start over") from None
         self.ledger = Ledger(roles=library.cost.roles, prices=self.config.price)
         return RunState(
             library=library,
-            epoch=payload["epoch"],
-            batch=payload["batch"],
-            step=payload["step"],
-            wall_s=payload.get("wall_s", 0.0),
+            epoch=saved.epoch,
+            batch=saved.batch,
+            step=saved.step,
+            wall_s=saved.wall_s,
             best=best,
-            best_score=payload.get("best_score"),
-            rollouts_correct=payload.get("rollouts", [0, 0])[0],
-            rollouts_total=payload.get("rollouts", [0, 0])[1],
-            log=list(payload.get("log", [])),
+            best_score=saved.best_score,
+            rollouts_correct=saved.rollouts[0],
+            rollouts_total=saved.rollouts[1],
+            log=saved.log,
         )
 
     # ------------------------------------------------------------------ calls
