@@ -1,0 +1,131 @@
+"""Hostile and bad input, table-driven, through the real entry points: the `ted` CLI (distill, show),
+the Hub commands against a local Hub-compatible server, `ted eval` (the lm-eval tasks' library and
+data resolution) and the Space over its HTTP API.
+
+Every case asserts the same contract: a non-zero exit with exactly one `error: …` line on stderr
+and no traceback (in the Space: a friendly one-line message), and not one byte changed on disk
+(sha256 of every file in the workspace, the output folders and the Hub repositories, before/after).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ted.distill.pipeline import CHECKPOINT_FORMAT, RunConfig
+from ted.library import Library
+from tests.reliability.common import assert_one_line_error, ted, tree_digest
+from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, jsonl, png, write
+
+DEAD = "openai:sim@http://127.0.0.1:9/v1"  # nothing listens there: no case may get as far as a call
+MODELS = ("--student", DEAD, "--teacher", DEAD)
+GOOD_ROWS = [{"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}, {"id": "p2", "question": "Compute 7 × 6.", "answer": "42"}]
+
+
+def run_config(out: Path, **changes: object) -> RunConfig:
+    return RunConfig(data="problems.jsonl", student=DEAD, teacher=DEAD, out=str(out), **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder with every bad file; the cases run with it as the working directory."""
+    ws = tmp_path_factory.mktemp("hostile")
+    write(ws / "problems.jsonl", jsonl(*GOOD_ROWS))
+    for name, data in HOSTILE_LIBRARIES.items():
+        write(ws / "libs" / f"{name}.json", data)
+    good = Library(name="good")
+    good.add(LESSON, 1)
+    good.save(ws / "libs" / "good.json")
+    good.save(ws / "out" / "library.json")  # an earlier result that a new run must not overwrite
+    # Training data.
+    write(ws / "data" / "truncated.jsonl", jsonl(GOOD_ROWS[0]) + '{"id": "p2", "question": "Compute 7')
+    write(ws / "data" / "array_row.jsonl", jsonl(GOOD_ROWS[0], ["Compute 7 × 6.", "42"]))
+    write(ws / "data" / "no_answer.jsonl", jsonl({"id": "p1", "question": "Compute 12 + 30."}))
+    write(ws / "data" / "nested.jsonl", b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b', "answer": "1"}\n')
+    write(ws / "data" / "not_utf8.jsonl", b'{"question": "caf\xe9 costs?", "answer": "3"}\n')
+    write(ws / "data" / "bomb.png", png(30_000, 30_000, pixels=False))
+    write(ws / "data" / "bomb.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["bomb.png"]}))
+    write(ws / "data" / "figure.svg", SVG)
+    write(ws / "data" / "svg.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["figure.svg"]}))
+    write(ws / "data" / "missing_image.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["../../nope.png"]}))
+    # Options.
+    write(ws / "wrong_type.toml", 'epochs = "three"\n')
+    write(ws / "not_toml.toml", "epochs = [\n")
+    # Checkpoints: one written by another configuration, one damaged.
+    other = run_config(ws / "mismatch" / "library.json", epochs=5)
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": other.fingerprint(),
+        "config": other.recorded(),
+        "epoch": 0,
+        "batch": 1,
+        "step": 2,
+        "library": Library().model_dump(mode="json"),
+    }
+    write(ws / "mismatch" / "library.json.checkpoint.json", json.dumps(checkpoint))
+    same = run_config(ws / "damaged" / "library.json")
+    damaged = {**checkpoint, "fingerprint": same.fingerprint(), "config": same.recorded(), "epoch": "zero"}
+    write(ws / "damaged" / "library.json.checkpoint.json", json.dumps(damaged))
+    write(ws / "torn" / "library.json.checkpoint.json", json.dumps(checkpoint)[:200])
+    return ws
+
+
+def distill(*args: str) -> tuple[str, ...]:
+    return ("distill", *MODELS, *args)
+
+
+# (case id, arguments, words the one error line must contain)
+CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    # Libraries (ted show reads a library reference exactly as ted chat and the eval tasks do).
+    ("show-malformed-json", ("show", "libs/truncated.json"), ("not valid JSON",)),
+    ("show-not-utf8", ("show", "libs/not_utf8.json"), ("not UTF-8",)),
+    ("show-nested-json", ("show", "libs/nested.json"), ("nested too deeply",)),
+    ("show-wrong-types", ("show", "libs/wrong_types.json"), ("items", "valid list")),
+    ("show-missing-field", ("show", "libs/missing_text.json"), ("items.0.text", "Field required")),
+    ("show-foreign-format", ("show", "libs/foreign_format.json"), ("expected 'ted-library/1'",)),
+    ("show-10000-items", ("show", "libs/ten_thousand_items.json"), ("10,000 items", "cap of 500")),
+    ("show-1mb-text", ("show", "libs/megabyte_text.json"), ("items.0.text", "at most 2000 characters")),
+    ("show-huge-file", ("show", "libs/huge_file.json"), ("over the 4,000,000-byte cap",)),
+    ("show-control-chars", ("show", "libs/control_chars.json"), ("control characters",)),
+    ("show-zero-width", ("show", "libs/zero_width.json"), ("invisible Unicode",)),
+    ("show-bidi-override", ("show", "libs/bidi_override.json"), ("invisible Unicode",)),
+    ("show-colliding-ids", ("show", "libs/colliding_ids.json"), ("duplicate experience id E1",)),
+    ("show-traversal-id", ("show", "libs/bad_id.json"), ("items.0.id",)),
+    ("show-missing-path", ("show", "libs/../../../nowhere/library.json"), ("no such file or folder",)),
+    ("show-hub-traversal", ("show", "alice/../../etc"), ("path traversal",)),
+    ("show-hub-version-traversal", ("show", "alice/lib@../../../etc"), ("path traversal",)),
+    # Training data.
+    ("distill-truncated-jsonl", distill("--data", "data/truncated.jsonl", "--out", "new.json"), ("line 2", "not valid JSON")),
+    ("distill-row-not-object", distill("--data", "data/array_row.jsonl", "--out", "new.json"), ("line 2", "expected a JSON object")),
+    ("distill-row-no-answer", distill("--data", "data/no_answer.jsonl", "--out", "new.json"), ("'answer'", "--field answer=")),
+    ("distill-row-nested", distill("--data", "data/nested.jsonl", "--out", "new.json"), ("nested too deeply",)),
+    ("distill-not-utf8", distill("--data", "data/not_utf8.jsonl", "--out", "new.json"), ("not UTF-8",)),
+    ("distill-image-bomb", distill("--data", "data/bomb.jsonl", "--out", "new.json"), ("cannot decode image", "decompression bomb")),
+    ("distill-image-svg", distill("--data", "data/svg.jsonl", "--out", "new.json"), ("cannot decode image", "figure.svg")),
+    ("distill-image-missing", distill("--data", "data/missing_image.jsonl", "--out", "new.json"), ("image file not found",)),
+    ("distill-val-data-bad", distill("--data", "problems.jsonl", "--val-data", "data/truncated.jsonl", "--out", "new.json"), ("line 2",)),
+    # Options.
+    ("distill-unknown-student", ("distill", "--data", "problems.jsonl", "--student", "gpt4", "--teacher", DEAD, "--out", "new.json"), ("unknown model spec 'gpt4'",)),
+    ("distill-unknown-backend", ("distill", "--data", "problems.jsonl", "--student", DEAD, "--teacher", "ollama:x", "--out", "new.json"), ("unknown model backend 'ollama'",)),
+    ("distill-out-exists", distill("--data", "problems.jsonl", "--out", "out/library.json"), ("exists", "--force", "--resume")),
+    ("distill-out-folder-exists", distill("--data", "problems.jsonl", "--out", "out"), ("exists", "--force")),
+    ("distill-budget-too-small", distill("--data", "problems.jsonl", "--out", "new.json", "--budget-tokens", "20"), ("smaller than one experience",)),
+    ("distill-option-out-of-range", distill("--data", "problems.jsonl", "--out", "new.json", "--rollouts", "0"), ("--rollouts",)),
+    ("distill-config-wrong-type", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "wrong_type.toml"), ("--epochs", "three")),
+    ("distill-config-not-toml", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "not_toml.toml"), ("invalid TOML",)),
+    ("distill-resume-mismatch", distill("--data", "problems.jsonl", "--out", "mismatch/library.json", "--resume"), ("different configuration", "epochs")),
+    ("distill-resume-damaged", distill("--data", "problems.jsonl", "--out", "damaged/library.json", "--resume"), ("damaged checkpoint", "epoch", "--force")),
+    ("distill-resume-torn", distill("--data", "problems.jsonl", "--out", "torn/library.json", "--resume"), ("unreadable checkpoint", "--force")),
+    ("distill-resume-and-force", distill("--data", "problems.jsonl", "--out", "out/library.json", "--resume", "--force"), ("contradict",)),
+]
+
+
+@pytest.mark.parametrize("args, phrases", [pytest.param(a, p, id=i) for i, a, p in CLI_CASES])
+def test_cli_refuses_bad_input_with_one_line_and_changes_nothing(workspace: Path, args: tuple[str, ...], phrases: tuple[str, ...]) -> None:
+    before = tree_digest(workspace)
+    proc = ted(*args, cwd=workspace)
+    assert_one_line_error(proc, *phrases)
+    assert tree_digest(workspace) == before
