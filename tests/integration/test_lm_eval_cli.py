@@ -49,7 +49,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lm_eval_cache")
 
 
-def lm_eval(server: Any, out: Path, tasks: str, metadata: dict[str, Any], cache_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def lm_eval(
+    server: Any, out: Path, tasks: str, metadata: dict[str, Any], cache_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [
         LM_EVAL, "--model", "local-chat-completions",
         "--model_args", f"base_url={server.base_url}/chat/completions,model={server.model}",
@@ -57,9 +59,9 @@ def lm_eval(server: Any, out: Path, tasks: str, metadata: dict[str, Any], cache_
         "--metadata", json.dumps(metadata), "--gen_kwargs", "max_gen_toks=4",
         "--limit", "2", "--log_samples", "--output_path", str(out), *extra,
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("TED_LIBRARY", "TED_DATA_DIR")}
-    env.update(LM_HARNESS_CACHE_PATH=str(cache_dir), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=out.parent)
+    full_env = {k: v for k, v in os.environ.items() if k not in ("TED_LIBRARY", "TED_DATA_DIR")}
+    full_env.update(LM_HARNESS_CACHE_PATH=str(cache_dir), HF_DATASETS_OFFLINE="1", **(env or {"HF_HUB_OFFLINE": "1"}))
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=full_env, cwd=out.parent)
 
 
 def samples(out: Path, task: str) -> list[dict[str, Any]]:
@@ -114,6 +116,25 @@ def test_visualpuzzles_sends_images_and_counts_undecodable_ones(llama_server: An
     scores = results(tmp_path)["ted_visualpuzzles"]
     assert scores["image_errors,none"] == 1
     assert {"acc_algorithmic,none", "acc_spatial,none"} <= set(scores)
+
+
+def test_hub_reference_resolves_through_the_hub_client(llama_server: Any, data: dict, library: tuple[Path, str], cache_dir: Path, tmp_path: Path) -> None:
+    """`--metadata '{"library": "org/name@v1"}'`: the real huggingface_hub client, a local Hub-compatible server."""
+    from hub_server import HubServer, Token
+
+    from ted.hub import push_library
+
+    path, block = library
+    with HubServer(tmp_path / "hub", {"hf_w": Token("alice", "write")}) as hub:
+        push_library(path, "alice/eval-lib", version="v1", token="hf_w", endpoint=hub.url)
+        env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_w", "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_CACHE": str(tmp_path / "hf-cache")}
+        out = tmp_path / "out"
+        out.mkdir()
+        proc = lm_eval(llama_server, out, "ted_aime", {"library": "alice/eval-lib@v1", "data_files": str(data["aime"])}, cache_dir, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert all(messages(sample)[0]["content"].endswith(block) for sample in samples(out, "ted_aime"))
+        missing = lm_eval(llama_server, tmp_path, "ted_aime", {"library": "alice/eval-lib@v9", "data_files": str(data["aime"])}, cache_dir, env=env)
+    assert missing.returncode != 0 and "v9" in missing.stderr
 
 
 @pytest.mark.parametrize(
