@@ -109,6 +109,19 @@ def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path 
     return merged
 
 
+def _endpoint_options(spec: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Timeout and retry bounds for an OpenAI-compatible endpoint, so an outage ends the run instead of hanging it."""
+    from ted.models import parse_spec
+
+    if not values["request_timeout"] > 0:
+        raise ConfigError(f"--request-timeout {values['request_timeout']!r}: give a number of seconds above 0")
+    if values["max_retries"] < 0:
+        raise ConfigError(f"--max-retries {values['max_retries']!r}: give 0 or more")
+    if parse_spec(spec)[0] != "openai":
+        return {}
+    return {"timeout": float(values["request_timeout"]), "max_retries": int(values["max_retries"])}
+
+
 def distill(
     ctx: typer.Context,
     data: Annotated[Optional[str], typer.Option(help="Training data: JSONL/CSV file, a local `datasets` folder, or a Hub dataset id.")] = None,
@@ -138,6 +151,8 @@ def distill(
     price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the student's API key.")] = "OPENAI_API_KEY",
     teacher_api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable for the teacher's key (default: --api-key-env).")] = None,
+    request_timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply from an OpenAI-compatible endpoint before retrying it.")] = 120.0,
+    max_retries: Annotated[int, typer.Option(help="Retries per request (timeouts, resets, 429, 5xx, broken replies) before the run stops, resumable.")] = 6,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint next to --out.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --out (written only when the run finishes).")] = False,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names); flags override it.")] = None,
@@ -200,11 +215,16 @@ def distill(
     task_obj = get_task(run.task)
     problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
     val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
-    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency)
+    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **_endpoint_options(run.student, values))
     teacher_model = (
         student_model
         if run.teacher == run.student and not values["teacher_api_key_env"]
-        else load_model(run.teacher, api_key_env=values["teacher_api_key_env"] or values["api_key_env"], max_concurrency=run.concurrency)
+        else load_model(
+            run.teacher,
+            api_key_env=values["teacher_api_key_env"] or values["api_key_env"],
+            max_concurrency=run.concurrency,
+            **_endpoint_options(run.teacher, values),
+        )
     )
     reporter = RichReporter(total=run.epochs * len(problems))
     distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)

@@ -11,6 +11,8 @@ What this module adds on top:
 - Structured output that degrades gracefully: OpenAI-style `json_schema` first, then
   llama.cpp-style `json_object` + `schema` (grammar-constrained there), then plain text; the
   first form a server accepts is remembered for this model instance.
+- Replies that arrive but cannot be used (a 200 with a broken JSON body or no choices) are
+  retried like failed requests, within the same `max_retries`, and counted as retries.
 - One-line `ModelError`s for what users get wrong (server down, wrong model, bad key),
   never containing the API key.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +32,9 @@ from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_DUMMY_KEY = "sk-local-no-key"  # local servers usually ignore the key, but the client needs one
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+
+# Backoff between retries of unusable 200 replies, as the client's own: 0.5 s doubling up to 8 s.
+_FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.5, 8.0
 
 # Ways to ask for JSON, most specific first; None = no response_format at all.
 _JSON_FORMATS: tuple[str | None, ...] = ("json_schema", "json_object", None)
@@ -172,13 +178,28 @@ class OpenAIChatModel(BaseChatModel):
         result = ChatResult(texts=[], requests=0)
 
         async def one(n: int, seed: int | None) -> None:
-            raw, sent = await self._create(lambda: self._request(wire, params, n, seed))
-            completion = raw.parse()
-            result.requests += sent
-            result.retries += raw.retries_taken
-            result.texts.extend(choice.message.content or "" for choice in completion.choices[:n])
-            if completion.usage is not None:
-                result.usage += Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+            # The client retries transport and HTTP failures; a 200 whose body is broken (invalid or
+            # cut-off JSON) or holds no choices is retried here, with the same bound and backoff.
+            for attempt in range(self.max_retries + 1):
+                raw, sent = await self._create(lambda: self._request(wire, params, n, seed))
+                result.requests += sent - (attempt > 0)  # a re-sent request is a retry, as the client counts them
+                result.retries += raw.retries_taken
+                try:
+                    completion = raw.parse()
+                    texts = [choice.message.content or "" for choice in completion.choices[:n]]
+                except (ValueError, TypeError, AttributeError) as err:  # JSONDecodeError and pydantic errors are ValueErrors
+                    problem = f"replies that are not chat completions ({_one_line(err, 120)})"
+                else:
+                    if texts:
+                        result.texts.extend(texts)
+                        if completion.usage is not None:
+                            result.usage += Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+                        return
+                    problem = "replies with no choices"
+                if attempt < self.max_retries:
+                    result.retries += 1
+                    await asyncio.sleep(min(_MAX_BACKOFF_S, _FIRST_BACKOFF_S * 2**attempt) * (1 - 0.25 * random.random()))
+            raise ModelError(f"{self.base_url} kept sending {problem} ({self.max_retries + 1} tries); is it an OpenAI-compatible endpoint?")
 
         await one(params.n, params.seed)
         missing = params.n - len(result.texts)
