@@ -35,6 +35,7 @@ from tedspace import (
 )
 
 from ted.errors import TedError
+from ted.library import Library
 from ted.models.base import SamplingParams
 
 TITLE = "TED · try an experience library"
@@ -65,8 +66,6 @@ LIB_SIDE, BASE_SIDE = "lib", "base"
 ASKING = gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
 READY = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
 
-log = logging.getLogger("ted.space")
-
 
 def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
     """The page: library picker, one chat (two when comparing), the injected block, settings."""
@@ -90,6 +89,28 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
     def toggle_compare(compare: bool) -> tuple[Any, ...]:
         return gr.Chatbot(value=[]), gr.Chatbot(value=[], visible=compare)
 
+    def take(message: dict[str, Any] | None, key: str, version: str | None, compare: bool) -> tuple[str, list[str], Library | None]:
+        """The question, its images and the library to inject; a TedError says what to change."""
+        text = (message or {}).get("text") or ""
+        files = list((message or {}).get("files") or [])
+        check_input(text, files, limits, student.supports_images)
+        library = catalog.library(key, version)
+        if compare and library is None:
+            raise InputProblem("Pick a library to compare with the plain student.")
+        return text, files, library
+
+    def validate(message: dict[str, Any] | None, _lib: Any, _base: Any, key: str, version: str | None, compare: bool, *_: Any) -> list[Any]:
+        """Runs before a question is queued: a refusal is shown on the box (or the library picker),
+        which keeps its text, and nothing is sent to the model (API callers get the same message)."""
+        verdicts = [gr.validate(True, "")] * 8
+        try:
+            take(message, key, version, compare)
+        except InputProblem as err:
+            verdicts[0] = gr.validate(False, short_error(err))
+        except TedError as err:
+            verdicts[3] = gr.validate(False, short_error(err))
+        return verdicts
+
     async def respond(
         message: dict[str, Any] | None,
         chat_lib: list[dict[str, Any]],
@@ -101,15 +122,10 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
         max_tokens: float,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream the reply (two replies when comparing) into the chats, then mark the cited experiences."""
-        text = (message or {}).get("text") or ""
-        files = list((message or {}).get("files") or [])
         try:
-            check_input(text, files, limits, student.supports_images)
-            library = catalog.library(key, version)
-            if compare and library is None:
-                raise InputProblem("Pick a library to compare with the plain student.")
-        except TedError as err:
-            raise gr.Error(short_error(err)) from None  # the message stays in the box to be fixed
+            text, files, library = take(message, key, version, compare)
+        except TedError as err:  # the validator refused it already; this covers a change in between
+            raise gr.Error(short_error(err)) from None
         params = SamplingParams(temperature=float(temperature), max_tokens=max(1, min(int(max_tokens), limits.max_new_tokens)))
         sides = {LIB_SIDE: (chat_lib or [], library)}
         if compare:
@@ -172,8 +188,7 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             file_count="multiple",
             sources=["upload"],
             show_label=False,
-            stop_btn=False,
-            max_plain_text_length=limits.max_message_chars,
+            max_plain_text_length=1_000_000,  # pasted text stays text, so the length check can say what is wrong
             elem_id="ask",
         )
         gr.Examples(EXAMPLES, inputs=box, label="Examples (they suit the bundled model)")
@@ -193,6 +208,7 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             [box, chat_lib, chat_base, library, version, compare, temperature, max_tokens],
             [box, chat_lib, chat_base, block],
             api_name="chat",
+            validator=validate,
         )
         answer.then(lambda: READY, None, box, api_visibility="private")
         box.stop(lambda: READY, None, box, cancels=[answer], api_visibility="private")

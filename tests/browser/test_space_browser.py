@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from ted.library import Library
@@ -93,3 +94,22 @@ def test_ask_with_a_library_in_the_browser(space_url: str, page: tuple[Page, lis
     OUTPUT.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(OUTPUT / "space.png"), full_page=True)
     assert errors == []
+
+
+def test_a_refused_question_is_explained_on_the_box_and_kept(space_url: str, page: tuple[Page, list[str]], tmp_path: Path) -> None:
+    """The bundled student reads text only: an attached image is refused with a friendly line."""
+    tab, errors = page
+    tab.goto(space_url, wait_until="load")
+    question = tab.locator("#ask textarea")
+    question.wait_for(timeout=60_000)
+    image = tmp_path / "red.png"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(image)
+    question.fill("What colour is this?")
+    tab.locator("#ask input[type=file]").set_input_files(str(image))
+    expect(tab.locator("#ask img")).to_have_count(1)  # the upload finished
+    question.press("Enter")
+    expect(tab.locator("#ask")).to_contain_text("This student reads text only, so it cannot look at images.")
+    expect(question).to_have_value("What colour is this?")
+    expect(tab.locator('#chat-lib [data-testid="user"]')).to_have_count(0)
+    # The refusal is an HTTP 422 from Gradio's validator, which Chromium logs; nothing else may fail.
+    assert [e for e in errors if "status of 422" not in e] == [] and len(errors) == 1
