@@ -57,7 +57,7 @@ class Limits:
     max_image_pixels: int = 4096 * 4096
     max_new_tokens: int = 1024
     history_messages: int = 8  # earlier turns resent to the model (text only)
-    concurrency: int = 2  # replies generated at once; the rest wait in the queue
+    concurrency: int = 2  # questions answered at once (a comparison is one); the rest wait in the queue
     queue_size: int = 16
 
     @classmethod

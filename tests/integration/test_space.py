@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,6 +49,7 @@ class RecordingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.chat_requests: list[dict[str, Any]] = []
+        self.windows: list[tuple[float, float]] = []  # (arrived, answered) of each chat request
         self.failing = False
         proxy = self
 
@@ -57,18 +59,27 @@ class RecordingProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path.endswith("/chat/completions"):
-                    proxy.chat_requests.append(json.loads(body))
-                    if proxy.failing:
-                        error = {"error": {"message": f"upstream exploded; auth was {self.headers.get('Authorization')}"}}
-                        payload = json.dumps(error).encode()
-                        self.send_response(500)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
-                        return
-                self._forward(body)
+                if not self.path.endswith("/chat/completions"):
+                    self._forward(body)
+                    return
+                arrived = time.monotonic()
+                try:
+                    self._chat(body)
+                finally:
+                    proxy.windows.append((arrived, time.monotonic()))
+
+            def _chat(self, body: bytes) -> None:
+                proxy.chat_requests.append(json.loads(body))
+                if not proxy.failing:
+                    self._forward(body)
+                    return
+                error = {"error": {"message": f"upstream exploded; auth was {self.headers.get('Authorization')}"}}
+                payload = json.dumps(error).encode()
+                self.send_response(500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def _forward(self, body: bytes | None) -> None:
                 headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
@@ -140,6 +151,7 @@ def space(
         "TED_STUDENT": f"openai:{llama_server.model}@{proxy.url}/v1",
         "TED_SPACE_LIBRARIES": f"{library[0]},{HUB_REPO}",
         "OPENAI_API_KEY": SECRET,
+        "TED_SPACE_CONCURRENCY": "1",
         "HF_ENDPOINT": hub_versions[0].url,
         "HF_TOKEN": READ,
         "HF_HOME": str(folder / "hf-home"),
@@ -152,6 +164,7 @@ def space(
 @pytest.fixture(autouse=True)
 def fresh_proxy(proxy: RecordingProxy) -> None:
     proxy.chat_requests.clear()
+    proxy.windows.clear()
     proxy.failing = False
 
 
@@ -264,3 +277,15 @@ def test_hub_library_versions_are_fetched_validated_and_injected(
         ask(space, "What is 2 + 3?", key="/etc")
     assert len(proxy.chat_requests) == count
     assert ("GET", "resolve") in hub.requests  # the library files did come over HTTP
+
+
+def test_the_queue_answers_one_question_at_a_time(space: Client, proxy: RecordingProxy) -> None:
+    """TED_SPACE_CONCURRENCY=1: of two questions sent together, the second reaches the model only after the first is answered."""
+    jobs = [
+        space.submit({"text": f"Count to {n}.", "files": []}, [], [], "none", None, False, 0.0, 32, api_name="/chat")
+        for n in (3, 4)
+    ]
+    for job in jobs:
+        assert reply_text(job.result()[1]).strip()
+    (_, first_out), (second_in, _) = sorted(proxy.windows)
+    assert len(proxy.windows) == 2 and second_in >= first_out
