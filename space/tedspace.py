@@ -180,9 +180,9 @@ class Catalog:
     def __init__(self, refs: Sequence[str] = (), shipped_dirs: Sequence[Path] = SHIPPED_DIRS) -> None:
         self.entries: dict[str, Entry] = {NONE: Entry(NONE, "none: the plain student")}
         self._local: dict[str, Library] = {}
-        for path in _shipped_files(shipped_dirs):
+        for key, path in _shipped_files(shipped_dirs):
             try:
-                self._add_local(str(path), Library.load(path), "shipped")
+                self._add_local(key, Library.load(path), "shipped")
             except LibraryError as err:
                 log.warning("leaving out a shipped library: %s", err)
         for ref in refs:
@@ -249,10 +249,12 @@ def experiences(count: int) -> str:
     return f"{count} experience" + ("" if count == 1 else "s")
 
 
-def _shipped_files(dirs: Sequence[Path]) -> list[Path]:
+def _shipped_files(dirs: Sequence[Path]) -> list[tuple[str, Path]]:
+    """(key, path) of each library in the first folder of `dirs` that exists; keys are relative
+    paths like library_cards/examples/x/library.json, so the page does not show server paths."""
     for folder in dirs:
         if folder.is_dir():
-            return sorted(folder.rglob(FILENAME))
+            return [(str(path.relative_to(folder.parent)), path) for path in sorted(folder.rglob(FILENAME))]
     return []
 
 
