@@ -102,7 +102,7 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
     def validate(message: dict[str, Any] | None, _lib: Any, _base: Any, key: str, version: str | None, compare: bool, *_: Any) -> list[Any]:
         """Runs before a question is queued: a refusal is shown on the box (or the library picker),
         which keeps its text, and nothing is sent to the model (API callers get the same message)."""
-        verdicts = [gr.validate(True, "")] * 8
+        verdicts = [gr.validate(True, "")] * 8  # one per input of `respond`, in order
         try:
             take(message, key, version, compare)
         except InputProblem as err:
