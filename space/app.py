@@ -32,6 +32,7 @@ from tedspace import (
     history_messages,
     interleave,
     short_error,
+    shown,
 )
 
 from ted.errors import TedError
@@ -151,7 +152,7 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
                 replies[side] = (replies[side] + "\n\n" if replies[side] else "") + NOTICE + short_error(item)
             elif not replies[side].strip():
                 replies[side] = NOTICE + "the student returned an empty reply; try again or raise the max new tokens"
-            chats[side][-1] = {"role": "assistant", "content": replies[side] or "…"}
+            chats[side][-1] = {"role": "assistant", "content": shown(replies[side]) or "…"}
             yield update()
         yield update(cited=citations(replies[LIB_SIDE], library))
 

