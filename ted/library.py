@@ -8,6 +8,7 @@ leaves a half-written library on disk.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -343,6 +344,14 @@ def diff(a: Library, b: Library) -> LibraryDiff:
     result.changed.sort(key=lambda pair: id_number(pair[0].id))
     result.usage.sort(key=lambda row: id_number(row[0]))
     return result
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temp files `atomic_write` leaves next to `path` when its process is killed mid-write."""
+    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    for temp in stale:
+        temp.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write(path: Path, text: str | bytes) -> Path:

@@ -245,6 +245,8 @@ def distill(
             library = asyncio.run(_go())
         except KeyboardInterrupt:
             reporter.progress.stop()
+            if not ckpt.exists():
+                raise TedError("interrupted before the first batch finished; nothing was saved") from None
             raise TedError(f"interrupted; progress up to the last finished batch is in {ckpt}: rerun with --resume") from None
         except TedError as err:
             if ckpt.exists():

@@ -30,7 +30,7 @@ from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
 from ted.distill.usage import count_usage
 from ted.errors import ConfigError, LibraryError
-from ted.library import Budget, Library, ModelInfo, RoleCost, SourceInfo, atomic_write, clean_text
+from ted.library import Budget, Library, ModelInfo, RoleCost, SourceInfo, atomic_write, clean_text, remove_stale_temps
 from ted.models.base import ChatModel, ChatResult, SamplingParams
 from ted.tasks.base import Problem, Task
 from ted.tokens import TokenCounter, get_counter
@@ -437,6 +437,8 @@ class Distiller:
 
     async def run(self, resume: bool = False) -> Library:
         """Distill and return the final library (the best one with keep_best and a validation split)."""
+        for path in (self.checkpoint, Path(self.config.out)):  # a killed run may have left half-written temp files
+            remove_stale_temps(path)
         state = self.load_checkpoint() if resume and self.checkpoint.exists() else RunState(library=self.new_library())
         limiter = asyncio.Semaphore(self.config.concurrency)
         for model in {id(self.student): self.student, id(self.teacher): self.teacher}.values():

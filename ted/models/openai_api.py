@@ -140,12 +140,13 @@ class OpenAIChatModel(BaseChatModel):
         some servers (llama.cpp) answer an unknown form with HTTP 500, which the client would
         otherwise retry with backoff for a minute. If that probe fails for another reason, the
         request is sent again with the client's full retries. Returns the client's raw
-        response (which knows how many retries the client took) and how many times we sent it.
+        response (which knows how many retries the client took), how many times we sent it, and
+        how many of those sends were retries of a failed probe (for the cost ledger).
         """
         import openai
 
         probe = True
-        sent = 0
+        sent = retried = 0
         while True:
             sent += 1
             used = self._json_format
@@ -162,16 +163,16 @@ class OpenAIChatModel(BaseChatModel):
                     continue
                 if not quick:
                     raise await self._model_error(err) from None
-                probe = False
+                probe, retried = False, retried + 1
                 continue
             except openai.OpenAIError as err:
                 if not quick:
                     raise await self._model_error(err) from None
-                probe = False
+                probe, retried = False, retried + 1
                 continue
             if asks_json:
                 self._json_accepted = True
-            return raw, sent
+            return raw, sent, retried
 
     async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
         wire = to_openai_messages(messages)
@@ -181,9 +182,10 @@ class OpenAIChatModel(BaseChatModel):
             # The client retries transport and HTTP failures; a 200 whose body is broken (invalid or
             # cut-off JSON) or holds no choices is retried here, with the same bound and backoff.
             for attempt in range(self.max_retries + 1):
-                raw, sent = await self._create(lambda: self._request(wire, params, n, seed))
-                result.requests += sent - (attempt > 0)  # a re-sent request is a retry, as the client counts them
-                result.retries += raw.retries_taken
+                raw, sent, retried = await self._create(lambda: self._request(wire, params, n, seed))
+                # Re-sending a request is a retry, as the client counts its own: not another request.
+                result.requests += sent - retried - (attempt > 0)
+                result.retries += raw.retries_taken + retried
                 try:
                     completion = raw.parse()
                     texts = [choice.message.content or "" for choice in completion.choices[:n]]
@@ -218,7 +220,7 @@ class OpenAIChatModel(BaseChatModel):
         params = params or SamplingParams()
         wire = to_openai_messages(messages)
         async with self._semaphore():
-            raw, _ = await self._create(lambda: self._request(wire, params, 1, params.seed), stream=True)
+            raw, _, _ = await self._create(lambda: self._request(wire, params, 1, params.seed), stream=True)
             events = raw.parse()
             try:
                 async for chunk in events:
