@@ -9,6 +9,7 @@ truncated content, and a solve reply with no final answer.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections import Counter
@@ -20,7 +21,8 @@ from ted.distill.pipeline import checkpoint_path, derive_seed
 from ted.library import Library
 from ted.tasks.data import load_problems
 from tests.reliability.common import clean_env, ted_command
-from tests.reliability.simulated import RecordingSimulator, distill_args
+from tests.reliability.conftest import Deterministic
+from tests.reliability.simulated import RecordingSimulator, comparable, distill_args, start_ted
 from tests.sim import FAULTS, write_problems
 from tests.sim.server import CONTENT_FAULTS
 
@@ -72,3 +74,38 @@ def test_distill_survives_a_fifth_of_calls_failing(tmp_path: Path) -> None:
     assert roles["student"].failures == roles["teacher"].failures == 0
     print(f"\n{PROBLEMS} problems x {EPOCHS} epochs, {stats.total_requests} requests, faults {dict(kinds)}, "
           f"retries {roles['student'].retries + roles['teacher'].retries}, {elapsed:.1f}s")  # fmt: skip
+
+
+def test_persistent_outage_ends_the_run_with_a_resumable_checkpoint(deterministic: Deterministic, tmp_path: Path) -> None:
+    out = tmp_path / "library.json"
+    ckpt = checkpoint_path(out)
+    bounds = ("--request-timeout", "1", "--max-retries", "2")  # not part of the run's identity: resume may change them
+    sim = deterministic.sim
+    calm = sim.weights, sim.failure_rate
+    proc = start_ted(deterministic.args(out, *bounds), cwd=tmp_path)
+    try:
+        deadline = time.perf_counter() + 120
+        while not ckpt.exists() and proc.poll() is None and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        assert ckpt.exists(), "no checkpoint before the outage"
+        sim.weights, sim.failure_rate = {"503": 1.0, "reset": 1.0, "timeout": 1.0}, 1.0  # every call fails from now on
+        outage = time.perf_counter()
+        _, stderr = proc.communicate(timeout=120)
+        stopped_in = time.perf_counter() - outage
+    finally:
+        sim.weights, sim.failure_rate = calm
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0 and "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == stderr.strip().splitlines()[-1], stderr[-2000:]
+    assert sim.base_url in errors[0] and "rerun with --resume" in errors[0]
+    print(f"\noutage: stopped {stopped_in:.1f}s after it began: {errors[0]}")
+    assert stopped_in < 30  # bounded: 3 tries of at most 1 s each, with backoff, then stop
+    assert json.loads(ckpt.read_text(encoding="utf-8"))["batch"] >= 1 and not out.exists()
+
+    resumed = start_ted(deterministic.args(out, "--resume"), cwd=tmp_path)  # the endpoint is back
+    _, stderr = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, stderr[-2000:]
+    assert comparable(out) == deterministic.reference
