@@ -5,7 +5,8 @@ and whether the reply it sent was usable: HTTP 200, a JSON body, at least one ch
 faults (429, 5xx, reset, hang, broken body, empty choices) are unusable replies; content faults
 (truncated content, no final answer) are usable ones the pipeline has to cope with.
 An optional `on_request(stage)` callback runs as each request arrives: the crash tests use it
-to kill `ted` while a given kind of call is in flight.
+to kill `ted` while a given kind of call is in flight. With `leak_auth`, every error reply quotes
+the request's Authorization header, the worst a careless server or proxy does with a key.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ class Seen:
 
 
 class RecordingSimulator(Simulator):
-    def __init__(self, *args: object, on_request: Callable[[str], None] | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, on_request: Callable[[str], None] | None = None, leak_auth: bool = False, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.on_request = on_request
+        self.leak_auth = leak_auth
         self.seen: list[Seen] = []
         self._record_lock = threading.Lock()
 
@@ -55,6 +59,10 @@ class RecordingSimulator(Simulator):
                     usable = bool(json.loads(response.text).get("choices"))
                 except ValueError:
                     usable = False
+            if self.leak_auth and response.status >= 400:
+                leak = f"upstream failed for credentials {request.headers.get('Authorization')}"
+                keep = {k: v for k, v in response.headers.items() if k.lower().startswith("retry-after")}
+                return web.json_response({"error": {"message": leak, "type": "server_error"}}, status=response.status, headers=keep)
             return response
         finally:  # a reset or a hang ends in CancelledError: recorded as unusable
             with self._record_lock:
