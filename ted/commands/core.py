@@ -259,6 +259,9 @@ def distill(
         f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
         f"calls student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · {cost.wall_s:.1f}s"
     )
+    tally = getattr(library.metrics, "extraction", None) or {}
+    if tally:
+        err_console.print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in tally.items()))
 
 
 # --------------------------------------------------------------------------- show

@@ -106,15 +106,21 @@ async def extract(
         if reason is None and len(extraction.ops) < max_ops:
             extraction.ops.append(op)
         else:
-            extraction.rejected.append((op, reason or f"more than {max_ops} operations"))
+            extraction.rejected.append((op, reason or f"too many operations (limit {max_ops})"))
     return extraction, result
 
 
 def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) -> list[str]:
-    """Apply validated ops to the live library; an update whose target has gone becomes an add."""
+    """Apply validated ops to the live library; an update whose target has gone becomes an add.
+
+    Problems of one batch are validated against the same snapshot, so two of them can propose
+    the same lesson: an add whose text the live library already holds is skipped here.
+    """
     touched: list[str] = []
     for op in ops:
         target = library.get(op.id) if op.op == "update" and op.id else None
+        if target is None and any(_normal(item.text) == _normal(op.text) for item in library.items):
+            continue
         if target is not None:
             target.text = op.text
             target.updated_step = step

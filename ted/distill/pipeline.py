@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +184,7 @@ class RunState:
     best_score: float | None = None
     rollouts_correct: int = 0  # this epoch so far: the learning curve's train accuracy
     rollouts_total: int = 0
+    extraction: dict[str, int] = field(default_factory=dict)  # accepted ops and rejections by reason
     log: list[str] = field(default_factory=list)
 
 
@@ -283,6 +285,7 @@ class Distiller:
             "rollouts": [state.rollouts_correct, state.rollouts_total],
             "best": state.best.model_dump(mode="json") if state.best is not None else None,
             "library": state.library.model_dump(mode="json"),
+            "extraction": state.extraction,
             "log": state.log[-200:],
         }
         atomic_write(self.checkpoint, json.dumps(payload, ensure_ascii=False))
@@ -392,8 +395,15 @@ class Distiller:
         for result in results:  # problem order, not completion order
             state.step += 1
             count_usage(library, [r.cited for r in result.rollouts])
-            apply_ops(library, result.extraction.ops, state.step, result.problem.id)
+            applied = apply_ops(library, result.extraction.ops, state.step, result.problem.id)
+            tally = state.extraction
+            tally["accepted"] = tally.get("accepted", 0) + len(applied)
+            if len(applied) < len(result.extraction.ops):
+                key = "rejected: duplicate within the batch"
+                tally[key] = tally.get(key, 0) + len(result.extraction.ops) - len(applied)
             for op, why in result.extraction.rejected:
+                reason = "rejected: " + re.sub(r"\s*(['\"(:]|\d).*$", "", why)
+                tally[reason] = tally.get(reason, 0) + 1
                 state.log.append(f"step {state.step} {result.problem.id}: rejected {op.op} ({why}): {clean_text(op.text)[:120]}")
             if not result.structured:
                 state.log.append(f"step {state.step} {result.problem.id}: structuring reply unusable; raw traces used")
@@ -478,6 +488,7 @@ class Distiller:
         if self.val_problems:
             final.metrics.with_library = state.best_score if final is state.best else final.metrics.curve[-1].get("val_accuracy")
         final.metrics.curve = state.library.metrics.curve
+        final.metrics.extraction = dict(sorted(state.extraction.items()))  # type: ignore[attr-defined]
         final.metrics.baseline, final.metrics.task = state.library.metrics.baseline, self.task.name
         return final
 

@@ -180,3 +180,23 @@ def test_every_strategy_ends_within_budget(tmp_path, strategy):
 def test_none_strategy_exceeds_budget(tmp_path):
     lib = run(config(tmp_path, compression="none", max_items=3), sum_problems(10))
     assert len(lib.items) > 3
+
+
+def test_extraction_tally_counts_accepted_and_rejected(tmp_path):
+    class Sloppy(ScriptedModel):
+        def reply(self, stage, messages, params, i):
+            if stage == "extract":
+                return json.dumps({"operations": [
+                    {"op": "add", "text": "<a new general lesson>"},
+                    {"op": "update", "id": "E99", "text": "Recheck every step of the computation before answering."},
+                    {"op": "add", "text": "Restate what is asked before computing anything at all."},
+                ]})
+            return super().reply(stage, messages, params, i)
+
+    lib = run(config(tmp_path, epochs=1), sum_problems(4), teacher=Sloppy("t"))
+    tally = lib.metrics.extraction
+    assert tally["rejected: placeholder text, not a lesson"] == 4
+    assert tally["rejected: update of unknown id"] == 4
+    # the four problems share one snapshot: the lesson is new to each, and applied once
+    assert tally["accepted"] == 1 and tally["rejected: duplicate within the batch"] == 3
+    assert [e.text for e in lib.items].count("Restate what is asked before computing anything at all.") == 1
