@@ -24,8 +24,11 @@ err_console = Console(stderr=True)
 
 def resolve_library(ref: str) -> Library:
     """A library reference: a local file or folder, or a Hub dataset `org/name[@version]`."""
+    from huggingface_hub.utils import disable_progress_bars
+
     from ted.hub import load_library
 
+    disable_progress_bars()  # a library is one small file: download bars would only add lines to stderr
     return load_library(ref)
 
 
