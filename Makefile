@@ -35,7 +35,7 @@ system-deps:
 demo: $(VENV)/.local
 	$(BIN)/python -m ted.demo $(OUT)/problems.jsonl
 	$(BIN)/ted distill --data $(OUT)/problems.jsonl --student local --teacher local \
-		--out $(OUT)/library.json --epochs 1 --rollouts 2 --batch-size 10 \
+		--out $(OUT)/library.json --name demo-gemma270m --epochs 1 --rollouts 2 --batch-size 10 \
 		--budget-tokens 600 --max-items 6 --max-tokens 128 --json-max-tokens 256 --force
 	$(BIN)/ted show $(OUT)/library.json
 
