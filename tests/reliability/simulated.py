@@ -78,6 +78,11 @@ class RecordingSimulator(Simulator):
         with self._record_lock:
             return Counter(s.seed for s in self.seen if s.stage == stage and s.usable)
 
+    def unusable(self) -> int:
+        """Requests that got no usable reply: each one the client had to send again."""
+        with self._record_lock:
+            return sum(1 for s in self.seen if not s.usable)
+
     def usable_reasks(self) -> int:
         with self._record_lock:
             return sum(1 for s in self.seen if s.reask and s.usable)

@@ -10,6 +10,7 @@ Space's settings stops it at start-up with one line.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from gradio_client import Client, handle_file
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from ted.errors import TedError
 from ted.library import Library
 from tests.integration.hub_server import HubServer, Token
 from tests.reliability.common import REPO, assert_one_line_error, clean_env, ted, tree_digest
@@ -116,6 +118,40 @@ def test_hub_and_eval_refuse_bad_input_with_one_line_and_change_nothing(
     proc = ted(*args, cwd=workspace, env=hub_env(hub, workspace))
     assert_one_line_error(proc, *phrases)
     assert tree_digest(workspace, hub.root) == before
+
+
+def lm_eval_task_functions() -> Any:
+    """eval_tasks/utils.py as lm-eval imports it (by path, through `!function utils.…` in the YAML)."""
+    spec = importlib.util.spec_from_file_location("ted_eval_task_utils", REPO / "eval_tasks" / "utils.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# lm-eval calls the task's `custom_dataset` with --metadata as keyword arguments: a library reference among them.
+TASK_CASES = [
+    ("task-malformed-library", "libs/truncated.json", ("not valid JSON",)),
+    ("task-10000-items", "libs/ten_thousand_items.json", ("cap of 500",)),
+    ("task-megabyte-text", "libs/megabyte_text.json", ("at most 2000 characters",)),
+    ("task-control-chars", "libs/control_chars.json", ("control characters",)),
+    ("task-hub-traversal", "alice/../../etc", ("path traversal",)),
+    ("task-missing-file", "./nowhere/library.json", ("no such file",)),
+]
+
+
+@pytest.mark.parametrize("ref, phrases", [pytest.param(r, p, id=i) for i, r, p in TASK_CASES])
+def test_lm_eval_tasks_refuse_a_bad_library_with_one_line(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, ref: str, phrases: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(workspace)
+    before = tree_digest(workspace)
+    utils = lm_eval_task_functions()
+    with pytest.raises(TedError) as refused:
+        utils.aime(library=ref, data_files="unused.jsonl")  # the library is checked before any data is read
+    line = str(refused.value)
+    assert "\n" not in line and all(phrase in line for phrase in phrases), line
+    assert tree_digest(workspace) == before
 
 
 # --------------------------------------------------------------------------- the Space
