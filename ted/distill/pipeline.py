@@ -389,7 +389,10 @@ class Distiller:
         return [order[i : i + size] for i in range(0, len(order), size)]
 
     async def run_batch(self, state: RunState, batch: list[Problem], epoch: int) -> None:
-        snapshot = state.library.copy_deep()
+        # The batch reads only the snapshot's items (prompts, ids, duplicate checks). Copying the
+        # ever-growing history as well made every batch cost O(steps so far).
+        items = [item.model_copy(deep=True) for item in state.library.items]
+        snapshot = state.library.model_copy(update={"items": items, "history": []})
         results = await asyncio.gather(*(self.process(p, snapshot, epoch) for p in batch))
         library = state.library
         for result in results:  # problem order, not completion order
