@@ -23,12 +23,11 @@ samples itself (as ted's OpenAI backend does for servers that ignore `n`) gets i
         ...
         sim.stats().requests["student"]
 
-Standalone: `python -m tests.sim.server --port 8000 --latency 0.2`.
+Standalone: `python -m tests.sim --port 8000 --latency 0.2`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import math
@@ -182,9 +181,9 @@ class Simulator:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._list_models)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=2048, shutdown_timeout=0.2)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=2048)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -341,26 +340,3 @@ class Simulator:
         if fault == "bad_json_body":
             text = text[: len(text) // 2]
         return web.Response(text=text, content_type="application/json")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the TED simulator (an OpenAI-compatible test server) in the foreground.")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per call (fixed)")
-    parser.add_argument("--failure-rate", type=float, default=0.0)
-    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated fault kinds")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tokens", type=int, default=200, help="about this many tokens per solve reply")
-    args = parser.parse_args()
-    sim = Simulator(args.latency, failure_rate=args.failure_rate, faults=args.faults.split(","), seed=args.seed,
-                    tokens_per_reply=args.tokens, port=args.port)
-    with sim:
-        print(f"simulator at {sim.base_url} (Ctrl-C stops)", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,31 @@
+"""`python -m tests.sim`: run the simulator in the foreground (for manual tests against any client)."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from tests.sim.server import FAULTS, Simulator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the TED simulator (an OpenAI-compatible test server) in the foreground.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per call (fixed)")
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated fault kinds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokens", type=int, default=200, help="about this many tokens per solve reply")
+    args = parser.parse_args()
+    sim = Simulator(args.latency, failure_rate=args.failure_rate, faults=args.faults.split(","), seed=args.seed,
+                    tokens_per_reply=args.tokens, port=args.port)
+    with sim:
+        print(f"simulator at {sim.base_url} (Ctrl-C stops)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
