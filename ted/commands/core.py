@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -110,6 +111,18 @@ def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path 
         if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
             merged[name] = value
     return merged
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before the first paid call, not at the first checkpoint, if nothing can be written next to `out`."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent):
+            pass
+    except FileExistsError as err:
+        raise ConfigError(f"--out {out}: {err.filename} is a file, not a folder; choose another path") from None
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write there ({err.strerror or err}); choose another path") from None
 
 
 def _endpoint_options(spec: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +244,7 @@ def distill(
     )
     reporter = RichReporter(total=run.epochs * len(problems))
     distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)
+    _check_writable(out_path)
     if values["resume"] and ckpt.exists():
         distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
         err_console.print(f"resuming from {ckpt}")
@@ -255,7 +269,13 @@ def distill(
             if ckpt.exists():
                 raise type(err)(f"{err} (progress saved: rerun with --resume)") from None
             raise
-    library.save(out_path)
+        except OSError as err:  # a checkpoint could not be written: the disk filled up, the folder went away
+            saved = " (progress saved: rerun with --resume)" if ckpt.exists() else ""
+            raise TedError(f"cannot write {err.filename or out_path.parent}: {err.strerror or err}{saved}") from None
+    try:
+        library.save(out_path)
+    except OSError as err:
+        raise TedError(f"cannot write {out_path}: {err.strerror or err}; the finished run is in {ckpt}: free space, then rerun with --resume") from None
     ckpt.unlink(missing_ok=True)
     cost = library.cost
     err_console.print(

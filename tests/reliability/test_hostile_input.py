@@ -112,6 +112,8 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-unknown-backend", ("distill", "--data", "problems.jsonl", "--student", DEAD, "--teacher", "ollama:x", "--out", "new.json"), ("unknown model backend 'ollama'",)),
     ("distill-out-exists", distill("--data", "problems.jsonl", "--out", "out/library.json"), ("exists", "--force", "--resume")),
     ("distill-out-folder-exists", distill("--data", "problems.jsonl", "--out", "out"), ("exists", "--force")),
+    ("distill-out-under-a-file", distill("--data", "problems.jsonl", "--out", "problems.jsonl/library.json"), ("is a file, not a folder",)),
+    ("distill-out-unwritable", distill("--data", "problems.jsonl", "--out", "/proc/ted/library.json"), ("cannot write there",)),
     ("distill-budget-too-small", distill("--data", "problems.jsonl", "--out", "new.json", "--budget-tokens", "20"), ("smaller than one experience",)),
     ("distill-option-out-of-range", distill("--data", "problems.jsonl", "--out", "new.json", "--rollouts", "0"), ("--rollouts",)),
     ("distill-config-wrong-type", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "wrong_type.toml"), ("--epochs", "three")),
