@@ -178,7 +178,7 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(deterministic: Dete
         _, stderr = final.communicate(timeout=180)
     finally:
         watcher.stop()
-    print("\n" + "\n".join(moments))
+    print("\n" + "\n".join(moments) + f"\nwatcher: {watcher.parsed} parses of the output folder's files, {len(watcher.errors)} failures")
     assert final.returncode == 0, stderr[-3000:]
     assert watcher.errors == []
     assert watcher.parsed > 100  # the watcher did look, many times
@@ -208,6 +208,7 @@ def test_ctrl_c_stops_cleanly_keeps_the_checkpoint_and_resume_finishes(determini
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0] == stderr.strip().splitlines()[-1]
     assert "interrupted" in errors[0] and "--resume" in errors[0] and str(checkpoint_path(out)) in errors[0]
+    print(f"\nCtrl-C: exited {stopped_in:.2f}s after SIGINT: {errors[0]}")
     assert stopped_in < 10
     assert position(out) is not None and not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint_path(out).name]

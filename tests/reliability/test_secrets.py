@@ -80,4 +80,5 @@ def test_no_output_of_a_full_run_contains_the_key_or_the_token(tmp_path: Path) -
     assert any(p.name == "library.json" for p in files) and any(p.name == "README.md" for p in files)
     outputs += [(str(p.relative_to(work)), p.read_bytes()) for p in files]
     found = {where: leaks(blob) for where, blob in outputs if leaks(blob)}
+    print(f"\nsecrets: {len(outputs)} outputs searched ({sum(len(b) for _, b in outputs):,} bytes), {len(found)} with a secret")
     assert found == {}
