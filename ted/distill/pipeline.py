@@ -201,7 +201,9 @@ class _Checkpoint(BaseModel):
     rollouts: tuple[int, int] = (0, 0)
     library: dict[str, Any]
     best: dict[str, Any] | None = None
+    extraction: dict[str, int] = Field(default_factory=dict)
     log: list[str] = Field(default_factory=list)
+    data: str | None = None  # fingerprint of the training problems
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -287,8 +289,16 @@ class Distiller:
             "library": state.library.model_dump(mode="json"),
             "extraction": state.extraction,
             "log": state.log[-200:],
+            "data": self.data_fingerprint(),
         }
         atomic_write(self.checkpoint, json.dumps(payload, ensure_ascii=False))
+
+    def data_fingerprint(self) -> str:
+        """A hash of the training problems: a checkpoint resumes only over the data it was written for."""
+        digest = hashlib.sha256()
+        for problem in self.problems:
+            digest.update(json.dumps([problem.id, problem.question, problem.answer, problem.options]).encode() + b"\n")
+        return digest.hexdigest()[:16]
 
     def load_checkpoint(self) -> RunState:
         try:
@@ -314,6 +324,11 @@ class Distiller:
             raise ConfigError(f"{self.checkpoint}: damaged checkpoint ({where}: {first['msg']}); rerun with --force to start over") from None
         except LibraryError as err:
             raise ConfigError(f"{err}; rerun with --force to start over") from None
+        if saved.data is not None and saved.data != self.data_fingerprint():
+            raise ConfigError(
+                f"{self.checkpoint}: the training problems in {self.config.data} changed since this checkpoint was written; "
+                "resume with the same data, or use --force to start over"
+            )
         self.ledger = Ledger(roles=library.cost.roles, prices=self.config.price)
         return RunState(
             library=library,
@@ -325,6 +340,7 @@ class Distiller:
             best_score=saved.best_score,
             rollouts_correct=saved.rollouts[0],
             rollouts_total=saved.rollouts[1],
+            extraction=saved.extraction,
             log=saved.log,
         )
 

@@ -102,4 +102,4 @@ def start_ted(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> 
 def comparable(library_file: Path) -> dict[str, object]:
     """What must be equal between an interrupted-and-resumed run and an uninterrupted one."""
     data = json.loads(library_file.read_text(encoding="utf-8"))
-    return {key: data[key] for key in ("items", "history", "next_id")} | {"curve": data["metrics"]["curve"]}
+    return {key: data[key] for key in ("items", "history", "next_id", "metrics")}

@@ -54,7 +54,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Options.
     write(ws / "wrong_type.toml", 'epochs = "three"\n')
     write(ws / "not_toml.toml", "epochs = [\n")
-    # Checkpoints: one written by another configuration, one damaged.
+    # Checkpoints: one written by another configuration, one damaged, one torn, one over other data.
     other = run_config(ws / "mismatch" / "library.json", epochs=5)
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
@@ -70,6 +70,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     damaged = {**checkpoint, "fingerprint": same.fingerprint(), "config": same.recorded(), "epoch": "zero"}
     write(ws / "damaged" / "library.json.checkpoint.json", json.dumps(damaged))
     write(ws / "torn" / "library.json.checkpoint.json", json.dumps(checkpoint)[:200])
+    other_data = {**damaged, "epoch": 0, "data": "0123456789abcdef"}  # written over other training problems
+    write(ws / "datachanged" / "library.json.checkpoint.json", json.dumps(other_data))
     return ws
 
 
@@ -121,6 +123,7 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-resume-mismatch", distill("--data", "problems.jsonl", "--out", "mismatch/library.json", "--resume"), ("different configuration", "epochs")),
     ("distill-resume-damaged", distill("--data", "problems.jsonl", "--out", "damaged/library.json", "--resume"), ("damaged checkpoint", "epoch", "--force")),
     ("distill-resume-torn", distill("--data", "problems.jsonl", "--out", "torn/library.json", "--resume"), ("unreadable checkpoint", "--force")),
+    ("distill-resume-data-changed", distill("--data", "problems.jsonl", "--out", "datachanged/library.json", "--resume"), ("training problems", "changed", "--force")),
     ("distill-resume-and-force", distill("--data", "problems.jsonl", "--out", "out/library.json", "--resume", "--force"), ("contradict",)),
 ]
 
