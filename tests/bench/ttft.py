@@ -5,6 +5,7 @@ keeps the KV cache of a common prompt prefix only has to read each new question.
 it with the real `python -m llama_cpp.server` serving the bundled Gemma 3 270M: the time to first
 token (TTFT, through ted's OpenAI backend, streaming) of
 
+0. a short warm-up request (so model load and buffer allocation are not counted),
 1. a first request with a ~4,000-token library (cold: the whole prompt is evaluated),
 2. a second request with the same library and another question (the prefix is reused),
 3. a control: another question with a library that differs only in its first lesson's wording,
@@ -99,16 +100,19 @@ def measure_ttft(workdir: Path) -> list[str]:
                      enumerate(["Compute 17 + 25.", "Compute 31 × 4.", "Compute 90 - 48."])]  # fmt: skip
         model = load_model(f"openai:{SERVED_MODEL}@{base_url}", max_retries=0, timeout=600)
 
-        async def go() -> list[float]:
+        async def go() -> tuple[list[float], int]:
             try:
+                # Warm the server up (weights paged in, buffers allocated) on an unrelated short prompt.
+                await _ttft(model, [Message("user", "Say hello.")])
                 times = []
                 for lib, problem in ((library, questions[0]), (library, questions[1]), (changed, questions[2])):
                     times.append(await _ttft(model, student_messages(lib, problem, task)))
-                return times
+                probe = await model.chat(student_messages(library, questions[1], task), SamplingParams(max_tokens=1, temperature=0))
+                return times, probe.usage.prompt_tokens
             finally:
                 await model.aclose()
 
-        cold, warm, control = asyncio.run(go())
+        (cold, warm, control), server_tokens = asyncio.run(go())
     finally:
         server.terminate()
         try:
@@ -118,7 +122,8 @@ def measure_ttft(workdir: Path) -> list[str]:
         log.close()
     tokens = library.tokens()
     return [
-        f"Prefix cache (llama_cpp.server, bundled Gemma 3 270M, {len(library.items)}-item library of {tokens} cl100k tokens):",
+        f"Prefix cache (llama_cpp.server, bundled Gemma 3 270M on this machine's CPU; a {len(library.items)}-item library of "
+        f"{tokens} cl100k tokens, prompts of about {server_tokens} Gemma tokens, after one warm-up request):",
         "",
         "| request | library | TTFT s |",
         "|---|---|---|",
