@@ -13,6 +13,7 @@ terminals: it reports progress through a `Reporter`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import random
@@ -289,12 +290,17 @@ class Distiller:
             "library": state.library.model_dump(mode="json"),
             "extraction": state.extraction,
             "log": state.log[-200:],
-            "data": self.data_fingerprint(),
+            "data": self.data_fingerprint,
         }
         atomic_write(self.checkpoint, json.dumps(payload, ensure_ascii=False))
 
+    @functools.cached_property
     def data_fingerprint(self) -> str:
-        """A hash of the training problems: a checkpoint resumes only over the data it was written for."""
+        """A hash of the training problems: a checkpoint resumes only over the data it was written for.
+
+        Computed once: the problems do not change during a run, and hashing them at every checkpoint
+        cost O(problems) per batch.
+        """
         digest = hashlib.sha256()
         for problem in self.problems:
             digest.update(json.dumps([problem.id, problem.question, problem.answer, problem.options]).encode() + b"\n")
@@ -324,7 +330,7 @@ class Distiller:
             raise ConfigError(f"{self.checkpoint}: damaged checkpoint ({where}: {first['msg']}); rerun with --force to start over") from None
         except LibraryError as err:
             raise ConfigError(f"{err}; rerun with --force to start over") from None
-        if saved.data is not None and saved.data != self.data_fingerprint():
+        if saved.data is not None and saved.data != self.data_fingerprint:
             raise ConfigError(
                 f"{self.checkpoint}: the training problems in {self.config.data} changed since this checkpoint was written; "
                 "resume with the same data, or use --force to start over"
