@@ -33,7 +33,6 @@ process's (`wait4`). Ratios are measured side by side in one invocation: this ma
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -44,6 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ted.library import Library
 from tests.sim import Simulator, Stats, write_problems
 
 PROJECTED_LATENCIES = (2.0, 10.0, 30.0)  # a short hosted reply, a typical reasoning reply, a long one
@@ -67,8 +67,6 @@ class Run:
     cpu_s: float
     peak_rss_mb: float
     stats: Stats
-    items: int
-    tokens: int
 
     @property
     def batches(self) -> int:
@@ -116,14 +114,11 @@ def distill(
     if process.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         raise SystemExit(f"bench: `ted distill` ({label}) exited with {process.returncode}:\n{tail}")
-    library = json.loads(out.read_text(encoding="utf-8"))
-    from ted.library import Library
-
-    lib = Library.model_validate(library)
+    lib = Library.load(out)  # validated: a bench run must write a real library
     return Run(
         label=label, problems=problems, epochs=epochs, batch=batch, latency=sim.latency.mean, wall_s=wall,
         run_s=lib.cost.wall_s, cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_mb=usage.ru_maxrss / 1024,
-        stats=sim.stats(), items=len(lib.items), tokens=lib.tokens(),
+        stats=sim.stats(),
     )  # fmt: skip
 
 
