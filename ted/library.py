@@ -309,6 +309,8 @@ class Library(BaseModel):
 
     def log(self, step: int, op: str, ids: list[str], into: str | None = None, note: str | None = None) -> None:
         self.history.append(HistoryEntry(step=step, op=op, ids=ids, into=into, note=note))  # type: ignore[arg-type]
+        if len(self.history) > MAX_HISTORY:  # keep the newest entries, so the file always loads again
+            del self.history[: len(self.history) - MAX_HISTORY]
 
     def copy_deep(self) -> Library:
         return self.model_copy(deep=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import json
 import time
@@ -191,7 +192,9 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- structured output
+@functools.cache
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a reply model, built once per model (callers must not mutate it)."""
     return model.model_json_schema()
 
 

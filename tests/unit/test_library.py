@@ -109,3 +109,13 @@ def test_atomic_save_leaves_no_temp_files(tmp_path):
     make(2).save(tmp_path / "lib.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lib.json"]
     assert len(Library.load(tmp_path / "lib.json").items) == 2
+
+
+def test_history_is_capped_so_a_long_run_always_loads_again(monkeypatch):
+    import ted.library as library
+
+    monkeypatch.setattr(library, "MAX_HISTORY", 5)
+    lib = make(1)
+    for step in range(8):
+        lib.log(step, "retain", ["E1"])
+    assert [h.step for h in lib.history] == [3, 4, 5, 6, 7]
