@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import pytest
 
+from tests.processes import stop
+
 SERVED_MODEL = "gemma-3-270m"
 STARTUP_TIMEOUT_S = 120
 
@@ -99,9 +101,4 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         print(f"\nllama_cpp.server up in {time.perf_counter() - started:.1f}s at {base_url}", file=sys.stderr)
         yield LlamaServer(base_url, models[0])
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import stop
+
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "space" / "app.py"
 STARTUP_TIMEOUT_S = 180
@@ -38,10 +40,5 @@ def running_space(env: dict[str, str], log_path: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield running.group(1).decode().rstrip("/")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
