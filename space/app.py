@@ -229,7 +229,7 @@ def main() -> None:
         sys.exit(err.exit_code)
     demo = build(student, catalog, limits)
     demo.launch(
-        max_file_size=f"{limits.max_image_mb:g}mb",
+        max_file_size=int(limits.max_image_mb * 1_000_000),  # bytes: Gradio cannot parse "0.5mb"
         css=CSS,
         theme=gr.themes.Default(primary_hue="emerald"),
     )
