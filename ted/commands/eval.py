@@ -40,7 +40,15 @@ def eval_command(
         raise LibraryError("no library given: pass --library PATH or org/name@version (or set TED_LIBRARY)")
     if record and not Path(ref).expanduser().exists():
         raise LibraryError(f"--record writes into a local library file; {ref} is not one (pull it first)")
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    # Keep stderr for what matters: lm-eval's warnings and the datasets/Hub progress bars would
+    # bury a one-line error. The table and the chart report the run.
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    import datasets
+    import huggingface_hub
+
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
     report = run_eval(
         task,
         ref,
