@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ted.library import Budget, Library
 from ted.models.base import ChatModel, Message, SamplingParams
+from tests.processes import stop
 
 LIBRARY_TOKENS = 4000
 SERVED_MODEL = "gemma-3-270m"
@@ -114,11 +115,7 @@ def measure_ttft(workdir: Path) -> list[str]:
 
         (cold, warm, control), server_tokens = asyncio.run(go())
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
     tokens = library.tokens()
     return [
