@@ -198,30 +198,9 @@ def distill(
 
     try:
         run = RunConfig(
-            data=values["data"],
-            task=values["task"],
-            student=values["student"],
-            teacher=values["teacher"],
+            **{name: values[name] for name in RunConfig.model_fields if name in values and name not in ("out", "price")},
             out=str(out_path),
             fields=_parse_fields(values["field"]) if isinstance(values["field"], list) else dict(values["field"]),
-            split=values["split"],
-            limit=values["limit"],
-            val_data=values["val_data"],
-            keep_best=values["keep_best"],
-            epochs=values["epochs"],
-            rollouts=values["rollouts"],
-            batch_size=values["batch_size"],
-            budget_tokens=values["budget_tokens"],
-            max_items=values["max_items"],
-            compression=values["compression"],
-            seed=values["seed"],
-            temperature=values["temperature"],
-            teacher_temperature=values["teacher_temperature"],
-            max_tokens=values["max_tokens"],
-            json_max_tokens=values["json_max_tokens"],
-            concurrency=values["concurrency"],
-            tokenizer=values["tokenizer"],
-            name=values["name"],
             price=_parse_prices(values["price"]),
         )
     except ValidationError as err:  # a wrong value from the command line or the TOML file

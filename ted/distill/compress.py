@@ -48,15 +48,11 @@ class CompressionReport:
     fallback: bool = False
 
 
-def fits(library: Library, counter: TokenCounter) -> bool:
-    return library.fits(counter)
-
-
 def drop_lowest_priority(library: Library, counter: TokenCounter, step: int) -> list[str]:
     """Deterministic fallback: drop by ascending priority (older first on ties) until it fits."""
     dropped: list[str] = []
     for item in sorted(library.items, key=lambda e: (e.priority, id_number(e.id))):
-        if fits(library, counter):
+        if library.fits(counter):
             break
         library.items.remove(item)
         dropped.append(item.id)
@@ -72,7 +68,7 @@ def keep_fitting(library: Library, order: list[str], counter: TokenCounter, step
     for item_id in order:
         library.items.append(candidates[item_id])
         library.items.sort(key=lambda e: id_number(e.id))
-        if not fits(library, counter):
+        if not library.fits(counter):
             library.items.remove(candidates[item_id])
     dropped = [i for i in order if library.get(i) is None]
     if dropped:
@@ -125,7 +121,7 @@ async def compress(
     """Bring `library` within budget in place, by `strategy`. Returns a report and the teacher's cost."""
     cost = ChatResult(texts=[], usage=Usage(), requests=0)
     report = CompressionReport(strategy, len(library.items), library.tokens(counter), 0, 0)
-    if strategy == "none" or fits(library, counter):
+    if strategy == "none" or library.fits(counter):
         report.after_items, report.after_tokens = report.before_items, report.before_tokens
         return report, cost
     if strategy == "truncate":
@@ -138,7 +134,7 @@ async def compress(
         if teacher is None:
             raise ValueError("teacher compression needs a teacher model")
         feedback = ""
-        while report.rounds <= retries and not fits(library, counter):
+        while report.rounds <= retries and not library.fits(counter):
             report.rounds += 1
             prompt = prompts.render(
                 "compress",
@@ -161,7 +157,7 @@ async def compress(
             if parsed is not None:
                 apply_compression_ops(library, parsed.operations, step)
             feedback = f"{len(library.items)} items and {library.tokens(counter)} tokens remain"
-        if not fits(library, counter):
+        if not library.fits(counter):
             report.fallback = bool(drop_lowest_priority(library, counter, step))
     else:
         raise ValueError(f"unknown compression strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")

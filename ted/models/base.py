@@ -119,13 +119,17 @@ class BaseChatModel:
         params = params or SamplingParams()
         if params.n < 1:
             raise ValueError("n must be at least 1")
-        if not self.supports_images and any(m.images for m in messages):
-            raise ModelError(f"{self.spec} is a text-only model and cannot read images; use a vision-language student")
+        self.check_images(messages)
         async with self._semaphore():
             start = time.perf_counter()
             result = await self._chat(list(messages), params)
             result.wall_s = time.perf_counter() - start
         return result
+
+    def check_images(self, messages: Sequence[Message]) -> None:
+        """Refuse images up front on a text-only model (backends' `stream` overrides call it too)."""
+        if not self.supports_images and any(m.images for m in messages):
+            raise ModelError(f"{self.spec} is a text-only model and cannot read images; use a vision-language student")
 
     async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
         raise NotImplementedError

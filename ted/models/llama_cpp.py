@@ -179,8 +179,7 @@ class LlamaCppChatModel(BaseChatModel):
     async def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]:
         """Yield text pieces as llama.cpp produces them; generation stops if the consumer stops."""
         params = params or SamplingParams()
-        if any(m.images for m in messages):
-            raise ModelError(f"{self.spec} is a text-only model and cannot read images; use a vision-language student")
+        self.check_images(messages)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[Any] = asyncio.Queue()
         done = object()
