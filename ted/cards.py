@@ -3,7 +3,7 @@
 A library on the Hub is a dataset repo (DESIGN §4). `library.json` is canonical; everything here
 is derived from it so a reader (or the dataset viewer) can judge the library without ted:
 
-* `README.md` — YAML metadata plus the body rendered from `library_cards/card.md.j2`;
+* `README.md` — YAML metadata plus the body rendered from `ted/templates/card.md.j2`;
 * `experiences.jsonl` — one row per experience, declared under `configs` so the viewer shows it;
 * `assets/learning_curve.png`, `assets/usage.png` — charts (matplotlib, Agg backend).
 
@@ -31,7 +31,6 @@ from ted.evaluate import LM_EVAL_TASKS
 from ted.library import Library, clean_text
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "library_cards"
 TEMPLATE_NAME = "card.md.j2"
 LIBRARY_FILE = "library.json"
 CARD_FILE = "README.md"
@@ -129,7 +128,7 @@ def render_card(
 ) -> str:
     """The README.md of a published library. `ref` is how users load it (e.g. `org/name@v2`)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        loader=jinja2.PackageLoader("ted", "templates"),  # inside the package: works from a wheel
         autoescape=False,  # Markdown, not HTML: untrusted strings go through the `md` filter instead
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

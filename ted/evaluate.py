@@ -237,9 +237,15 @@ class EvalReport:
         }  # fmt: skip
 
 
+TASKS_DIR = Path(__file__).resolve().parent / "eval_tasks"
+
+
 def eval_tasks_dir(include_path: str | None = None) -> Path:
-    """The folder of lm-eval task YAMLs: `include_path`, `TED_EVAL_TASKS`, or the checkout's `eval_tasks/`."""
-    candidates = [include_path, os.environ.get("TED_EVAL_TASKS"), str(Path(__file__).resolve().parent.parent / "eval_tasks")]
+    """The folder of lm-eval task YAMLs: `include_path`, `TED_EVAL_TASKS`, or the one inside the package.
+
+    The tasks live in `ted/eval_tasks/` so an installed wheel carries them; the checkout's top-level
+    `eval_tasks` is a symlink to that folder, so there is one copy."""
+    candidates = [include_path, os.environ.get("TED_EVAL_TASKS"), str(TASKS_DIR)]
     for candidate in candidates:
         if candidate and (Path(candidate) / "utils.py").is_file():
             return Path(candidate)
