@@ -46,7 +46,7 @@ def _root(
     """Training-free experience distillation: a teacher writes a budgeted library of lessons for a frozen student."""
 
 
-COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space"]
+COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor"]
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

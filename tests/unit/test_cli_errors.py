@@ -92,3 +92,10 @@ def test_version(args):
 def test_short_help_everywhere(command):
     result = ted(command, "-h")
     assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
+
+
+def test_doctor_reports_the_build_and_backends():
+    result = ted("doctor")
+    assert result.returncode == 0, result.stderr
+    assert "llama.cpp  runs: decoded" in result.stdout and "GGML_NATIVE=OFF" in result.stdout
+    assert "lm-eval tasks" in result.stdout
