@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 import subprocess
 import sys
 
@@ -66,3 +67,8 @@ def test_probe_runs_once_per_build(tmp_path):
     finally:
         native.probe = original
     assert calls == []
+
+
+def test_readme_gives_users_the_same_flags():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f'CMAKE_ARGS="{native.portable_cmake_args("x86_64")}"' in readme
