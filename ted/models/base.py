@@ -52,17 +52,73 @@ class Usage:
 
 @dataclass
 class ChatResult:
-    """The replies of one logical call. `requests` counts HTTP/model requests actually issued."""
+    """The replies of one logical call. `requests` counts HTTP/model requests actually issued.
+
+    `texts` are the answers; a thinking model's reasoning is kept apart in `reasoning` (same
+    order, "" when there was none) and why each generation ended in `finish_reasons` ("length"
+    = cut off at the token limit; None when the backend does not say).
+    """
 
     texts: list[str]
     usage: Usage = field(default_factory=Usage)
     requests: int = 1
     retries: int = 0
     wall_s: float = 0.0
+    reasoning: list[str] = field(default_factory=list)
+    finish_reasons: list[str | None] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return self.texts[0] if self.texts else ""
+
+    def add(self, content: str | None, finish_reason: str | None = None, reasoning: str | None = None) -> None:
+        """Append one generation: `content` as the server sent it, reasoning split off (see `split_thinking`)."""
+        thought, answer = split_thinking(content or "")
+        self.reasoning.append("\n\n".join(part for part in (reasoning or "", thought) if part.strip()))
+        self.texts.append(answer)
+        self.finish_reasons.append(finish_reason)
+
+    def reasoning_of(self, index: int) -> str:
+        return self.reasoning[index] if index < len(self.reasoning) else ""
+
+    def truncated(self, index: int) -> bool:
+        """Whether generation `index` stopped at the token limit rather than by itself."""
+        return index < len(self.finish_reasons) and self.finish_reasons[index] == "length"
+
+
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of a reply that may carry its reasoning inline as `<think>…</think>`.
+
+    Closed blocks are reasoning; text after an unclosed `<think>` is all reasoning (the model was
+    cut off while thinking); with a lone `</think>` (chat templates that open the block in the
+    prompt, e.g. Qwen3's) everything before it is reasoning.
+    """
+    lowered = text.lower()
+    opened, closed = lowered.find(_THINK_OPEN), lowered.find(_THINK_CLOSE)
+    if opened < 0 and closed < 0:
+        return "", text
+    thoughts: list[str] = []
+    answer: list[str] = []
+    position = 0
+    if closed >= 0 and not 0 <= opened < closed:  # the block was opened in the prompt
+        thoughts.append(text[:closed])
+        position = closed + len(_THINK_CLOSE)
+    while True:
+        start = lowered.find(_THINK_OPEN, position)
+        if start < 0:
+            answer.append(text[position:])
+            break
+        answer.append(text[position:start])
+        end = lowered.find(_THINK_CLOSE, start)
+        if end < 0:
+            thoughts.append(text[start + len(_THINK_OPEN) :])
+            break
+        thoughts.append(text[start + len(_THINK_OPEN) : end])
+        position = end + len(_THINK_CLOSE)
+    return "\n\n".join(t.strip() for t in thoughts if t.strip()), "".join(answer).strip()
 
 
 @dataclass
@@ -204,7 +260,7 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 
 def parse_json_reply(text: str, model: type[T]) -> T:
     """Parse a model's reply into `model`: strips code fences and thinking, mends broken JSON."""
-    cleaned = _strip_reasoning(text)
+    cleaned = _strip_fences(split_thinking(text)[1])
     try:
         return model.model_validate_json(cleaned)
     except ValidationError:
@@ -216,10 +272,7 @@ def parse_json_reply(text: str, model: type[T]) -> T:
     return model.model_validate(repaired)
 
 
-def _strip_reasoning(text: str) -> str:
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    text = text.strip()
+def _strip_fences(text: str) -> str:
     if "```" in text:
         inner = text.split("```", 2)
         if len(inner) >= 2:
@@ -242,6 +295,8 @@ async def chat_json(
     for attempt in range(2):
         result = await chat_model.chat(history, params)
         total.texts.append(result.text)
+        total.reasoning.append(result.reasoning_of(0))
+        total.finish_reasons.append(result.finish_reasons[0] if result.finish_reasons else None)
         total.usage += result.usage
         total.requests += result.requests
         total.retries += result.retries + attempt

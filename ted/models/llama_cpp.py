@@ -174,7 +174,8 @@ class LlamaCppChatModel(BaseChatModel):
         for i in range(params.n):
             request = self._request(messages, params, None if params.seed is None else params.seed + i)
             reply = await asyncio.to_thread(self._locked, lambda llm, r=request: llm.create_chat_completion(**r))
-            result.texts.append(reply["choices"][0]["message"]["content"] or "")
+            choice = reply["choices"][0]
+            result.add(choice["message"]["content"], choice.get("finish_reason"))
             usage = reply.get("usage") or {}
             result.usage += Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             result.requests += 1

@@ -13,6 +13,12 @@ What this module adds on top:
   first form a server accepts is remembered for this model instance.
 - Replies that arrive but cannot be used (a 200 with a broken JSON body or no choices) are
   retried like failed requests, within the same `max_retries`, and counted as retries.
+- Thinking models: the reasoning a server returns apart from the answer (`reasoning_content`,
+  as vLLM/SGLang reasoning parsers and DeepSeek-style APIs send it, or `reasoning`) or inline as
+  `<think>…</think>` is kept in `ChatResult.reasoning`, and each choice's `finish_reason` is kept.
+- Generation budgets that fit: `max_tokens` is lowered to what the server's context leaves after
+  the prompt when `/v1/models` reports the context (vLLM, SGLang: `max_model_len`), and to the
+  limits a server states when it refuses a request as too long (then the request is re-sent).
 - One-line `ModelError`s for what users get wrong (server down, wrong model, bad key),
   never containing the API key.
 """
@@ -22,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -38,6 +46,46 @@ _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.5, 8.0
 
 # Ways to ask for JSON, most specific first; None = no response_format at all.
 _JSON_FORMATS: tuple[str | None, ...] = ("json_schema", "json_object", None)
+
+# Where servers report a model's context in `/v1/models` (vLLM and SGLang; OpenRouter; LM Studio).
+_CONTEXT_FIELDS = ("max_model_len", "context_length", "max_context_length")
+# Where thinking models' reasoning arrives apart from the answer.
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+# A prompt's size before the server has said it: about 3 characters a token (math and code run
+# denser than prose's 4), plus a generous allowance per image; the server's own count replaces it.
+_CHARS_PER_TOKEN, _TOKENS_PER_IMAGE, _TOKENS_PER_MESSAGE = 3, 1536, 8
+# What servers say when a request is too long for the context (vLLM, SGLang, OpenAI, DeepSeek).
+_CONTEXT_SAID = re.compile(r"maximum context length (?:is|of) (\d+)", re.I)
+_PROMPT_SAID = re.compile(r"(\d+) (?:tokens )?in the messages|(\d+) input tokens|(\d+) tokens from the input", re.I)
+_OUTPUT_SAID = re.compile(r"at most (\d+) completion tokens|valid range of max_tokens is \[1, (\d+)\]", re.I)
+
+
+@dataclass
+class _Fit:
+    """One request's prompt size, in tokens: estimated until the server states it."""
+
+    prompt_tokens: int
+
+
+def _estimate_prompt_tokens(wire: list[dict[str, Any]]) -> int:
+    total = 0
+    for message in wire:
+        content = message["content"]
+        parts = [content] if isinstance(content, str) else content
+        for part in parts:
+            if isinstance(part, str):
+                total += len(part) // _CHARS_PER_TOKEN
+            elif part.get("type") == "text":
+                total += len(part["text"]) // _CHARS_PER_TOKEN
+            else:
+                total += _TOKENS_PER_IMAGE
+        total += _TOKENS_PER_MESSAGE
+    return total
+
+
+def _said(pattern: re.Pattern[str], text: str) -> int | None:
+    match = pattern.search(text)
+    return int(next(g for g in match.groups() if g)) if match else None
 
 
 def _is_local(url: str) -> bool:
@@ -86,6 +134,9 @@ class OpenAIChatModel(BaseChatModel):
         self._json_format = 0  # index into _JSON_FORMATS: the first form not yet rejected
         self._json_accepted = False  # whether the server has accepted that form once
         self._clients: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self.context_length: int | None = None  # tokens, prompt + completion, as the server reports them
+        self.max_output: int | None = None  # completion tokens a server said it allows at most
+        self._context_asked: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel({self.model!r} at {self.base_url})"
@@ -108,13 +159,53 @@ class OpenAIChatModel(BaseChatModel):
             await self._clients[1].close()
         self._clients = None
 
+    # ------------------------------------------------------------------ limits
+    async def _ask_context(self) -> None:
+        """Read the model's context from `/v1/models` once; servers that do not say leave it None."""
+        if self._context_asked is None or self._context_asked.get_loop() is not asyncio.get_running_loop():
+            self._context_asked = asyncio.ensure_future(self._read_context())
+        await asyncio.shield(self._context_asked)
+
+    async def _read_context(self) -> None:
+        try:
+            listing = await self._client().with_options(max_retries=0, timeout=min(self.timeout, 10.0)).models.list()
+            entries = [m for m in listing.data if m.id == self.model] or list(listing.data[:1])
+        except Exception:  # a hint only: a server without the listing is sent the budget as asked
+            return
+        extra = (entries[0].model_extra or {}) if entries else {}
+        found = next((extra[key] for key in _CONTEXT_FIELDS if isinstance(extra.get(key), int) and extra[key] > 0), None)
+        if found is not None and self.context_length is None:
+            self.context_length = found
+
+    def max_tokens_for(self, requested: int, fit: _Fit) -> int:
+        """`requested`, lowered to what the server allows and to what its context leaves after the prompt."""
+        allowed = requested if self.max_output is None else min(requested, self.max_output)
+        if self.context_length is not None:
+            allowed = min(allowed, self.context_length - fit.prompt_tokens)
+        return max(1, allowed)
+
+    def _learn_limits(self, err: Any, fit: _Fit) -> bool:
+        """Take the limits a refusal states; True when they change what the request would ask for."""
+        text = f"{_server_message(err)} {err.message}"
+        before = (self.context_length, self.max_output, fit.prompt_tokens)
+        context, prompt, output = _said(_CONTEXT_SAID, text), _said(_PROMPT_SAID, text), _said(_OUTPUT_SAID, text)
+        if context is not None:
+            self.context_length = context
+        if prompt is not None:
+            fit.prompt_tokens = prompt
+        if output is not None:
+            self.max_output = output
+        return (self.context_length, self.max_output, fit.prompt_tokens) != before
+
     # ------------------------------------------------------------------ requests
-    def _request(self, messages: list[dict[str, Any]], params: SamplingParams, n: int, seed: int | None) -> dict[str, Any]:
+    def _request(
+        self, messages: list[dict[str, Any]], params: SamplingParams, n: int, seed: int | None, fit: _Fit
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": params.temperature,
-            "max_tokens": params.max_tokens,
+            "max_tokens": self.max_tokens_for(params.max_tokens, fit),
         }
         if n > 1:
             body["n"] = n
@@ -133,8 +224,9 @@ class OpenAIChatModel(BaseChatModel):
             body["extra_body"] = dict(self.extra)
         return body
 
-    async def _create(self, build: Any, *, stream: bool = False) -> Any:
-        """Send one request (`build()` makes its body); step down the JSON forms the server rejects.
+    async def _create(self, build: Any, fit: _Fit, *, stream: bool = False) -> Any:
+        """Send one request (`build()` makes its body); step down the JSON forms the server rejects,
+        and shorten `max_tokens` to the limits a server states when it refuses a request as too long.
 
         Until a server has accepted our JSON form, the request goes out once without retries:
         some servers (llama.cpp) answer an unknown form with HTTP 500, which the client would
@@ -146,7 +238,7 @@ class OpenAIChatModel(BaseChatModel):
         import openai
 
         probe = True
-        sent = retried = 0
+        sent = retried = relearned = 0
         while True:
             sent += 1
             used = self._json_format
@@ -160,6 +252,9 @@ class OpenAIChatModel(BaseChatModel):
                 if asks_json and err.status_code in (400, 422, 500) and "response_format" in str(err.body or err.message):
                     # Concurrent requests may all be rejected; step down once per form.
                     self._json_format = max(self._json_format, used + 1)
+                    continue
+                if err.status_code == 400 and relearned < 2 and self._learn_limits(err, fit):
+                    relearned += 1
                     continue
                 if not quick:
                     raise await self._model_error(err) from None
@@ -176,26 +271,31 @@ class OpenAIChatModel(BaseChatModel):
 
     async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
         wire = to_openai_messages(messages)
+        await self._ask_context()
+        fit = _Fit(_estimate_prompt_tokens(wire))
         result = ChatResult(texts=[], requests=0)
 
         async def one(n: int, seed: int | None) -> None:
             # The client retries transport and HTTP failures; a 200 whose body is broken (invalid or
             # cut-off JSON) or holds no choices is retried here, with the same bound and backoff.
             for attempt in range(self.max_retries + 1):
-                raw, sent, retried = await self._create(lambda: self._request(wire, params, n, seed))
+                raw, sent, retried = await self._create(lambda: self._request(wire, params, n, seed, fit), fit)
                 # Re-sending a request is a retry, as the client counts its own: not another request.
                 result.requests += sent - retried - (attempt > 0)
                 result.retries += raw.retries_taken + retried
                 try:
                     completion = raw.parse()
-                    texts = [choice.message.content or "" for choice in completion.choices[:n]]
+                    choices = [(c.message.content, c.finish_reason, _reasoning(c.message)) for c in completion.choices[:n]]
                 except (ValueError, TypeError, AttributeError) as err:  # JSONDecodeError and pydantic errors are ValueErrors
                     problem = f"replies that are not chat completions ({_one_line(err, 120)})"
                 else:
-                    if texts:
-                        result.texts.extend(texts)
+                    if choices:
+                        for content, finish_reason, reasoning in choices:
+                            result.add(content, finish_reason, reasoning)
                         if completion.usage is not None:
                             result.usage += Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+                            if completion.usage.prompt_tokens:
+                                fit.prompt_tokens = completion.usage.prompt_tokens  # exact, for samples filled in below
                         return
                     problem = "replies with no choices"
                 if attempt < self.max_retries:
@@ -220,7 +320,9 @@ class OpenAIChatModel(BaseChatModel):
         params = params or SamplingParams()
         wire = to_openai_messages(messages)
         async with self._semaphore():
-            raw, _, _ = await self._create(lambda: self._request(wire, params, 1, params.seed), stream=True)
+            await self._ask_context()
+            fit = _Fit(_estimate_prompt_tokens(wire))
+            raw, _, _ = await self._create(lambda: self._request(wire, params, 1, params.seed, fit), fit, stream=True)
             events = raw.parse()
             try:
                 async for chunk in events:
@@ -268,6 +370,16 @@ class OpenAIChatModel(BaseChatModel):
             f"{self.base_url}/chat/completions answered HTTP 404 for model {self.model!r}; "
             "check the model name and that the base URL ends in /v1"
         )
+
+
+def _reasoning(message: Any) -> str | None:
+    """The reasoning a server sent apart from the answer, under whichever name it uses."""
+    extra = getattr(message, "model_extra", None) or {}
+    for name in _REASONING_FIELDS:
+        value = getattr(message, name, None) or extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _root_cause(err: BaseException) -> str:

@@ -41,8 +41,7 @@ class _Job:
     images: list[Any]
     params: SamplingParams
     finished: asyncio.Future[None]
-    texts: list[str] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
+    result: ChatResult = field(default_factory=lambda: ChatResult(texts=[], requests=1))
 
     def batch_key(self) -> tuple[Any, ...]:
         """Jobs decode together only if they sample alike. A seeded job decodes alone, so
@@ -196,7 +195,7 @@ class HFChatModel(BaseChatModel):
             if job in self._queue:  # no earlier caller took it into their batch: lead one
                 await asyncio.to_thread(self._run_batch, self._take_batch(job), loop)
         await job.finished  # already resolved, unless its batch leader was cancelled meanwhile
-        return ChatResult(texts=job.texts, usage=job.usage, requests=1)
+        return job.result
 
     def _take_batch(self, first: _Job) -> list[_Job]:
         """`first` plus queued jobs that sample alike, up to `batch_size` rows."""
@@ -253,8 +252,9 @@ class HFChatModel(BaseChatModel):
         prompt_counts = inputs["attention_mask"].sum(dim=1).tolist()
         stop_ids = _eos_ids(model, tokenizer)
         for row, (job, reply) in enumerate(zip(rows, replies)):
-            job.texts.append(reply)
-            job.usage += Usage(int(prompt_counts[row]), _generated_length(new_tokens[row].tolist(), stop_ids))
+            generated, stopped = _generated_length(new_tokens[row].tolist(), stop_ids)
+            job.result.add(reply, "stop" if stopped else "length")
+            job.result.usage += Usage(int(prompt_counts[row]), generated)
 
 
 def _first_line(err: BaseException) -> str:
@@ -278,9 +278,10 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
-def _generated_length(tokens: list[int], stop_ids: set[int]) -> int:
-    """Tokens actually generated: up to and including the first end-of-sequence token."""
+def _generated_length(tokens: list[int], stop_ids: set[int]) -> tuple[int, bool]:
+    """Tokens actually generated (up to and including the first end-of-sequence token), and
+    whether the model stopped by itself rather than at the token limit."""
     for i, token in enumerate(tokens):
         if token in stop_ids:
-            return i + 1
-    return len(tokens)
+            return i + 1, True
+    return len(tokens), False

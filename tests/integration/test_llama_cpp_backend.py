@@ -34,6 +34,7 @@ def test_reply_with_usage_and_system_prompt(local: ChatModel) -> None:
 
     assert plain.text.strip()
     assert plain.requests == 1 and 1 <= plain.usage.completion_tokens <= 8
+    assert plain.finish_reasons == ["length" if plain.usage.completion_tokens == 8 else "stop"]
     # The bundled GGUF has no chat template; the Gemma template used must keep the system prompt.
     assert with_system.usage.prompt_tokens >= plain.usage.prompt_tokens + 50
 

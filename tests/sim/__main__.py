@@ -16,9 +16,14 @@ def main() -> None:
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated fault kinds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tokens", type=int, default=200, help="about this many tokens per solve reply")
+    parser.add_argument("--reasoning", choices=["field", "think"], default=None,
+                        help="a thinking model: reasoning in message.reasoning_content, or inline <think>")
+    parser.add_argument("--long-rate", type=float, default=0.0, help="share of solve replies that think 8x longer")
+    parser.add_argument("--max-model-len", type=int, default=None, help="context window (reported in /v1/models)")
     args = parser.parse_args()
     sim = Simulator(args.latency, failure_rate=args.failure_rate, faults=args.faults.split(","), seed=args.seed,
-                    tokens_per_reply=args.tokens, port=args.port)
+                    tokens_per_reply=args.tokens, port=args.port, reasoning=args.reasoning, long_rate=args.long_rate,
+                    max_model_len=args.max_model_len)
     with sim:
         print(f"simulator at {sim.base_url} (Ctrl-C stops)", flush=True)
         try:

@@ -7,7 +7,8 @@ and a killed-and-resumed run sees exactly the replies an uninterrupted one would
 
 Problems are "Compute A + B." style questions (`write_problems`); the simulated student solves
 them right with probability `student_accuracy`, cites a few `[E#]` ids of the library in its
-system prompt, and pads its reasoning to about `tokens` tokens.
+system prompt, and pads its reasoning to about `tokens` tokens. A thinking model (`thinking`)
+puts that reasoning apart from the answer; `long_rate` makes some replies think much longer.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ _FILLER = ["we read the givens again", "the operation is applied to the operands
 
 @dataclass(frozen=True)
 class Reply:
-    """One choice: its text and whether it was cut at `max_tokens`."""
+    """One choice: its answer text, its reasoning (thinking models) and whether it was cut at `max_tokens`."""
 
     text: str
     truncated_by_length: bool = False
+    reasoning: str = ""
 
 
 def digest(*parts: object) -> int:
@@ -139,26 +141,43 @@ class Behaviour:
     student_accuracy: float = 0.6
     teacher_accuracy: float = 0.95
     compress_target: float = 0.7  # the simulated teacher compresses to this share of the budget
+    thinking: bool = False  # a thinking model: the working goes to `Reply.reasoning`, the answer to `text`
+    long_rate: float = 0.0  # share of solve replies that think 8 times longer (to run into max_tokens)
+
+
+_JSON_THOUGHT = "I read every trace and the ground truth, and check each claim against them before writing the JSON."
 
 
 def reply(stage: str, messages: list[dict], key: str, max_tokens: int, behaviour: Behaviour) -> Reply:
-    """The reply for one choice; `key` identifies the choice (request content + its seed)."""
+    """The reply for one choice; `key` identifies the choice (request content + its seed).
+
+    Generation is cut at about `max_tokens` (four characters a token), reasoning first: a thinking
+    model that runs out while thinking returns its partial reasoning and no answer, as vLLM does.
+    """
     prompt = message_text(messages[0]) if messages else ""  # JSON stages: the prompt, even on a re-ask
+    working = _JSON_THOUGHT
     if stage in SOLVE_STAGES or stage == "chat":
-        text = _solution(stage, messages, key, behaviour)
+        working, text = _solution(stage, messages, key, behaviour)
     elif stage == "structure":
         text = _chains(prompt)
     elif stage == "extract":
         text = _extraction(prompt, key)
     else:
         text = _compression(prompt, key, behaviour.compress_target)
+    if behaviour.thinking:
+        reasoning = working
+    else:
+        reasoning, text = "", (f"{working}\n{text}" if stage in SOLVE_STAGES or stage == "chat" else text)
     limit = max_tokens * 4
-    if len(text) > limit:
-        return Reply(text[:limit], truncated_by_length=True)
-    return Reply(text)
+    if len(reasoning) >= limit:
+        return Reply("", truncated_by_length=True, reasoning=reasoning[:limit])
+    if len(reasoning) + len(text) > limit:
+        return Reply(text[: limit - len(reasoning)], truncated_by_length=True, reasoning=reasoning)
+    return Reply(text, reasoning=reasoning)
 
 
-def _solution(stage: str, messages: list[dict], key: str, behaviour: Behaviour) -> str:
+def _solution(stage: str, messages: list[dict], key: str, behaviour: Behaviour) -> tuple[str, str]:
+    """(the working, the final lines: `Answer:` and, for the student, `Used:`)."""
     user = message_text(messages[-1])
     gold = solve(user)
     accuracy = behaviour.student_accuracy if stage == "student" else behaviour.teacher_accuracy
@@ -171,15 +190,16 @@ def _solution(stage: str, messages: list[dict], key: str, behaviour: Behaviour) 
     lines = ["Let me solve this step by step."]
     rng = random.Random(digest(key, "pad"))
     length = len(lines[0])
-    while length < behaviour.tokens * 4:
+    tokens = behaviour.tokens * (8 if unit(key, "long") < behaviour.long_rate else 1)
+    while length < tokens * 4:
         lines.append(f"Step {len(lines)}: {rng.choice(_FILLER)}.")
         length += len(lines[-1]) + 1
-    lines.append(f"Answer: {answer}")
+    final = [f"Answer: {answer}"]
     if stage == "student":
         ids = _LIBRARY_ID.findall(message_text(messages[0]))
         cited = [ids[digest(key, "cite", i) % len(ids)] for i in range(digest(key, "cites") % 3)] if ids else []
-        lines.append(f"Used: [{', '.join(dict.fromkeys(cited))}]")
-    return "\n".join(lines)
+        final.append(f"Used: [{', '.join(dict.fromkeys(cited))}]")
+    return "\n".join(lines), "\n".join(final)
 
 
 def _chains(prompt: str) -> str:

@@ -9,7 +9,12 @@ What it adds over a real server is control:
 - faults at `failure_rate`, drawn from a mix (`FAULTS`): 429 with Retry-After, 500, 503,
   connection reset, a hang longer than the client's timeout, an invalid JSON body, truncated JSON
   in the content, empty `choices`, a solve reply with no final answer;
-- counters per stage (requests, choices, faults) and the peak number of requests in flight.
+- counters per stage (requests, choices, faults) and the peak number of requests in flight;
+- thinking models: `reasoning="field"` sends the reasoning in `message.reasoning_content` (vLLM and
+  SGLang reasoning parsers, DeepSeek-style APIs), `reasoning="think"` inline as `<think>…</think>`;
+  a reply cut at `max_tokens` ends with `finish_reason="length"` (`long_rate` makes some long);
+- a context window: `max_model_len` refuses a prompt plus `max_tokens` that exceed it, with vLLM's
+  HTTP 400 and message, and reports it in `/v1/models` unless `report_context=False`.
 
 Determinism: everything is derived from a hash of the request body and `seed`, never from arrival
 order. Content (and content faults: truncation, no answer) depends on the request alone; transport
@@ -36,7 +41,7 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Literal
 
@@ -85,6 +90,7 @@ class Stats:
     choices: Counter[str] = field(default_factory=Counter)
     faults: Counter[tuple[str, str]] = field(default_factory=Counter)
     peak_in_flight: int = 0
+    budgets: list[tuple[str, int, int]] = field(default_factory=list)  # (stage, prompt tokens, max_tokens) per answered request
 
     @property
     def total_requests(self) -> int:
@@ -118,6 +124,10 @@ class Simulator:
         honour_n: bool = True,
         models: Sequence[str] | None = None,
         port: int = 0,
+        reasoning: Literal["field", "think"] | None = None,
+        long_rate: float = 0.0,
+        max_model_len: int | None = None,
+        report_context: bool = True,
     ) -> None:
         weights = dict(faults) if isinstance(faults, Mapping) else {kind: 1.0 for kind in faults}
         unknown = sorted(set(weights) - set(FAULTS))
@@ -129,7 +139,12 @@ class Simulator:
         self.failure_rate = failure_rate
         self.weights = {kind: w for kind, w in weights.items() if w > 0}
         self.seed = seed
-        self.behaviour = Behaviour(tokens_per_reply, student_accuracy, teacher_accuracy, compress_target)
+        self.behaviour = Behaviour(
+            tokens_per_reply, student_accuracy, teacher_accuracy, compress_target, thinking=reasoning is not None, long_rate=long_rate
+        )
+        self.reasoning = reasoning
+        self.max_model_len = max_model_len
+        self.report_context = report_context
         self.retry_after = retry_after
         self.hang_s = hang_s
         self.honour_n = honour_n
@@ -206,7 +221,7 @@ class Simulator:
         """A snapshot of the counters (safe to read while the server runs)."""
         with self._lock:
             s = self._stats
-            return Stats(Counter(s.requests), Counter(s.choices), Counter(s.faults), s.peak_in_flight)
+            return Stats(Counter(s.requests), Counter(s.choices), Counter(s.faults), s.peak_in_flight, list(s.budgets))
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -238,9 +253,18 @@ class Simulator:
             return choice
         self._count_fault(stage, fault)
         if fault == "truncated_content":
-            return Reply(choice.text[: max(1, len(choice.text) // 2)], truncated_by_length=False)
+            return replace(choice, text=choice.text[: max(1, len(choice.text) // 2)], truncated_by_length=False)
         kept = [line for line in choice.text.splitlines() if not line.startswith(("Answer:", "Used:"))]
-        return Reply("\n".join(kept))
+        return replace(choice, text="\n".join(kept))
+
+    def _message(self, choice: Reply) -> dict:
+        """The wire message of one choice, with its reasoning where this server's thinking model puts it."""
+        if self.reasoning == "field":
+            return {"role": "assistant", "content": choice.text or None, "reasoning_content": choice.reasoning or None}
+        if self.reasoning == "think" and choice.reasoning:
+            closed = "" if choice.truncated_by_length and not choice.text else f"</think>\n\n{choice.text}"
+            return {"role": "assistant", "content": f"<think>\n{choice.reasoning}{closed}"}
+        return {"role": "assistant", "content": choice.text}
 
     @staticmethod
     def _reset(request: web.Request) -> None:
@@ -256,7 +280,9 @@ class Simulator:
     # ------------------------------------------------------------------ handlers
     async def _list_models(self, request: web.Request) -> web.Response:
         names = self.models or ("sim",)
-        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "ted-sim"} for m in names]})
+        context = {"max_model_len": self.max_model_len} if self.max_model_len and self.report_context else {}
+        data = [{"id": m, "object": "model", "owned_by": "ted-sim", **context} for m in names]
+        return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -307,16 +333,24 @@ class Simulator:
         content = digest({k: v for k, v in body.items() if k not in _NOT_CONTENT})
         first_seed = int(body.get("seed") or 0)
         max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 4096)
+        prompt_tokens = sum(estimate_tokens(message_text(m)) for m in messages)
+        if self.max_model_len is not None and prompt_tokens + max_tokens > self.max_model_len:
+            return _error(400, (
+                f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). "
+                "Please reduce the length of the messages or completion."
+            ), "BadRequestError")  # fmt: skip
+        with self._lock:
+            self._stats.budgets.append((stage, prompt_tokens, max_tokens))
         choices = []
         for i in range(n):
             key = f"{self.seed}:{content}:{first_seed + i}"
             choice = self._content_fault(stage, key, reply(stage, messages, key, max_tokens, self.behaviour))
             choices.append(choice)
-        completion_tokens = sum(estimate_tokens(c.text) for c in choices)
+        completion_tokens = sum(estimate_tokens(c.text) + estimate_tokens(c.reasoning) for c in choices)
         await asyncio.sleep(self.latency.sample(unit(self.seed, "latency", body_hash, attempt), completion_tokens))
         with self._lock:
             self._stats.choices[stage] += 0 if fault == "empty_choices" else len(choices)
-        prompt_tokens = sum(estimate_tokens(message_text(m)) for m in messages)
         payload = {
             "id": f"simcmpl-{body_hash:016x}",
             "object": "chat.completion",
@@ -328,7 +362,7 @@ class Simulator:
             else [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": c.text},
+                    "message": self._message(c),
                     "finish_reason": "length" if c.truncated_by_length else "stop",
                     "logprobs": None,
                 }

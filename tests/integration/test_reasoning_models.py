@@ -1,0 +1,76 @@
+"""Thinking models through the OpenAI backend, against the simulator (tests/sim) over HTTP.
+
+Servers with a reasoning parser (vLLM, SGLang) and DeepSeek-style APIs send the reasoning in
+`message.reasoning_content`, apart from the answer; other servers leave it inline as
+`<think>…</think>`. Either way the answer and the reasoning must arrive separately and whole,
+a cut-off generation must say so (`finish_reason="length"`), and the generation budget must
+fit the server's context instead of failing the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ted import prompts
+from ted.models import Message, SamplingParams, load_model
+from tests.sim import Simulator
+
+pytestmark = pytest.mark.integration
+
+SOLVE = [Message("system", prompts.render("solve", library="")), Message("user", "Compute 21 + 34.")]
+
+
+def chat(spec: str, params: SamplingParams):
+    model = load_model(spec)
+
+    async def go():
+        try:
+            return await model.chat(SOLVE, params), model
+        finally:
+            await model.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("form", ["field", "think"])
+def test_reasoning_is_kept_apart_from_the_answer(form: str) -> None:
+    with Simulator(reasoning=form, tokens_per_reply=60, student_accuracy=1.0) as sim:
+        result, _ = chat(sim.spec("thinker"), SamplingParams(n=3, max_tokens=4096, seed=1))
+    assert len(result.texts) == len(result.reasoning) == 3
+    for text, reasoning in zip(result.texts, result.reasoning):
+        assert text.startswith("Answer: 55") and "<think>" not in text and "Step" not in text
+        assert reasoning.startswith("Let me solve this step by step.") and "Step 2:" in reasoning
+        assert "</think>" not in reasoning and "Answer:" not in reasoning
+    assert result.finish_reasons == ["stop"] * 3 and not any(result.truncated(i) for i in range(3))
+
+
+@pytest.mark.parametrize("form", ["field", "think"])
+def test_a_generation_cut_off_while_thinking_says_so(form: str) -> None:
+    with Simulator(reasoning=form, tokens_per_reply=400) as sim:
+        result, _ = chat(sim.spec("thinker"), SamplingParams(max_tokens=100, seed=1))
+    assert result.finish_reasons == ["length"] and result.truncated(0)
+    assert result.text == ""  # no answer: the model never stopped thinking
+    assert result.reasoning[0].startswith("Let me solve") and len(result.reasoning[0]) >= 300
+
+
+def test_the_budget_is_clamped_to_the_context_the_server_reports() -> None:
+    with Simulator(max_model_len=2048, tokens_per_reply=50) as sim:
+        result, model = chat(sim.spec("small-context"), SamplingParams(max_tokens=16384))
+        budgets = sim.stats().budgets
+    assert result.text.endswith("Answer: 55") or "Answer:" in result.text
+    assert model.context_length == 2048
+    [(stage, prompt_tokens, max_tokens)] = budgets  # one request, accepted the first time
+    assert stage == "student" and prompt_tokens + max_tokens <= 2048 and max_tokens >= 1900
+
+
+def test_a_server_that_does_not_report_its_context_is_believed_when_it_refuses() -> None:
+    with Simulator(max_model_len=3000, report_context=False, tokens_per_reply=50) as sim:
+        result, model = chat(sim.spec("quiet-context"), SamplingParams(n=2, max_tokens=16384, seed=3))
+        budgets = sim.stats().budgets
+    assert len(result.texts) == 2 and all("Answer:" in text for text in result.texts)
+    assert model.context_length == 3000  # learnt from the refusal's message
+    [(_, prompt_tokens, max_tokens)] = budgets  # the refused request is re-sent once, exactly fitting
+    assert prompt_tokens + max_tokens == 3000
+    assert result.requests == 2 and result.retries == 0  # the refusal is a request the server answered
