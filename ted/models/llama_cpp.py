@@ -14,10 +14,12 @@ user turn, as Gemma 3's own template does. Serve the bundled model with the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,24 @@ GEMMA_CHAT_TEMPLATE = (
 )
 # In the shape llama-cpp-python's "hf-tokenizer-config" chat format reads (eos_token is the stop string).
 GEMMA_CHAT_CONFIG = {"chat_template": GEMMA_CHAT_TEMPLATE, "bos_token": "<bos>", "eos_token": "<end_of_turn>"}
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send the process's file descriptor 2 to /dev/null for a moment.
+
+    Why: while a model loads, llama.cpp writes messages (e.g. about its SWA cache) with C stdio,
+    past Python and its own log callback, into the middle of the progress display.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def cache_dir() -> Path:
@@ -128,14 +148,15 @@ class LlamaCppChatModel(BaseChatModel):
                 raise ModelError(f"llama.cpp's native library does not load ({err}); {rebuild_hint()}") from None
             ensure_runs(self.path, cache_dir())  # a build that would die with SIGILL fails here, as one line
             try:
-                llm = Llama(
-                    model_path=self.path,
-                    n_ctx=self.n_ctx,
-                    n_threads=self.n_threads,
-                    chat_format=None if self.chat_format == "gemma" else self.chat_format,
-                    verbose=False,
-                    **self.extra,
-                )
+                with _native_stderr_silenced():  # llama.cpp prints some load messages straight to fd 2
+                    llm = Llama(
+                        model_path=self.path,
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        chat_format=None if self.chat_format == "gemma" else self.chat_format,
+                        verbose=False,
+                        **self.extra,
+                    )
             except ValueError as err:
                 raise ModelError(f"llama.cpp cannot load {self.path}: {err}") from None
             metadata = llm.metadata or {}
