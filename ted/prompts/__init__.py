@@ -16,5 +16,7 @@ def _template(name: str) -> jinja2.Template:
     return _ENV.from_string(resources.files(__name__).joinpath(f"{name}.md").read_text(encoding="utf-8"))
 
 
-def render(name: str, **values: Any) -> str:
-    return _template(name).render(**values).strip()
+def render(name: str, *, strip: bool = True, **values: Any) -> str:
+    """`strip=False` keeps the values' own edge whitespace (prompts that must match a harness byte for byte)."""
+    text = _template(name).render(**values)
+    return text.strip() if strip else text

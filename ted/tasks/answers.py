@@ -55,6 +55,11 @@ def strip_reasoning(text: str) -> str:
     return _USED.sub(" ", text).strip()
 
 
+def strip_library_trailer(text: str) -> str:
+    """The reply without the library's `Used: [...]` trailer (absent from a baseline reply)."""
+    return _USED.sub("", text)
+
+
 def _boxed_spans(text: str) -> list[tuple[int, str]]:
     """(start, content) of every `\\boxed{…}` with balanced braces."""
     spans = []
@@ -229,3 +234,150 @@ def free_form_equal(gold: str, predicted: str, tolerance: Tolerance = Tolerance(
     if normalise_text(gold) == normalise_text(predicted):
         return True
     return math_equal(gold, predicted)
+
+
+# --------------------------------------------------------------------------- upstream protocols
+# The benchmarks' own harnesses grade with the MATH-style string normalisation (Hendrycks et al.):
+# lm-eval's AIME compares normalised strings; lmms-eval's MathVision normalises a little
+# differently and then compares numerically. One implementation, the two flavours as settings.
+@dataclass(frozen=True)
+class MathNormaliser:
+    """MATH-style answer normalisation; `strict` flavours raise ValueError where the original asserts."""
+
+    drop_all_dollars: bool  # MathVision drops `$`; AIME only `\\$`
+    equals_lhs_max: int | None  # keep the right of a single `=` when the left is at most this long (None: always)
+    split_approx: bool
+    strict: bool  # AIME: malformed \\sqrt / \\frac / several `\\text{ ` units make the comparison raw
+    fracs_only_with_sqrt: bool  # MathVision repairs `\\frac12` only when the string also has a sqrt
+
+    def __call__(self, text: str) -> str:
+        text = text.replace("\n", "").replace("\\!", "").replace("\\\\", "\\")
+        text = text.replace("tfrac", "frac").replace("dfrac", "frac").replace("\\left", "").replace("\\right", "")
+        text = text.replace("^{\\circ}", "").replace("^\\circ", "").replace("\\$", "")
+        if self.drop_all_dollars:
+            text = text.replace("$", "")
+        text = self._drop_units(text).replace("\\%", "")
+        text = text.replace(" .", " 0.").replace("{.", "{0.")
+        if not text:
+            return text
+        if text[0] == ".":
+            text = "0" + text
+        parts = text.split("=")
+        if len(parts) == 2 and (self.equals_lhs_max is None or len(parts[0]) <= self.equals_lhs_max):
+            text = parts[1]
+        if self.split_approx and len(text.split("\\approx")) == 2:
+            text = text.split("\\approx")[1]
+        if self.strict or "sqrt" in text:
+            text = self._braced_sqrt(text)
+        text = text.replace(" ", "")
+        if not self.fracs_only_with_sqrt or "sqrt" in text:
+            text = self._braced_fracs(text)
+        if text == "0.5":
+            text = "\\frac{1}{2}"
+        return _slash_fraction(text, self.strict)
+
+    def _drop_units(self, text: str) -> str:
+        pieces = text.split("\\text{ ")
+        if self.strict and len(pieces) > 2:
+            raise ValueError("several unit texts")
+        return pieces[0]
+
+    def _braced_sqrt(self, text: str) -> str:
+        head, *rest = text.split("\\sqrt")
+        out = [head]
+        for piece in rest:
+            if not piece and self.strict:
+                raise ValueError("\\sqrt without an argument")
+            out.append("\\sqrt" + (piece if not piece or piece[0] == "{" else "{" + piece[0] + "}" + piece[1:]))
+        return "".join(out)
+
+    def _braced_fracs(self, text: str) -> str:
+        """`\\frac12` → `\\frac{1}{2}`, `\\frac1{7}` → `\\frac{1}{7}`; a too-short argument leaves the text as is."""
+        head, *rest = text.split("\\frac")
+        out = [head]
+        for piece in rest:
+            if not piece and self.strict:
+                raise ValueError("\\frac without arguments")
+            if piece and piece[0] == "{":
+                out.append("\\frac" + piece)
+                continue
+            if len(piece) < 2:
+                return text
+            numerator, second, tail = piece[0], piece[1], piece[2:]
+            out.append("\\frac{" + numerator + "}" + (second if second == "{" else "{" + second + "}") + tail)
+        return "".join(out)
+
+
+def _slash_fraction(text: str, strict: bool) -> str:
+    """`3/4` (two plain integers) → `\\frac{3}{4}`; strict: `x/2` (one slash, not integers) raises."""
+    parts = text.split("/")
+    if len(parts) != 2:
+        return text
+    match = re.fullmatch(r"(-?\d+)/(-?\d+)", text)
+    if not match:
+        if strict and not all(re.fullmatch(r"\s*[-+]?\d+(?:_\d+)*\s*", part) for part in parts):
+            raise ValueError("a slash between non-integers")
+        return text
+    if text != f"{int(match[1])}/{int(match[2])}":
+        return text
+    return "\\frac{" + str(int(match[1])) + "}{" + str(int(match[2])) + "}"
+
+
+def last_boxed(text: str) -> str | None:
+    """The last `\\boxed{…}` / `\\fbox{…}` with balanced braces, markers included (None if none closes)."""
+    start = text.rfind("\\boxed")
+    if start < 0:
+        start = text.rfind("\\fbox")
+    if start < 0:
+        return None
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : i + 1]
+    return None
+
+
+def python_number(latex: str) -> int | float | None:
+    """The value Python arithmetic gives a LaTeX expression built only from numbers and + − × ÷ ^.
+
+    What the MathVision harness compares: it parses the LaTeX and evaluates the expression's text
+    as Python arithmetic, so `\\frac{1}{3}` and `2^{3}` have values and `\\sqrt{2}`, `\\pi`, `3!`
+    or anything with a letter does not. Integers stay integers unless a division or decimal enters.
+    """
+    import sympy
+    from latex2sympy2_extended import latex2sympy
+
+    try:
+        expr = latex2sympy(latex)
+    except Exception:  # noqa: BLE001  (the parser raises many types on odd input: no value)
+        return None
+
+    def value(node: object) -> int | float:
+        if isinstance(node, sympy.Integer):
+            return int(node)
+        if isinstance(node, sympy.Rational):
+            return int(node.p) / int(node.q)
+        if isinstance(node, sympy.Float):
+            number = float(node)
+            return int(number) if number.is_integer() else number
+        if isinstance(node, sympy.Add):
+            return sum(value(arg) for arg in node.args)
+        if isinstance(node, sympy.Mul):
+            product: int | float = 1
+            for arg in node.args:
+                product *= value(arg)
+            return product
+        if isinstance(node, sympy.Pow) and abs(node.exp) != sympy.S.Half:  # sympy prints x**(1/2) as sqrt(x)
+            base, exponent = value(node.base), value(node.exp)
+            return float(base) ** exponent if abs(exponent) > 1000 else base**exponent
+        raise ValueError(f"not arithmetic: {node}")
+
+    try:
+        number = value(expr)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+        return None
+    return number if isinstance(number, (int, float)) and not isinstance(number, bool) else None

@@ -33,6 +33,8 @@ class BaseTask:
     description = "any labelled problems: JSONL, CSV, a datasets folder or a Hub dataset id"
     tolerance = answers.Tolerance()
     answer_hint: str | None = None
+    protocol = "ted"  # whose prompt and scorer `acc` reproduces (a harness and version for benchmarks)
+    max_gen_toks = 4096  # the protocol's generation limit
 
     # ----------------------------------------------------------------- the question
     def letters(self, problem: Problem) -> str | None:
@@ -48,7 +50,7 @@ class BaseTask:
 
     # ----------------------------------------------------------------- the answer
     def extract_answer(self, text: str, problem: Problem) -> str | None:
-        return answers.extract(text, self.letters(problem), problem.options)
+        return self.grade(text, problem).answer
 
     def gold_letter(self, problem: Problem) -> str | None:
         letters = self.letters(problem)
@@ -62,9 +64,14 @@ class BaseTask:
             return predicted == gold_letter
         return answers.free_form_equal(problem.answer, predicted, self.tolerance)
 
-    def grade(self, text: str, problem: Problem) -> Grade:
-        predicted = self.extract_answer(text, problem)
+    def grade_lenient(self, text: str, problem: Problem) -> Grade:
+        """ted's forgiving reading (`acc_lenient`): any marker, letters or option text, equivalence."""
+        predicted = answers.extract(text, self.letters(problem), problem.options)
         return Grade(predicted, predicted is not None and self.is_correct(predicted, problem))
+
+    def grade(self, text: str, problem: Problem) -> Grade:
+        """The task's own verdict (`acc`); benchmarks reproduce their upstream harness here."""
+        return self.grade_lenient(text, problem)
 
     def score(self, text: str, problem: Problem) -> bool:
         return self.grade(text, problem).correct
