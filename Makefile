@@ -26,10 +26,13 @@ $(VENV)/.local: $(VENV)/.created pyproject.toml scripts/llama-wheel
 	$(PIP) install -e '.[local]'
 	touch $@
 
-# Everything the tests use: all extras, plus Chromium for the browser tests.
-$(VENV)/.all: $(VENV)/.local pyproject.toml
+# Everything the tests use: all extras, plus Chromium for the browser tests, plus the upstream
+# scorers the parity tests run, apart from site-packages and without their dependencies (see
+# tests/parity/upstream.txt for why).
+$(VENV)/.all: $(VENV)/.local pyproject.toml tests/parity/upstream.txt
 	$(MAKE) system-deps
 	$(PIP) install -e '.[local,eval,space,dev]'
+	$(PIP) install -q --no-deps --upgrade --target $(VENV)/upstream -r tests/parity/upstream.txt
 	touch $@
 
 system-deps:
