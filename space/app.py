@@ -37,6 +37,7 @@ from tedspace import (
 
 from ted.errors import TedError
 from ted.library import Library
+from ted.redact import scrub_logs
 from ted.models.base import SamplingParams
 
 TITLE = "TED · try an experience library"
@@ -219,6 +220,7 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scrub_logs()  # request URLs in httpx's INFO lines may hold credentials
     try:
         limits = Limits.from_env()
         student = Student.from_env()

@@ -28,6 +28,7 @@ from ted.hub import VersionInfo, list_versions, load_library, parse_ref
 from ted.library import FILENAME, Library
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
+from ted.redact import scrub_text
 from ted.tokens import get_counter
 
 log = logging.getLogger("ted.space")
@@ -391,6 +392,7 @@ def short_error(err: BaseException, env: Mapping[str, str] = os.environ) -> str:
     else:
         log.error("backend failure", exc_info=err)
         text = f"the student backend failed unexpectedly ({type(err).__name__}); please try again"
+    text = scrub_text(text)
     for name, value in env.items():
         if _SECRET_NAME.search(name) and len(value) >= 8:
             text = text.replace(value, "***")

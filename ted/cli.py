@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 
 from ted import __version__
 from ted.errors import TedError
+from ted.redact import scrub_logs, scrub_text
 
 INTERNAL_EXIT = 70  # EX_SOFTWARE: a bug in ted, not in the user's input
 USAGE_EXIT = 2
@@ -53,11 +54,12 @@ for _module in COMMAND_MODULES:
 
 
 def _fail(message: str, code: int) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
+    typer.secho(f"error: {scrub_text(message)}", err=True, fg="red")
     sys.exit(code)
 
 
 def main() -> None:
+    scrub_logs()  # a warning that reaches stderr through logging's last resort is scrubbed like our own lines
     try:
         app(standalone_mode=False)
     except TedError as err:

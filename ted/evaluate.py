@@ -25,6 +25,7 @@ from typing import Any
 
 from ted.errors import ConfigError, DataError, LibraryError
 from ted.library import Library
+from ted.redact import scrub_text
 from ted.tasks import BaseTask, BenchmarkTask, Problem, get_task
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def run_eval(
     try:
         lm = get_model(model).create_from_arg_string(model_args, {"batch_size": batch_size, "device": device})
     except (ValueError, KeyError) as err:
-        raise ConfigError(f"cannot create lm-eval model {model!r} from {model_args!r}: {err}") from None
+        raise ConfigError(scrub_text(f"cannot create lm-eval model {model!r} from {model_args!r}: {err}")) from None
     runs: dict[str, RunScores] = {}
     for label, ref in (("baseline", ""), ("with_library", library_ref)):
         metadata: dict[str, Any] = {"library": ref}

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ted.errors import LibraryError
+from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
 
 FORMAT = "ted-library/1"
@@ -190,6 +191,14 @@ class Library(BaseModel):
     cost: Cost = Field(default_factory=Cost)
     next_id: int = Field(default=1, ge=1, description="IDs are never reused: the next new item gets E{next_id}.")
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("student", "teacher", "source", "config")
+    @classmethod
+    def _scrub_urls(cls, value: Any) -> Any:
+        """Stored provenance never keeps a credential from an endpoint or data URL (see ted.redact)."""
+        if isinstance(value, BaseModel):
+            return type(value).model_validate(scrub_value(value.model_dump()))
+        return scrub_value(value)
 
     @model_validator(mode="after")
     def _check_ids(self) -> Library:

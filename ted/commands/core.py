@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ted.errors import ConfigError, TedError
 from ted.library import Library
+from ted.redact import scrub_text
 
 err_console = Console(stderr=True)
 
@@ -325,7 +326,7 @@ def chat(
     system = prompts.render("solve", library=lib.render() if lib else "")
     history: list[Message] = [Message("system", system)]
     console = Console()
-    console.print(f"[dim]{student} · library: {lib.name + ' (' + str(len(lib.items)) + ' items)' if lib else 'none'} · empty line quits[/]")
+    console.print(f"[dim]{scrub_text(student)} · library: {lib.name + ' (' + str(len(lib.items)) + ' items)' if lib else 'none'} · empty line quits[/]")
 
     async def session() -> None:
         try:

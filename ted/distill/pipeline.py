@@ -32,6 +32,7 @@ from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
 from ted.distill.usage import count_usage
 from ted.errors import ConfigError, LibraryError
+from ted.redact import scrub_value
 from ted.library import Budget, Library, ModelInfo, RoleCost, SourceInfo, atomic_write, clean_text, remove_stale_temps
 from ted.models.base import ChatModel, ChatResult, SamplingParams
 from ted.tasks.base import Problem, Task
@@ -82,7 +83,8 @@ class RunConfig(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def recorded(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"out"})
+        """The options as stored (library `config`, checkpoint): URLs without their credentials."""
+        return scrub_value(self.model_dump(mode="json", exclude={"out"}))
 
 
 def derive_seed(seed: int, *parts: object) -> int:

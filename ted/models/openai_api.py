@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ted.errors import ModelError
+from ted.redact import scrub_text, scrub_url, split_credentials
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage, to_openai_messages
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -119,11 +120,16 @@ class OpenAIChatModel(BaseChatModel):
         **extra: Any,
     ) -> None:
         super().__init__(spec, model, max_concurrency)
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        full_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        # The live request keeps every credential: userinfo in the URL (httpx sends it as Basic auth),
+        # secret query parameters as the client's default query (appended to every request path).
+        # Everything shown to people uses `shown_url`.
+        self.base_url, self._query = split_credentials(full_url)
+        self.shown_url = scrub_url(full_url)
         if not api_key:
-            if not _is_local(self.base_url):
+            if not _is_local(full_url):
                 raise ModelError(
-                    f"missing API key for {self.base_url}: set ${api_key_env} (or name another variable with --api-key-env)"
+                    f"missing API key for {self.shown_url}: set ${api_key_env} (or name another variable with --api-key-env)"
                 )
             api_key = LOCAL_DUMMY_KEY
         self.api_key_env = api_key_env
@@ -139,7 +145,7 @@ class OpenAIChatModel(BaseChatModel):
         self._context_asked: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"OpenAIChatModel({self.model!r} at {self.base_url})"
+        return f"OpenAIChatModel({self.model!r} at {self.shown_url})"
 
     # ------------------------------------------------------------------ client
     def _client(self) -> Any:
@@ -149,7 +155,7 @@ class OpenAIChatModel(BaseChatModel):
         loop = asyncio.get_running_loop()
         if self._clients is None or self._clients[0] is not loop:
             client = AsyncOpenAI(
-                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+                api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout, max_retries=self.max_retries
             )
             self._clients = (loop, client)
         return self._clients[1]
@@ -301,7 +307,7 @@ class OpenAIChatModel(BaseChatModel):
                 if attempt < self.max_retries:
                     result.retries += 1
                     await asyncio.sleep(min(_MAX_BACKOFF_S, _FIRST_BACKOFF_S * 2**attempt) * (1 - 0.25 * random.random()))
-            raise ModelError(f"{self.base_url} kept sending {problem} ({self.max_retries + 1} tries); is it an OpenAI-compatible endpoint?")
+            raise ModelError(f"{self.shown_url} kept sending {problem} ({self.max_retries + 1} tries); is it an OpenAI-compatible endpoint?")
 
         await one(params.n, params.seed)
         missing = params.n - len(result.texts)
@@ -329,7 +335,7 @@ class OpenAIChatModel(BaseChatModel):
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
             except openai.OpenAIError as err:  # the client wraps transport failures mid-stream too
-                raise ModelError(f"the stream from {self.base_url} broke off: {_root_cause(err)}") from None
+                raise ModelError(f"the stream from {self.shown_url} broke off: {_root_cause(err)}") from None
             finally:
                 await events.close()
 
@@ -338,7 +344,7 @@ class OpenAIChatModel(BaseChatModel):
         """Turn a client error into one actionable line; the API key never appears in it."""
         import openai
 
-        url = self.base_url
+        url = self.shown_url
         if isinstance(err, openai.APITimeoutError):
             text = f"{url} did not answer within {self.timeout:g}s (tried {self.max_retries + 1} times); is the server overloaded?"
         elif isinstance(err, openai.APIConnectionError):
@@ -354,7 +360,7 @@ class OpenAIChatModel(BaseChatModel):
             text = f"{url} answered HTTP {err.status_code}{retried}: {_server_message(err)}"
         else:
             text = f"request to {url} failed: {err}"
-        return ModelError(_one_line(text.replace(self._api_key, "***"), 400))
+        return ModelError(_one_line(scrub_text(text.replace(self._api_key, "***")), 400))
 
     async def _not_found_message(self) -> str:
         """A 404 is usually a wrong model name; say which models the server does serve."""
@@ -365,9 +371,9 @@ class OpenAIChatModel(BaseChatModel):
             names = []
         if names and self.model not in names:
             shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-            return f"model {self.model!r} not found at {self.base_url}; the server lists: {shown}"
+            return f"model {self.model!r} not found at {self.shown_url}; the server lists: {shown}"
         return (
-            f"{self.base_url}/chat/completions answered HTTP 404 for model {self.model!r}; "
+            f"{self.shown_url}/chat/completions answered HTTP 404 for model {self.model!r}; "
             "check the model name and that the base URL ends in /v1"
         )
 

@@ -42,11 +42,14 @@ class RecordingSimulator(Simulator):
         self.on_request = on_request
         self.leak_auth = leak_auth
         self.seen: list[Seen] = []
+        self.credentials: set[str] = set()  # Authorization headers and query strings received: what the live request carried
         self._record_lock = threading.Lock()
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())  # aiohttp keeps the body: the server reads it again
         stage = stage_of(body.get("messages") or [])
+        with self._record_lock:
+            self.credentials.update(filter(None, (request.headers.get("Authorization"), request.query_string)))
         if self.on_request is not None:
             self.on_request(stage)
         reask = stage in JSON_STAGES and len(body["messages"]) > 1

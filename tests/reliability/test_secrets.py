@@ -10,15 +10,20 @@ The Space's side is checked in test_space_hostile.py.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
+from gradio_client import Client
 
 from tests.integration.hub_server import HubServer, Token
 from tests.reliability.common import clean_env, ted_command
 from tests.reliability.simulated import RecordingSimulator, distill_args
 from tests.sim import write_problems
+from tests.space_app import running_space
 
 pytestmark = pytest.mark.integration
 
@@ -81,4 +86,77 @@ def test_no_output_of_a_full_run_contains_the_key_or_the_token(tmp_path: Path) -
     outputs += [(str(p.relative_to(work)), p.read_bytes()) for p in files]
     found = {where: leaks(blob) for where, blob in outputs if leaks(blob)}
     print(f"\nsecrets: {len(outputs)} outputs searched ({sum(len(b) for _, b in outputs):,} bytes), {len(found)} with a secret")
+    assert found == {}
+
+
+PASSWORD = "PlantedPassw0rd-9f8e7d"
+QUERY_TOKEN = "qtok-planted-5e6f7a8b9c"
+BASIC = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+URL_SECRETS = (PASSWORD, QUERY_TOKEN, BASIC)
+
+
+def test_credentials_in_endpoint_urls_reach_the_server_and_nothing_else(tmp_path: Path) -> None:
+    """`openai:m@http://alice:PASSWORD@host/v1?api-key=TOKEN`: a proxied server's usual address.
+
+    The live requests carry both (Basic auth from the userinfo, the query parameter on every path);
+    the stored config, checkpoint, card, Hub upload, every error line (the server's own messages quote
+    the Authorization header), `ted chat`'s banner and the Space's page carry neither.
+    """
+    work = tmp_path / "work"
+    work.mkdir()
+    data = write_problems(work / "problems.jsonl", 6)
+    out = work / "lib" / "library.json"
+    outputs: list[tuple[str, bytes]] = []
+
+    def endpoint(port: int, model: str) -> str:
+        return f"openai:{model}@http://alice:{PASSWORD}@127.0.0.1:{port}/v1?api-key={QUERY_TOKEN}"
+
+    with HubServer(tmp_path / "hub", {HF_TOKEN: Token("alice", "write")}) as hub, RecordingSimulator(
+        0.005, failure_rate=0.2, seed=3, retry_after=0.05, tokens_per_reply=40, leak_auth=True
+    ) as sim:
+        env = clean_env({"HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": hub.url, "HF_HOME": str(work / "hf-home"), "HF_HUB_CACHE": str(work / "hf-cache")})
+
+        def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+            proc = subprocess.run(ted_command(*args), cwd=work, env=env, input=stdin, capture_output=True, timeout=300)
+            outputs.extend([(f"ted {args[0]} stdout", proc.stdout), (f"ted {args[0]} stderr", proc.stderr)])
+            return proc
+
+        spec = ["--student", endpoint(sim.port, "sim-student"), "--teacher", endpoint(sim.port, "sim-teacher")]
+        distill = ["distill", "--data", str(data), *spec, "--out", str(out), *OPTIONS]
+        sim.weights, sim.failure_rate = {"500": 1.0}, 1.0
+        died = run(*distill)
+        assert died.returncode != 0 and b"http://***@127.0.0.1" in died.stderr and b"Basic ***" in died.stderr, died.stderr[-2000:]
+        sim.weights, sim.failure_rate = {kind: 1.0 for kind in ("429", "500", "503", "reset", "bad_json_body")}, 0.2
+        finished = run(*distill, "--force")
+        assert finished.returncode == 0, finished.stderr[-2000:]
+        assert f"Basic {BASIC}" in sim.credentials and f"api-key={QUERY_TOKEN}" in sim.credentials  # the live request kept them
+        unreachable = run("chat", "--student", endpoint(9, "m"), "--library", str(out), stdin=b"hello\n")
+        assert unreachable.returncode != 0 and b"cannot reach http://***@127.0.0.1:9/v1?api-key=***" in unreachable.stderr, unreachable.stderr
+        assert run("distill", "--data", str(data), "--student", endpoint(9, "m"), "--teacher", endpoint(9, "m"), "--out", str(work / "dead"), *OPTIONS).returncode != 0
+        for form in ((), ("--json",), ("--prompt",)):
+            assert run("show", str(out), *form).returncode == 0
+        assert run("card", str(out), "--out", str(work / "card")).returncode == 0
+        assert run("push", str(out), "alice/urls").returncode == 0
+        assert run("pull", "alice/urls@v1", "--out", str(work / "pulled")).returncode == 0
+        for name in ("library.json", "README.md", "experiences.jsonl"):
+            outputs.append((f"hub {name}", hub.git("dataset", "alice/urls", "show", f"v1:{name}").encode()))
+
+        # The Space, with the credentialed endpoint as its student: the simulator cannot stream, so its
+        # error (quoting the Authorization header) is what the page shows.
+        sim.failure_rate = 0.0
+        with running_space({**env, "TED_STUDENT": endpoint(sim.port, "sim-student")}, work / "space.log") as url:
+            client = Client(url, verbose=False, download_files=False)
+            answered = client.predict({"text": "Compute 12 + 30.", "files": []}, [], [], "none", None, False, 0.0, 16, api_name="/chat")
+            page = requests.get(url, timeout=30).content
+        notice = "".join(part.get("text", "") for part in answered[1][-1]["content"])
+        assert notice.startswith("⚠️"), notice
+        outputs += [("space reply", json.dumps(answered, ensure_ascii=False).encode()), ("space page", page)]
+
+    library = json.loads(out.read_text())
+    assert library["config"]["student"] == "openai:sim-student@http://***@127.0.0.1:%d/v1?api-key=***" % sim.port
+    files = [p for p in work.rglob("*") if p.is_file() and p.name != "problems.jsonl"]
+    outputs += [(str(p.relative_to(work)), p.read_bytes()) for p in files]
+    found = {where: [s for s in URL_SECRETS if s.encode() in blob] for where, blob in outputs}
+    found = {where: hit for where, hit in found.items() if hit}
+    print(f"\nURL credentials: {len(outputs)} outputs searched ({sum(len(b) for _, b in outputs):,} bytes), {len(found)} with a secret")
     assert found == {}
