@@ -10,13 +10,16 @@ from ted.errors import DataError
 from ted.tasks.aime import Aime24Task, AimeTask
 from ted.tasks.base import Problem, Task
 from ted.tasks.benchmark import BenchmarkTask
+from ted.tasks.dapo import DapoMathTask
 from ted.tasks.data import load_problems
 from ted.tasks.generic import BaseTask, GenericTask, Grade
+from ted.tasks.mathverse import MathVerseTask
 from ted.tasks.mathvision import MathVisionTask
 from ted.tasks.visualpuzzles import VisualPuzzlesTask
 
 TASKS: dict[str, type[BaseTask]] = {
-    task.name: task for task in (GenericTask, MathVisionTask, VisualPuzzlesTask, AimeTask, Aime24Task)
+    task.name: task
+    for task in (GenericTask, MathVisionTask, VisualPuzzlesTask, AimeTask, Aime24Task, MathVerseTask, DapoMathTask)
 }
 
 

@@ -21,6 +21,7 @@ class BenchmarkTask(BaseTask):
     dataset: ClassVar[str]
     display_name: ClassVar[str]
     revision: ClassVar[str | None]
+    config: ClassVar[str | None] = None  # the dataset configuration, for datasets with several
     default_split: ClassVar[str | None] = None
     splits: ClassVar[tuple[str, ...]] = ()
     required: ClassVar[tuple[str | tuple[str, ...], ...]] = ()
@@ -39,10 +40,11 @@ class BenchmarkTask(BaseTask):
         source = str(data_files) if data_files else self.dataset
         wanted = split or self.default_split
         if data_files:
-            dataset, base_dir = open_dataset(source, split=wanted, revision=None)
+            dataset, base_dir = open_dataset(source, split=wanted, revision=None, name=self.config)
         else:
-            dataset, base_dir = open_dataset(source, split=wanted, revision=revision or self.revision)
+            dataset, base_dir = open_dataset(source, split=wanted, revision=revision or self.revision, name=self.config)
         require_columns(dataset.column_names, self.required, source, self.display_name)
+        dataset = self.prepare(dataset)
         if limit is not None:
             dataset = dataset.select(range(min(limit, len(dataset))))
         problems = []
@@ -52,6 +54,10 @@ class BenchmarkTask(BaseTask):
             )
             problems.append(self.finish(problem, row))
         return problems
+
+    def prepare(self, dataset: Any) -> Any:
+        """The rows to read, before any is converted (e.g. one copy of each repeated row)."""
+        return dataset
 
     def canonical_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row with ted's field names (question, answer, options, images, id)."""

@@ -74,10 +74,13 @@ def load_problems(
     return problems
 
 
-def open_dataset(source: str, split: str | None = None, revision: str | None = None) -> tuple[Any, Path | None]:
+def open_dataset(
+    source: str, split: str | None = None, revision: str | None = None, name: str | None = None
+) -> tuple[Any, Path | None]:
     """A `datasets.Dataset` (one split) from a local file or folder or a Hub id, images undecoded.
 
-    Returns the dataset and the folder that relative image paths are resolved against.
+    `name` picks a configuration of a dataset that has several (a folder or Hub repository whose
+    card declares them). Returns the dataset and the folder relative image paths are resolved against.
     """
     import datasets
 
@@ -97,10 +100,12 @@ def open_dataset(source: str, split: str | None = None, revision: str | None = N
             if any((path / marker).exists() for marker in _DISK_MARKERS):
                 loaded = datasets.load_from_disk(str(path))
             else:
-                loaded = datasets.load_dataset(str(path))
+                # datasets caches a folder's rows under its name and layout, not its contents: two
+                # copies called `mathvision` (or one edited copy) would read each other's rows.
+                loaded = datasets.load_dataset(str(path), name, download_mode="force_redownload")
             base_dir = path
         elif _HUB_ID.match(source) and path.suffix.lower() not in _TEXT_SUFFIXES | {".parquet"}:
-            loaded = datasets.load_dataset(source, revision=revision)
+            loaded = datasets.load_dataset(source, name, revision=revision)
             base_dir = None
         else:
             raise DataError(f"{source}: no such file or folder (give a JSONL/CSV/Parquet file, a datasets folder, or a Hub id org/name)")

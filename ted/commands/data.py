@@ -1,0 +1,60 @@
+"""`ted data sample`: a training file disjoint from an evaluation set (see `ted.tasks.splits`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ted.errors import ConfigError
+
+data_app = typer.Typer(help="Prepare training data.", no_args_is_help=True)
+
+
+def _fields(items: list[str], option: str) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise ConfigError(f"{option} {item!r}: use OURS=THEIRS, e.g. {option} question=problem")
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
+
+
+@data_app.command()
+def sample(
+    pool: Annotated[str, typer.Argument(help="Where to sample from: a JSONL/CSV/Parquet file, a datasets folder or a Hub id.")],
+    out: Annotated[Path, typer.Option(help="The training file to write (JSONL; images go to OUT-images/ beside it).")],
+    n: Annotated[int, typer.Option("--n", help="How many problems to sample.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    exclude: Annotated[list[str], typer.Option("--exclude", help="An evaluation set the sample must not overlap (same forms as POOL); repeatable.")] = [],
+    task: Annotated[Optional[str], typer.Option(help="Read POOL with this benchmark's loader (a local copy in its Hub schema).")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split of POOL.")] = None,
+    field: Annotated[list[str], typer.Option("--field", help="Map a POOL column: OURS=THEIRS (question, answer, options, images, id).")] = [],
+    exclude_task: Annotated[Optional[str], typer.Option(help="Read the --exclude sets with this benchmark's loader.")] = None,
+    exclude_split: Annotated[Optional[str], typer.Option(help="Split of the --exclude sets.")] = None,
+    exclude_field: Annotated[list[str], typer.Option("--exclude-field", help="Map a column of the --exclude sets: OURS=THEIRS.")] = [],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --out.")] = False,
+) -> None:
+    """Sample N training problems from POOL that share none with the --exclude sets (by id, question text, image)."""
+    from ted.tasks.splits import read_source, sample_disjoint, write_jsonl
+
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; use --force to overwrite it")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; name the JSONL file to write")
+    if n < 1:
+        raise ConfigError(f"--n {n}: ask for at least one problem")
+    pool_fields, eval_fields = _fields(field, "--field"), _fields(exclude_field, "--exclude-field")
+    source = read_source(pool, task, split, pool_fields)
+    evals = [read_source(ref, exclude_task, exclude_split, eval_fields) for ref in exclude]
+    chosen = sample_disjoint(source, evals, n, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(chosen.problems, out)
+    Console(stderr=True, highlight=False).print(chosen.summary(out), soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
