@@ -6,8 +6,9 @@ before it and "Remember to put your answer on its own line after "Answer:"." aft
 reward_model {ground_truth, style}, extra_info {index}. The published file repeats every problem
 100 times (1.79M rows); one copy of each is kept, in first-seen order, before anything else.
 
-The problem is the text between the instruction's lines; the answer is `ground_truth`; answers
-compare as integers, as for AIME.
+The problem is the text between the instruction's lines; the answer is `ground_truth`. Prompt and
+grading are AIME's (`ted_aime`), the benchmark the text library is scored on, so rollouts on DAPO
+problems are graded the way the evaluation will grade them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class DapoMathTask(AimeTask):
     default_split = "train"
     splits = ("train",)
     required = ("prompt", "reward_model")
-    answer_hint = "an integer"
 
     def prepare(self, dataset: Any) -> Any:
         """One row per problem: the published file repeats each one 100 times."""

@@ -76,9 +76,9 @@ def test_dapo_one_copy_of_each_problem_without_the_instruction(tmp_path: Path) -
     assert [p.id for p in problems] == ["dapo-0-0", "dapo-1-0", "dapo-2-0"]
     assert problems[0].meta["source"] == "math_dapo"
     prompt = task.format_prompt(problems[1])
-    assert "Solve the following math problem step by step. The last line" not in prompt and "an integer" in prompt
-    assert task.score("Answer: 12", problems[1]) and task.score("\\boxed{012}", problems[1])
-    assert not task.score("Answer: 13", problems[1])
+    assert "Solve the following math problem" not in prompt and "divisors of $2024$" in prompt
+    assert prompt == get_task("aime").format_prompt(problems[1])  # graded as the AIME evaluation grades
+    assert task.score("so \\boxed{12}", problems[1]) and not task.score("so \\boxed{13}", problems[1])
     assert len(task.load(data_files=str(folder), limit=2)) == 2
 
 
