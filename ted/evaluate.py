@@ -77,19 +77,31 @@ def data_source(task: BaseTask, metadata: dict[str, Any]) -> str | None:
     raise DataError(f"TED_DATA_DIR={folder} has no data for {task.name} (expected one of {names})")
 
 
-def system_text(library: Library | None) -> str:
-    """The system message `[system prompt; E]`, exactly as distillation rollouts send it."""
-    from ted.distill.rollouts import student_messages
+def system_text(task: BaseTask, library: Library | None) -> str:
+    """lm-eval's `description`: the task's system text for the library ("" for the baseline).
 
-    return student_messages(library, Problem(id="-", question="-", answer="-"), get_task())[0].text
+    It ends with a blank line, because without a chat template lm-eval writes it straight in
+    front of the question."""
+    text = task.system_prompt(library.render() if library is not None else "")
+    return f"{text.rstrip()}\n\n" if text else ""
+
+
+def wants_placeholders(metadata: dict[str, Any]) -> bool:
+    """Whether the question text carries `<image>` placeholders: local multimodal models need them
+    (hf-multimodal, vllm-vlm: lm-eval merges their `pretrained` model argument into the metadata),
+    chat APIs would receive them as literal text. `image_placeholders` in the metadata decides explicitly."""
+    if "image_placeholders" in metadata:
+        return str(metadata["image_placeholders"]).strip().lower() in ("1", "true", "yes")
+    return "pretrained" in metadata
 
 
 # --------------------------------------------------------------------------- lm-eval documents
 def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
     """The documents of an lm-eval task as `{split: datasets.Dataset}` (lm-eval's `custom_dataset`).
 
-    `metadata` is lm-eval's `--metadata` merged with the task's own (and, for `simple_evaluate`
-    without a task manager, the model args); only `library`, `data_files` and `revision` are read.
+    `metadata` is lm-eval's `--metadata` merged with the task's own and the model arguments, so only
+    names no model uses are read: `library`, `data_files`, `dataset_revision`, `image_placeholders`
+    (never `revision`, which is the model's).
     """
     import datasets
 
@@ -101,14 +113,16 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
     source = data_source(task, metadata)
     if not isinstance(task, BenchmarkTask):
         raise DataError(f"{lm_task}: {task_name} is not a benchmark task")
-    problems = task.load(split=split, data_files=source, revision=metadata.get("revision"))
-    system = system_text(library)
+    revision = metadata.get("dataset_revision")
+    problems = task.load(split=split, data_files=source, revision=revision)
+    system = system_text(task, library)
     with_images = task.has_images
-    rows = [_doc(task, problem, system, with_images) for problem in problems]
+    placeholders = with_images and wants_placeholders(metadata)
+    rows = [_doc(task, problem, system, with_images, placeholders) for problem in problems]
     features = _features(with_images)
     dataset = datasets.Dataset.from_list(rows, features=features)
     fingerprint = hashlib.sha256(
-        "\x00".join([lm_task, source or task.dataset, str(metadata.get("revision")), system] + [r["ted_prompt"] + "\x01" + r["answer"] for r in rows]).encode()
+        "\x00".join([lm_task, source or task.dataset, str(revision), system] + [r["ted_prompt"] + "\x01" + r["answer"] for r in rows]).encode()
     ).hexdigest()
     guard_request_cache(lm_task, fingerprint)
     bad = sum(1 for row in rows if row["image_error"])
@@ -117,7 +131,7 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
     return {"test": dataset}
 
 
-def _doc(task: BaseTask, problem: Problem, system: str, with_images: bool) -> dict[str, Any]:
+def _doc(task: BaseTask, problem: Problem, system: str, with_images: bool, placeholders: bool) -> dict[str, Any]:
     prompt = task.format_prompt(problem)
     row: dict[str, Any] = {
         "ted_task": task.name,
@@ -131,7 +145,8 @@ def _doc(task: BaseTask, problem: Problem, system: str, with_images: bool) -> di
     }
     if with_images:
         row["ted_images"] = [image.convert("RGB") if image.mode not in ("RGB", "L") else image for image in problem.images]
-        prompt = IMAGE_PLACEHOLDER * len(problem.images) + ("\n" if problem.images else "") + prompt
+        if placeholders and problem.images:
+            prompt = IMAGE_PLACEHOLDER * len(problem.images) + "\n" + prompt
     row["ted_prompt"] = prompt
     return row
 
@@ -156,15 +171,18 @@ def doc_problem(doc: dict[str, Any]) -> Problem:
 
 
 def score_doc(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    """lm-eval `process_results`: acc, no_answer, image_errors, and acc per category (NaN elsewhere)."""
+    """lm-eval `process_results`: acc (the upstream verdict), acc_lenient (ted's reading), no_answer,
+    image_errors, and acc per category (NaN elsewhere)."""
     task = get_task(doc["ted_task"])
     reply = results[0] if results else ""
-    scores: dict[str, float] = {"acc": 0, "no_answer": 0, "image_errors": 0}
+    scores: dict[str, float] = {"acc": 0, "acc_lenient": 0, "no_answer": 0, "image_errors": 0}
     if doc.get("image_error"):
         scores["image_errors"] = 1
     else:
-        grade = task.grade(reply, doc_problem(doc))
+        problem = doc_problem(doc)
+        grade = task.grade(reply, problem)
         scores["acc"] = int(grade.correct)
+        scores["acc_lenient"] = int(task.grade_lenient(reply, problem).correct)
         scores["no_answer"] = int(grade.no_answer)
     for category in getattr(task, "categories", ()):
         scores[f"acc_{category}"] = scores["acc"] if (doc.get("category") or "").lower() == category else math.nan

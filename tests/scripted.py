@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from ted import prompts
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
 
 WORDS = ["units", "signs", "cases", "bounds", "parity", "symmetry", "diagrams", "invariants", "edge cases", "definitions",
@@ -96,6 +97,9 @@ class SumTask:
     """A minimal Task for algorithm tests: integer answers after `Answer:`."""
 
     name = "sum"
+
+    def system_prompt(self, library_block: str) -> str:
+        return prompts.render("solve", library=library_block)
 
     def format_prompt(self, problem) -> str:  # type: ignore[no-untyped-def]
         return problem.question + "\nEnd with `Answer: <number>`."

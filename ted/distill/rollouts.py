@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ted import prompts
 from ted.distill.usage import cited_ids
 from ted.library import Library
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams
@@ -21,11 +20,9 @@ class Rollout:
 
 def student_messages(library: Library | None, problem: Problem, task: Task) -> list[Message]:
     """`[system prompt; E; input]`: the same layout for distillation, evaluation and the Space."""
-    block = library.render() if library is not None else ""
-    return [
-        Message("system", prompts.render("solve", library=block)),
-        Message("user", task.format_prompt(problem), images=list(problem.images)),
-    ]
+    system = task.system_prompt(library.render() if library is not None else "")
+    user = Message("user", task.format_prompt(problem), images=list(problem.images))
+    return [Message("system", system), user] if system else [user]
 
 
 def grade(text: str, problem: Problem, task: Task, known_ids: list[str]) -> Rollout:

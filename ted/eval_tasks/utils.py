@@ -3,7 +3,8 @@
 `custom_dataset` functions receive lm-eval's `--metadata` as keyword arguments:
 `library` (a local path or `org/name@version`; empty = baseline; default `TED_LIBRARY`),
 `data_files` (a local copy of the benchmark in its Hub schema; default `TED_DATA_DIR/<task>`),
-`revision` (override the pinned dataset revision).
+`dataset_revision` (override the pinned dataset revision; `revision` is the model's and is never read),
+`image_placeholders` (true/false; default: only for models given as `pretrained=`, see `ted.evaluate`).
 """
 
 from __future__ import annotations

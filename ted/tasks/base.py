@@ -28,6 +28,10 @@ class Problem(BaseModel):
 class Task(Protocol):
     name: str
 
+    def system_prompt(self, library_block: str) -> str | None:
+        """The system message for a rendered library ("" = none); None when there is no system message."""
+        ...
+
     def format_prompt(self, problem: Problem) -> str:
         """The user message text: question, options, and how to state the final answer."""
         ...

@@ -29,6 +29,10 @@ class BenchmarkTask(BaseTask):
     category_field: ClassVar[str | None] = None
     has_images: ClassVar[bool] = False
 
+    def system_prompt(self, library_block: str) -> str | None:
+        """None for the baseline: the upstream protocols have no system prompt, the library is the only addition."""
+        return library_block or None
+
     def load(
         self,
         split: str | None = None,

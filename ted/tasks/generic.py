@@ -37,6 +37,9 @@ class BaseTask:
     max_gen_toks = 4096  # the protocol's generation limit
 
     # ----------------------------------------------------------------- the question
+    def system_prompt(self, library_block: str) -> str | None:
+        return prompts.render("solve", library=library_block)
+
     def letters(self, problem: Problem) -> str | None:
         """The option letters when the problem is multiple choice, else None."""
         return answers.LETTERS[: len(problem.options)] if problem.options else None

@@ -102,14 +102,19 @@ def test_lm_eval_docs_carry_the_library_block_exactly_when_given(data: dict[str,
 
 
 def test_lm_eval_docs_images_and_undecodable_ones(data: dict[str, Path]) -> None:
-    docs = lm_eval_docs("ted_mathvision", data_files=str(data["mathvision"]))["test"]
+    docs = lm_eval_docs("ted_mathvision", data_files=str(data["mathvision"]), pretrained="some/vlm")["test"]
     assert len(docs) == 4
     assert isinstance(docs[0]["ted_images"][0], Image.Image) and docs[0]["ted_prompt"].startswith("<image>\n")
+    # Chat APIs (no `pretrained` model argument) get no placeholder text; the metadata can say so explicitly.
+    api = lm_eval_docs("ted_mathvision", data_files=str(data["mathvision"]))["test"]
+    assert api[0]["ted_prompt"] == get_task("mathvision").format_prompt(get_task("mathvision").load(data_files=str(data["mathvision"]), limit=1)[0])
+    assert "<image>" not in lm_eval_docs("ted_mathvision", data_files=str(data["mathvision"]), pretrained="x", image_placeholders="false")["test"][0]["ted_prompt"]
     broken = docs[3]
     assert broken["ted_images"] == [] and broken["image_error"]
-    assert score_doc(broken, ["Answer: D"]) == {"acc": 0, "no_answer": 0, "image_errors": 1}
-    assert score_doc(docs[1], ["\\boxed{circle}"]) == {"acc": 1, "no_answer": 0, "image_errors": 0}
-    assert score_doc(docs[0], ["I cannot tell."]) == {"acc": 0, "no_answer": 1, "image_errors": 0}
+    assert score_doc(broken, ["Answer: D"]) == {"acc": 0, "acc_lenient": 0, "no_answer": 0, "image_errors": 1}
+    assert score_doc(docs[1], ["\\boxed{circle}"]) == {"acc": 1, "acc_lenient": 1, "no_answer": 0, "image_errors": 0}
+    assert score_doc(docs[1], ["Answer: circle"]) == {"acc": 0, "acc_lenient": 1, "no_answer": 1, "image_errors": 0}
+    assert score_doc(docs[0], ["I cannot tell."]) == {"acc": 0, "acc_lenient": 0, "no_answer": 1, "image_errors": 0}
 
 
 def test_visualpuzzles_scores_per_category(data: dict[str, Path]) -> None:
