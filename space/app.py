@@ -35,6 +35,7 @@ from tedspace import (
     shown,
 )
 
+from ted.control_tokens import check_library, special_tokens
 from ted.errors import TedError
 from ted.library import Library
 from ted.redact import scrub_logs
@@ -95,8 +96,11 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
         """The question, its images and the library to inject; a TedError says what to change."""
         text = (message or {}).get("text") or ""
         files = list((message or {}).get("files") or [])
-        check_input(text, files, limits, student.supports_images)
+        special = special_tokens(student.model)
+        check_input(text, files, limits, student.supports_images, special)
         library = catalog.library(key, version)
+        if library is not None:
+            check_library(library, special)  # the student's own special tokens, beyond the maintained list
         if compare and library is None:
             raise InputProblem("Pick a library to compare with the plain student.")
         return text, files, library

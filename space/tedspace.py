@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ted import prompts
+from ted.control_tokens import find_control, special_tokens
 from ted.distill.usage import cited_ids
 from ted.errors import ConfigError, LibraryError, TedError
 from ted.hub import VersionInfo, list_versions, load_library, parse_ref
@@ -119,6 +120,7 @@ class Student:
             self.model.load()
         elif self.model.backend == "llama_cpp":
             asyncio.run(self.model.chat([Message("user", "Hi")], SamplingParams(max_tokens=1, temperature=0.0)))
+        special_tokens(self.model)  # read once here (a llama.cpp vocabulary scan), not while a visitor waits
 
     def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str]:
         if self._gpu_generate is None:
@@ -321,6 +323,7 @@ def history_messages(chat: Sequence[Mapping[str, Any]], keep: int) -> list[Messa
     """The last `keep` turns of a Gradio chat as text messages (earlier images are not resent).
 
     Replies that were notices (errors, refusals) are left out: they are the app talking, not the model.
+    So are turns carrying chat-template control sequences (the history comes from the caller).
     """
     out: list[Message] = []
     for message in chat:
@@ -328,8 +331,8 @@ def history_messages(chat: Sequence[Mapping[str, Any]], keep: int) -> list[Messa
         if role not in ("user", "assistant"):
             continue
         text = _text_of(message.get("content"))
-        if not text.strip() or (role == "assistant" and text.startswith(NOTICE)):
-            continue
+        if not text.strip() or (role == "assistant" and text.startswith(NOTICE)) or find_control(text):
+            continue  # a turn carrying chat-template markup was forged by the caller: it never reaches the model
         out.append(Message(role, unshown(text) if role == "assistant" else text))
     out = out[-keep:]
     while out and out[0].role != "user":
@@ -348,8 +351,8 @@ def _text_of(content: Any) -> str:
 
 
 # --------------------------------------------------------------------------- checks and messages
-def check_input(text: str, files: Sequence[str], limits: Limits, supports_images: bool) -> None:
-    """Raise InputProblem with a friendly line when a message breaks a limit."""
+def check_input(text: str, files: Sequence[str], limits: Limits, supports_images: bool, special: Sequence[str] = ()) -> None:
+    """Raise InputProblem with a friendly line when a message breaks a limit or carries chat-template markup."""
     from PIL import Image, UnidentifiedImageError
 
     if not text.strip() and not files:
@@ -358,6 +361,8 @@ def check_input(text: str, files: Sequence[str], limits: Limits, supports_images
         raise InputProblem(
             f"Your message is {len(text):,} characters long; the limit here is {limits.max_message_chars:,}. Please shorten it."
         )
+    if found := find_control(text, special):
+        raise InputProblem(f"Your message contains {found!r}, a chat-template control sequence this Space does not pass to the model; please remove it.")
     if files and not supports_images:
         raise InputProblem(
             "This student reads text only, so it cannot look at images. "

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
 from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
@@ -81,6 +82,8 @@ class Experience(BaseModel):
             raise ValueError("contains invisible Unicode characters (zero-width or bidi controls)")
         if _CONTROL.search(value):
             raise ValueError("contains control characters")
+        if found := find_control(value):
+            raise ValueError(refusal("the text", found))
         if not value.strip():
             raise ValueError("is blank")
         return value
@@ -256,9 +259,13 @@ class Library(BaseModel):
             return cls.model_validate(data)
         except ValidationError as err:
             first = err.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            loc = first["loc"]
+            where = ".".join(str(part) for part in loc) or "(top level)"
+            if len(loc) > 1 and loc[0] == "items" and isinstance(loc[1], int) and isinstance(data["items"][loc[1]], dict):
+                where += f" (experience {str(data['items'][loc[1]].get('id'))[:20]})"  # the item a reader looks for
             more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
-            raise LibraryError(f"{origin}: invalid library at {where}: {first['msg']}{more}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise LibraryError(f"{origin}: invalid library at {where}: {message}{more}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"

@@ -318,11 +318,14 @@ def chat(
 ) -> None:
     """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
     from ted import prompts
+    from ted.control_tokens import check_library, special_tokens
     from ted.models import load_model
     from ted.models.base import Message, SamplingParams
 
     lib = resolve_library(library) if library else None
     model = load_model(student, api_key_env=api_key_env)
+    if lib is not None:
+        check_library(lib, special_tokens(model))
     system = prompts.render("solve", library=lib.render() if lib else "")
     history: list[Message] = [Message("system", system)]
     console = Console()

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ted import prompts
+from ted.control_tokens import find_control
 from ted.distill.extract import MAX_CHARS
 from ted.library import Library, clean_text, id_number
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, Usage, chat_json
@@ -87,6 +88,9 @@ def apply_compression_ops(library: Library, ops: list[CompressOp], step: int) ->
         text = clean_text(op.text or "")
         if op.op in ("merge", "rewrite") and not 1 <= len(text) <= MAX_CHARS:
             skipped.append(f"{op.op} {ids}: text missing or over {MAX_CHARS} characters")
+            continue
+        if op.op in ("merge", "rewrite") and (found := find_control(text)):
+            skipped.append(f"{op.op} {ids}: chat-template control sequence {found!r}")
             continue
         if op.op == "merge" and len(ids) < 2:
             op = CompressOp(op="rewrite", ids=ids, text=text)

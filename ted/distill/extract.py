@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ted import prompts
+from ted.control_tokens import find_control
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
 from ted.library import Library, clean_text
@@ -66,6 +67,8 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
         return "placeholder text, not a lesson"
     if not MIN_CHARS <= len(op.text) <= MAX_CHARS:
         return f"length {len(op.text)} outside {MIN_CHARS}-{MAX_CHARS} characters"
+    if found := find_control(op.text):
+        return f"chat-template control sequence {found!r}"
     copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}
     if copied:
         return f"copies numbers from the problem: {', '.join(sorted(copied))}"

@@ -198,6 +198,10 @@ class BaseChatModel:
     async def aclose(self) -> None:
         return None
 
+    def special_tokens(self) -> tuple[str, ...]:
+        """The tokenizer's own special tokens, checked in untrusted text (ted.control_tokens); none when unknown."""
+        return ()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
 

@@ -136,6 +136,7 @@ class LlamaCppChatModel(BaseChatModel):
         self.supports_images = False
         self._lock = threading.Lock()
         self._llm: Any = None
+        self._special: tuple[str, ...] | None = None
 
     def _load(self) -> Any:
         """Load on first use (call with the lock held): constructing a model costs seconds."""
@@ -169,6 +170,20 @@ class LlamaCppChatModel(BaseChatModel):
                 llm.chat_handler = llama_chat_format.hf_tokenizer_config_to_chat_completion_handler(GEMMA_CHAT_CONFIG)
             self._llm = llm
         return self._llm
+
+    def special_tokens(self) -> tuple[str, ...]:
+        """The GGUF vocabulary's control tokens (turn markers, BOS/EOS, reserved ones)."""
+        if self._special is None:
+            import llama_cpp
+
+            with self._lock:
+                model = self._load()._model
+                self._special = tuple(
+                    model.token_get_text(i)
+                    for i in range(model.n_vocab())
+                    if model.token_get_attr(i) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+                )
+        return self._special
 
     def _request(self, messages: Sequence[Message], params: SamplingParams, seed: int | None) -> dict[str, Any]:
         request: dict[str, Any] = {

@@ -114,6 +114,12 @@ class HFChatModel(BaseChatModel):
                 "(pass hf:DIR for a local folder, or a Hub ID that is cached or downloadable)"
             ) from None
 
+    def special_tokens(self) -> tuple[str, ...]:
+        """The tokenizer's special and added-special tokens (turn markers, image placeholders)."""
+        tok = self.tokenizer
+        added = [t.content for t in getattr(tok, "added_tokens_decoder", {}).values() if getattr(t, "special", False)]
+        return tuple(dict.fromkeys([*tok.all_special_tokens, *added]))
+
     @property
     def tokenizer(self) -> Any:
         """The model's tokenizer (loaded without the weights)."""
