@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,22 +68,18 @@ def _served_models(base_url: str) -> list[str] | None:
         return None
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """Start `python -m llama_cpp.server` with the bundled model; yield its URL and model name."""
-    from ted.models.llama_cpp import GEMMA_CHAT_CONFIG, bundled_model_path
+@contextmanager
+def serve_llama(workdir: Path, *chat_format: str) -> Iterator[LlamaServer]:
+    """`python -m llama_cpp.server` with the bundled model and the given `--chat_format …` arguments."""
+    from ted.models.llama_cpp import bundled_model_path
 
-    workdir = tmp_path_factory.mktemp("llama_server")
-    chat_config = workdir / "gemma_chat_config.json"
-    chat_config.write_text(json.dumps(GEMMA_CHAT_CONFIG))
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", bundled_model_path(),
         "--model_alias", SERVED_MODEL,
-        "--chat_format", "hf-tokenizer-config",
-        "--hf_tokenizer_config_path", str(chat_config),
+        *chat_format,
         "--n_ctx", "4096",
         "--interrupt_requests", "False",
         "--host", "127.0.0.1",
@@ -102,3 +99,15 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         yield LlamaServer(base_url, models[0])
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """Start `python -m llama_cpp.server` with the bundled model; yield its URL and model name."""
+    from ted.models.llama_cpp import GEMMA_CHAT_CONFIG
+
+    workdir = tmp_path_factory.mktemp("llama_server")
+    chat_config = workdir / "gemma_chat_config.json"
+    chat_config.write_text(json.dumps(GEMMA_CHAT_CONFIG))
+    with serve_llama(workdir, "--chat_format", "hf-tokenizer-config", "--hf_tokenizer_config_path", str(chat_config)) as server:
+        yield server
