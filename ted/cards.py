@@ -28,6 +28,7 @@ import jinja2
 import yaml
 
 from ted.evaluate import LM_EVAL_TASKS
+from ted.errors import LibraryError
 from ted.library import Library, clean_text
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
@@ -39,6 +40,12 @@ CURVE_IMAGE = "assets/learning_curve.png"
 USAGE_IMAGE = "assets/usage.png"
 DEFAULT_LICENSE = "apache-2.0"
 PAPER_TITLE = "TED: Training-Free Experience Distillation for Multimodal Reasoning"
+PAPER_ARXIV = "2603.26778"
+"""The paper's arXiv id: in the card's tags (`arxiv:ID`) and body, so the Hub links the paper page."""
+PAPER_AUTHORS = "Shuozhi Yuan and Jinqing Wang and Zihao Liu and Miaomiao Yuan and Haoran Peng and Jin Zhao and Bingwen Wang and Haoyi Wang"
+STUDENT_URL = "http://127.0.0.1:8000/v1"
+"""Where the card's copy-paste commands expect the student's OpenAI-compatible server."""
+_DATA_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt", ".tsv")
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|~!])")
 _COMMAND_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,199}$")
@@ -54,6 +61,24 @@ def command_token(value: Any, placeholder: str) -> str:
     """A value for a copy-paste command: used as is only if it cannot break out of the command."""
     text = str(value or "")
     return text if _COMMAND_SAFE.match(text) else placeholder
+
+
+def hub_dataset_id(value: str | None) -> str | None:
+    """`value` if it names a Hub dataset (`org/name` or a bare canonical `name`), else None.
+
+    A run records what `--data` was given: a local file or folder is not a Hub id even when it
+    looks like one (`data/train`), so anything that exists here or ends like a data file is left out.
+    """
+    from ted.hub import check_repo_id  # ted.hub imports this module
+
+    text = clean_text(value or "")
+    if not text or text.lower().endswith(_DATA_FILE_SUFFIXES) or Path(text).expanduser().exists():
+        return None
+    try:
+        check_repo_id(text if "/" in text else f"canonical/{text}")
+    except LibraryError:
+        return None
+    return text
 
 
 def fmt_score(value: float | None) -> str:
@@ -87,13 +112,13 @@ def card_metadata(library: Library, *, version: str | None, license: str = DEFAU
     meta: dict[str, Any] = {
         "license": license,
         "pretty_name": f"TED experience library: {clean_text(library.name)}",
-        "tags": ["ted", "experience-library", "distillation", "in-context-learning"],
+        "tags": ["ted", "experience-library", "distillation", "in-context-learning", f"arxiv:{PAPER_ARXIV}"],
         "task_categories": ["question-answering"],
         "size_categories": ["n<1K"],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": EXPERIENCES_FILE}]}],
     }
-    if library.source.dataset:
-        meta["source_datasets"] = [clean_text(library.source.dataset)]
+    if source_id := hub_dataset_id(library.source.dataset):
+        meta["source_datasets"] = [source_id]
     meta["ted"] = {
         "format": library.format,
         "name": clean_text(library.name),
@@ -140,11 +165,16 @@ def render_card(
     front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000)
     cost = library.cost
     roles = [(name, role) for name, role in sorted(cost.roles.items())]
+    ref_cmd = command_token(ref, "ORG/NAME@VERSION")
+    repo_cmd, _, version_cmd = ref_cmd.partition("@")
     body = env.get_template(TEMPLATE_NAME).render(
         lib=library,
         meta=metadata["ted"],
         ref=ref,
-        ref_cmd=command_token(ref, "ORG/NAME@VERSION"),
+        ref_cmd=ref_cmd,
+        repo_cmd=repo_cmd,
+        version_cmd=version_cmd or "VERSION",
+        student_url=STUDENT_URL,
         student_cmd=command_token(library.student.model, "STUDENT_MODEL"),
         lm_task=lm_eval_task(library),
         lm_tasks=[f"`{name}`" for name in LM_EVAL_TASKS],
@@ -156,6 +186,8 @@ def render_card(
         roles=roles,
         cost=cost,
         paper_title=PAPER_TITLE,
+        paper_arxiv=PAPER_ARXIV,
+        paper_authors=PAPER_AUTHORS,
     )
     return f"---\n{front}---\n\n{body}"
 

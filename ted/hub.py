@@ -19,9 +19,16 @@ repo listing before anything is downloaded, `library.json` is validated and capp
 `Library.load`, and nothing is executed or unpickled. Only the files of the ted layout are fetched.
 
 **Publishing.** `push_library` makes one commit (library.json byte for byte, experiences.jsonl,
-README.md card, charts) on `main`, then tags it with the version. The tag is created only after
-the commit succeeded, so a failure mid-push publishes nothing. An existing version is refused
-unless `force=True`.
+README.md card, charts), then tags it with the version. The tag is created only after the commit
+succeeded, so a failure mid-push publishes nothing. An existing version is refused unless
+`force=True`. A library with no experiences is refused: its `experiences.jsonl` would be empty,
+and `datasets.load_dataset(repo)` and the dataset viewer fail on a config with no rows.
+
+**`main` is always the newest version**, because `load_dataset(repo)`, `hf_hub_download`, the
+viewer and the repo page read `main` while `ted pull repo` takes the highest tag. A version at
+least as high as every published one is committed on `main`. An older one (a forced re-push of
+v1 after v2, or a new v1.5) is committed off-branch: on a temporary branch started at that
+version's commit (or at `main`), tagged, and the branch deleted, so only the tag moves.
 
 **Hub access.** Everything goes through `huggingface_hub`: the token comes from `HF_TOKEN` or
 the saved login (`hf auth login`), the endpoint from `HF_ENDPOINT`, files are cached in the Hub
@@ -235,6 +242,11 @@ class _Hub:
             raise HubError(message + unpublished) from None
         except hf.HFValidationError as err:
             raise LibraryError(f"{repo_id!r}: not a valid Hub dataset id ({err})") from None
+        except ConnectionError as err:  # hf_xet (Xet storage) reports its failures as builtin ConnectionErrors
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise HubError(
+                f"the Hub's Xet storage failed for {where} ({detail}).{unpublished} Try again, or set HF_HUB_DISABLE_XET=1 to use LFS"
+            ) from None
         except httpx2.HTTPError as err:
             raise HubError(
                 f"network error talking to the Hub at {self.endpoint} ({type(err).__name__}: {err}).{unpublished} "
@@ -419,6 +431,11 @@ def push_library(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, get_token
 
     raw, library = _local_source(source)
+    if not library.items:
+        raise LibraryError(
+            f"{library.name}: the library has no experiences, so there is nothing to publish (a dataset with no rows "
+            "cannot be loaded by datasets or shown by the viewer); distil on more or other problems, then push"
+        )
     check_repo_id(repo_id)
     if version is not None:
         check_revision(version)
@@ -439,19 +456,24 @@ def push_library(
                 f"{repo_id}@{version} already exists; pass --force to replace it, or leave out --version to publish {next_version(list(tags))}"
             )
         head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+        newest = newest_version([t for t in tags if t != version])
+        on_main = newest is None or (version_key(version) or (0, 0, 0)) >= (version_key(newest) or (0, 0, 0))
+        base = head if on_main else tags.get(version, head)
         files = {LIBRARY_FILE: raw, **render_files(library, ref=f"{repo_id}@{version}", version=version, license=license)}
-        present = hub.api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head) if head else []
+        present = hub.api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=base) if base else []
         stale = [p for p in present if p in LAYOUT and p not in files]
         operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in files.items()]
         operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
-        commit = hub.api.create_commit(
-            repo_id,
-            operations,
-            commit_message=message or f"Publish {library.name} {version}",
-            commit_description=f"ted library {library.name}: {len(library.items)} experiences.",
-            repo_type=REPO_TYPE,
-            parent_commit=head,
-        )
+        with _publish_branch(hub.api, repo_id, None if on_main else base) as branch:
+            commit = hub.api.create_commit(
+                repo_id,
+                operations,
+                commit_message=message or f"Publish {library.name} {version}",
+                commit_description=f"ted library {library.name}: {len(library.items)} experiences.",
+                repo_type=REPO_TYPE,
+                revision=branch,
+                parent_commit=base,
+            )
         oid = str(commit.oid)
         if replaced:
             hub.api.delete_tag(repo_id, tag=version, repo_type=REPO_TYPE)
@@ -469,6 +491,21 @@ def push_library(
 
 
 # --------------------------------------------------------------------------- helpers
+@contextmanager
+def _publish_branch(api: HfApi, repo_id: str, start: str | None) -> Iterator[str]:
+    """`main`, or (given a start commit) a temporary branch there, deleted afterwards: a commit
+    for an older version must not move `main`, and the tag keeps it reachable."""
+    if start is None:
+        yield "main"
+        return
+    branch = f"ted-publish-{os.urandom(4).hex()}"
+    api.create_branch(repo_id, branch=branch, revision=start, repo_type=REPO_TYPE)
+    try:
+        yield branch
+    finally:
+        api.delete_branch(repo_id, branch=branch, repo_type=REPO_TYPE)
+
+
 def _local_source(source: Library | str | os.PathLike[str]) -> tuple[bytes, Library]:
     """The bytes to upload and the validated library: a file is sent unchanged (byte-identical pulls)."""
     if isinstance(source, Library):

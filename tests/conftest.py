@@ -19,6 +19,7 @@ lines are shown if it fails to start.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,11 @@ from typing import NamedTuple
 import pytest
 
 from tests.processes import stop
+
+# huggingface_hub sends LFS-mode files through Xet whenever hf_xet is installed; the local Hub
+# server (tests/integration/hub_server.py) has no Xet CAS, so tests take the LFS path the Hub also
+# accepts. Set before huggingface_hub is imported (it reads the switch at import time).
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
 SERVED_MODEL = "gemma-3-270m"
 STARTUP_TIMEOUT_S = 120

@@ -10,12 +10,38 @@ same routes, JSON shapes and headers as the Hub (read from the client's source):
     GET    /api/{type}s/{ns}/{name}[/revision/{rev}]  repo info: sha, lastModified, siblings
     GET    /api/{type}s/{ns}/{name}/refs              branches and tags
     GET    /api/{type}s/{ns}/{name}/tree/{rev}[/{p}]  file listing (recursive or one level)
-    POST   /api/{type}s/{ns}/{name}/preupload/{rev}   upload mode per file (always "regular")
-    POST   /api/{type}s/{ns}/{name}/commit/{rev}      NDJSON commit with base64 inline files
+    POST   /api/{type}s/{ns}/{name}/preupload/{rev}   upload mode per file: "lfs" or "regular", as the Hub decides
+    POST   /api/{type}s/{ns}/{name}/commit/{rev}      NDJSON commit: base64 inline files and `lfsFile` pointers
     POST   /api/{type}s/{ns}/{name}/tag/{rev}         create a tag (409 if it exists)
     DELETE /api/{type}s/{ns}/{name}/tag/{tag}         delete a tag
+    POST   /api/{type}s/{ns}/{name}/branch/{branch}   create a branch at `startingPoint` (409 if it exists)
+    DELETE /api/{type}s/{ns}/{name}/branch/{branch}   delete a branch (never main)
+    POST   /api/{type}s/{ns}/{name}/paths-info/{rev}  metadata of given paths (what `datasets` asks)
+    GET    /api/{type}s/{ns}/{name}/xet-write-token/… answered 501: Xet storage is not implemented (see below)
     HEAD   /{prefix}{ns}/{name}/resolve/{rev}/{path}  file metadata: X-Repo-Commit, ETag, size
-    GET    /{prefix}{ns}/{name}/resolve/{rev}/{path}  file content (Range supported)
+    GET    /{prefix}{ns}/{name}/resolve/{rev}/{path}  file content (Range supported); LFS files redirect
+    POST   /{prefix}{ns}/{name}.git/info/lfs/objects/batch   Git LFS batch API, `basic` transfer
+    PUT    /lfs/upload/{oid}?sig=…                    LFS object upload (the batch answer's signed URL)
+    POST   /{prefix}{ns}/{name}.git/info/lfs/objects/verify  LFS verify (authenticated)
+    GET    /lfs/objects/{oid}?sig=…                   LFS object download (signed URL, the "CDN")
+
+**Uploads take the path the Hub forces.** preupload answers `lfs` for binary files (a NUL byte or
+invalid UTF-8 in the sample), files of 10 MB and more, and paths matching a `filter=lfs` pattern of
+the repo's `.gitattributes` (a new repo gets the Hub's default patterns, `*.png` among them), and
+a commit that carries such a file inline is rejected, as the Hub rejects binary files outside
+LFS. The client then asks the batch API for upload actions, PUTs the bytes to the signed URL the
+server returned, calls verify, and commits an `lfsFile` pointer: git stores the LFS pointer text,
+the object store holds the bytes (checked against the sha256 oid and size). `resolve` of an LFS
+file answers, as the Hub does, with a redirect to another host carrying `X-Linked-Etag` (the
+sha256) and `X-Linked-Size`; the download URL uses `localhost` instead of `127.0.0.1`, so the
+client treats it as an off-Hub CDN. `lfs_log` records every batch, upload, verify and download.
+
+**Xet is not implemented.** With `hf_xet` installed, `huggingface_hub` 2.x sends every LFS-mode
+file through Xet storage (client side, without asking the server: a write token from
+`xet-write-token`, then chunk upload to a CAS service), and downloads through Xet when `resolve`
+carries `X-Xet-Hash`. No Xet CAS server installs here, so this server answers the token request
+with 501 and never sends Xet headers; tests set `HF_HUB_DISABLE_XET=1`, the client's documented
+switch, to take the LFS path the Hub still accepts.
 
 Every repo is a bare git repository; commits and tags are made with git plumbing, and a branch
 moves only by compare-and-swap (`git update-ref NEW OLD`), so a failed request changes nothing.
@@ -35,6 +61,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fnmatch
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -56,7 +85,16 @@ URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-_INITIAL_FILES = {".gitattributes": b"# attributes for this repository\n"}
+# The patterns a new Hub repo's .gitattributes sends to LFS (a subset of the Hub's default list).
+_INITIAL_FILES = {
+    ".gitattributes": "".join(
+        f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
+        for pattern in ("*.bin", "*.gguf", "*.gz", "*.jpg", "*.jpeg", "*.parquet", "*.png", "*.safetensors", "*.whl", "*.zip")
+    ).encode()
+}
+LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files of 10 MB and more through LFS
+_LFS_POINTER = re.compile(rb"^version https://git-lfs.github.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n$")
+_OID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -104,6 +142,11 @@ class HubServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.tokens = dict(tokens or {})
         self.requests: list[tuple[str, str]] = []
+        self.lfs_log: list[tuple[str, str, int]] = []
+        """(action, oid, size) of each LFS batch object, upload, verify and download."""
+        self.lfs_dir = self.root / "lfs-objects"
+        self.lfs_dir.mkdir(exist_ok=True)
+        self._secret = os.urandom(16)
         self._faults: dict[str, int] = {}
         self._lock = threading.RLock()
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -204,10 +247,115 @@ class HubServer:
             if recursive and path and not (name == path or name.startswith(path.rstrip("/") + "/")):
                 continue
             if kind == "blob":
-                entries.append({"type": "file", "oid": oid, "size": int(size), "path": name})
+                entry: dict[str, Any] = {"type": "file", "oid": oid, "size": int(size), "path": name}
+                pointer = self._lfs_pointer(repo, oid, int(size))
+                if pointer is not None:
+                    entry["lfs"] = {"oid": pointer[0], "size": pointer[1], "pointerSize": int(size)}
+                    entry["size"] = pointer[1]
+                entries.append(entry)
             elif kind == "tree":
                 entries.append({"type": "directory", "oid": oid, "size": 0, "path": name})
         return entries
+
+    def _lfs_pointer(self, repo: _Repo, blob: str, size: int) -> tuple[str, int] | None:
+        """(sha256, size) if the blob is a Git LFS pointer file, else None."""
+        if size > 200:
+            return None
+        match = _LFS_POINTER.match(self._git(repo.git_dir, "cat-file", "blob", blob))
+        return (match.group(1).decode(), int(match.group(2))) if match else None
+
+    # ------------------------------------------------------------------ LFS storage
+    def _lfs_path(self, oid: str) -> Path:
+        if not _OID_RE.match(oid):
+            raise HubHTTPError(400, f"Invalid LFS oid {oid!r}")
+        return self.lfs_dir / oid
+
+    def _sign(self, action: str, oid: str) -> str:
+        return hmac.new(self._secret, f"{action}:{oid}".encode(), hashlib.sha256).hexdigest()
+
+    def _check_signature(self, action: str, oid: str, params: dict[str, str]) -> None:
+        if not hmac.compare_digest(params.get("sig", ""), self._sign(action, oid)):
+            raise HubHTTPError(403, "Request has expired or the signature does not match")
+
+    def _cdn_url(self) -> str:
+        """The download host: this server under another name, so the client sees an off-Hub redirect."""
+        return self.url.replace("127.0.0.1", "localhost")
+
+    def _wants_lfs(self, repo: _Repo, revision: str, path: str, size: int, sample: bytes) -> bool:
+        """The Hub's rule: binary content, 10 MB and more, or a `filter=lfs` pattern of .gitattributes."""
+        if size >= LFS_THRESHOLD or b"\0" in sample:
+            return True
+        try:
+            sample.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if err.start < len(sample) - 3:  # not just a character cut at the sample's end
+                return True
+        try:
+            commit = self._resolve(repo, revision)
+            attributes = self._git(repo.git_dir, "cat-file", "blob", f"{commit}:.gitattributes").decode()
+        except (HubHTTPError, subprocess.CalledProcessError):
+            attributes = ""
+        for line in attributes.splitlines():
+            pattern, *attrs = line.split()
+            if "filter=lfs" in attrs and (fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path.rsplit("/", 1)[-1], pattern)):
+                return True
+        return False
+
+    def lfs_batch(self, repo: _Repo, token: Token | None, body: dict[str, Any]) -> dict[str, Any]:
+        """The Git LFS batch API (basic transfer): upload or download actions per object."""
+        operation = body.get("operation")
+        if operation == "upload":
+            self._writable(repo.repo_type, repo.repo_id, token)
+        elif operation != "download":
+            raise HubHTTPError(400, f"Unknown LFS operation {operation!r}")
+        if "basic" not in (body.get("transfers") or ["basic"]):
+            raise HubHTTPError(400, "Only the basic transfer is supported")
+        answers = []
+        for obj in body.get("objects") or []:
+            oid, size = str(obj.get("oid")), obj.get("size")
+            if not _OID_RE.match(oid) or not isinstance(size, int) or size < 0:
+                raise HubHTTPError(422, f"Invalid LFS object {obj!r}")
+            self.lfs_log.append((f"batch-{operation}", oid, size))
+            stored = self._lfs_path(oid)
+            answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+            if operation == "upload" and not stored.is_file():
+                answer["actions"] = {
+                    "upload": {"href": f"{self.url}/lfs/upload/{oid}?sig={self._sign('upload', oid)}", "header": {}},
+                    "verify": {"href": f"{self.url}/{URL_PREFIX[repo.repo_type]}{repo.repo_id}.git/info/lfs/objects/verify"},
+                }
+            elif operation == "download":
+                if not stored.is_file():
+                    answer = {"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}}
+                else:
+                    answer["actions"] = {"download": {"href": f"{self._cdn_url()}/lfs/objects/{oid}?sig={self._sign('download', oid)}"}}
+            answers.append(answer)
+        return {"transfer": "basic", "objects": answers, "hash_algo": "sha256"}
+
+    def lfs_upload(self, oid: str, params: dict[str, str], data: bytes) -> None:
+        self._check_signature("upload", oid, params)
+        if hashlib.sha256(data).hexdigest() != oid:
+            raise HubHTTPError(400, "The uploaded content does not match its sha256 oid")
+        self.lfs_log.append(("upload", oid, len(data)))
+        path = self._lfs_path(oid)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def lfs_verify(self, repo: _Repo, body: dict[str, Any]) -> None:
+        oid, size = str(body.get("oid")), body.get("size")
+        path = self._lfs_path(oid)
+        if not path.is_file() or path.stat().st_size != size:
+            raise HubHTTPError(404, f"LFS object {oid} of size {size} was not uploaded")
+        self.lfs_log.append(("verify", oid, size))
+
+    def lfs_object(self, oid: str, params: dict[str, str]) -> bytes:
+        self._check_signature("download", oid, params)
+        path = self._lfs_path(oid)
+        if not path.is_file():
+            raise HubHTTPError(404, "Object does not exist")
+        data = path.read_bytes()
+        self.lfs_log.append(("download", oid, len(data)))
+        return data
 
     def _commit_date(self, repo: _Repo, commit: str) -> str:
         stamp = int(self._git(repo.git_dir, "show", "-s", "--format=%ct", commit).decode().strip())
@@ -249,6 +397,8 @@ class HubServer:
         if repo_type not in URL_PREFIX or not all(_valid_name(part) for part in (namespace, name)):
             raise HubHTTPError(400, f"Invalid repository name or type: {namespace}/{name} ({repo_type})")
         repo_id = f"{namespace}/{name}"
+        if repo_type == "space" and body.get("sdk") not in ("gradio", "docker", "static", "streamlit"):
+            raise HubHTTPError(400, "Invalid or missing sdk for a Space (gradio, docker, static)")
         private = body.get("visibility") == "private" or bool(body.get("private"))
         url = f"{self.url}/{URL_PREFIX[repo_type]}{repo_id}"
         with self._lock:
@@ -260,13 +410,14 @@ class HubServer:
             repo = _Repo(repo_type, repo_id, git_dir)
             self._write_commit(repo, "refs/heads/main", None, "initial commit", "", _INITIAL_FILES, [])
             meta = {"private": private, "owner": token.user, "createdAt": _iso(datetime.now(timezone.utc))}
+            meta.update({key: body[key] for key in ("sdk", "hardware") if body.get(key)})
             (git_dir / "hub.json").write_text(json.dumps(meta))
         return 200, {"url": url, "name": repo_id, "id": repo_id}
 
     def repo_info(self, repo: _Repo, revision: str) -> dict[str, Any]:
         commit = self._resolve(repo, revision)
         siblings = [
-            {"rfilename": e["path"], "size": e["size"], "blobId": e["oid"]}
+            {"rfilename": e["path"], "size": e["size"], "blobId": e["oid"], **({"lfs": _sibling_lfs(e["lfs"])} if "lfs" in e else {})}
             for e in self._ls_tree(repo, commit, recursive=True)
             if e["type"] == "file"
         ]
@@ -283,6 +434,7 @@ class HubServer:
             "disabled": False,
             "tags": [],
             "siblings": siblings,
+            **({"sdk": repo.meta["sdk"]} if "sdk" in repo.meta else {}),
         }
 
     def refs(self, repo: _Repo) -> dict[str, Any]:
@@ -300,13 +452,12 @@ class HubServer:
         files = body.get("files")
         if not isinstance(files, list):
             raise HubHTTPError(400, "files must be a list")
-        return {
-            "files": [
-                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": existing.get(f["path"])}
-                for f in files
-            ],
-            "commitOid": commit,
-        }
+        answers = []
+        for f in files:
+            sample = base64.b64decode(f.get("sample") or "")
+            lfs = self._wants_lfs(repo, revision, f["path"], int(f.get("size") or 0), sample)
+            answers.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": existing.get(f["path"])})
+        return {"files": answers, "commitOid": commit}
 
     def commit(self, repo: _Repo, revision: str, raw: bytes, token: Token) -> dict[str, Any]:
         lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
@@ -321,7 +472,18 @@ class HubServer:
             if key == "file":
                 if value.get("encoding") != "base64":
                     raise HubHTTPError(400, "Only base64 file content is supported")
-                files[path] = base64.b64decode(value.get("content", ""), validate=True)
+                content = base64.b64decode(value.get("content", ""), validate=True)
+                if self._wants_lfs(repo, revision, path, len(content), content[:512]):
+                    raise HubHTTPError(
+                        400, f"Your push was rejected because it contains binary files ({path}): store them with LFS or Xet", "BinaryFile"
+                    )
+                files[path] = content
+            elif key == "lfsFile":
+                oid, size = str(value.get("oid")), value.get("size")
+                stored = self._lfs_path(oid)
+                if value.get("algo") != "sha256" or not stored.is_file() or stored.stat().st_size != size:
+                    raise HubHTTPError(422, f"LFS object {oid} of {path} was not uploaded")
+                files[path] = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
             elif key in ("deletedFile", "deletedFolder"):
                 deletions.append((path, key == "deletedFolder"))
             else:
@@ -400,6 +562,31 @@ class HubServer:
                 raise HubHTTPError(404, f"Tag {tag} not found", "RevisionNotFound") from None
             self._git(repo.git_dir, "update-ref", "-d", ref, current)
 
+    def create_branch(self, repo: _Repo, branch: str, body: dict[str, Any]) -> None:
+        if not _REF_RE.match(branch) or ".." in branch:
+            raise HubHTTPError(400, f"Invalid branch name {branch!r}")
+        with self._lock:
+            commit = self._resolve(repo, body.get("startingPoint") or "main")
+            try:
+                self._git(repo.git_dir, "update-ref", f"refs/heads/{branch}", commit, "0" * 40)
+            except subprocess.CalledProcessError:
+                raise HubHTTPError(409, f"Reference already exists: refs/heads/{branch}") from None
+
+    def delete_branch(self, repo: _Repo, branch: str) -> None:
+        if branch == "main":
+            raise HubHTTPError(403, "You cannot delete the default branch")
+        with self._lock:
+            try:
+                current = self._git(repo.git_dir, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}").decode().strip()
+            except subprocess.CalledProcessError:
+                raise HubHTTPError(404, f"Branch {branch} not found", "RevisionNotFound") from None
+            self._git(repo.git_dir, "update-ref", "-d", f"refs/heads/{branch}", current)
+
+    def paths_info(self, repo: _Repo, revision: str, paths: list[str]) -> list[dict[str, Any]]:
+        commit = self._resolve(repo, revision)
+        entries = {e["path"]: e for e in self._ls_tree(repo, commit, recursive=True)}
+        return [entries[path] for path in paths if path in entries]
+
     def file(self, repo: _Repo, revision: str, path: str) -> tuple[str, str, int]:
         """(commit, blob oid, size) of a file at a revision."""
         commit = self._resolve(repo, revision)
@@ -431,13 +618,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     # ------------------------------------------------------------------ plumbing
     def _dispatch(self, method: str) -> None:
         raw_path, _, query = self.path.partition("?")
         parts = [unquote(p) for p in raw_path.split("/")[1:]]
         params = {k: v[-1] for k, v in parse_qs(query).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         try:
             kind, handler = self._route(method, parts)
             self.hub.requests.append((method, kind))
@@ -458,6 +647,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(err.status, {"error": err.message, **err.body}, headers, head=method == "HEAD")
         except (json.JSONDecodeError, ValueError, subprocess.CalledProcessError) as err:
             self._send(400, {"error": f"Bad request: {err}"}, {"X-Error-Message": "Bad request"})
+
+    def _body(self) -> bytes:
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            chunks = []
+            while (size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
     def _route(self, method: str, parts: list[str]) -> tuple[str, Any]:
         hub = self.hub
@@ -489,6 +689,30 @@ class _Handler(BaseHTTPRequestHandler):
                     return "tag", lambda t, b, p: self._done(hub.create_tag(write(t), tail[1], _json(b)))
                 if method == "DELETE" and len(tail) == 2 and tail[0] == "tag":
                     return "tag", lambda t, b, p: self._done(hub.delete_tag(write(t), tail[1]))
+                if method == "POST" and len(tail) >= 2 and tail[0] == "branch":
+                    return "branch", lambda t, b, p: self._done(hub.create_branch(write(t), "/".join(tail[1:]), _json(b)))
+                if method == "DELETE" and len(tail) >= 2 and tail[0] == "branch":
+                    return "branch", lambda t, b, p: self._done(hub.delete_branch(write(t), "/".join(tail[1:])))
+                if method == "POST" and len(tail) == 2 and tail[0] == "paths-info":
+                    return "paths-info", lambda t, b, p: self._send(200, hub.paths_info(read(t), tail[1], _form_paths(self.headers, b)))
+                if tail[:1] == ["xet-write-token"] or tail[:1] == ["xet-read-token"]:
+                    return "xet-token", lambda t, b, p: self._not_xet()
+        elif parts[:1] == ["lfs"] and len(parts) == 3:
+            oid = parts[2]
+            if method == "PUT" and parts[1] == "upload":
+                return "lfs-upload", lambda t, b, p: self._done(hub.lfs_upload(oid, p, b))
+            if method == "GET" and parts[1] == "objects":
+                return "lfs-download", lambda t, b, p: self._send_bytes(hub.lfs_object(oid, p))
+        elif method == "POST" and len(parts) >= 6 and parts[-4:-1] == ["info", "lfs", "objects"]:
+            repo_type = {"datasets": "dataset", "spaces": "space"}.get(parts[0], "model")
+            rest = parts if repo_type == "model" else parts[1:]
+            if len(rest) == 6 and rest[1].endswith(".git"):
+                repo_id = f"{rest[0]}/{rest[1].removesuffix('.git')}"
+                read = lambda t: hub._readable(repo_type, repo_id, t)  # noqa: E731
+                if parts[-1] == "batch":
+                    return "lfs-batch", lambda t, b, p: self._send(200, hub.lfs_batch(read(t), t, _json(b)), {"Content-Type": "application/vnd.git-lfs+json"})
+                if parts[-1] == "verify":
+                    return "lfs-verify", lambda t, b, p: self._done(hub.lfs_verify(hub._writable(repo_type, repo_id, t), _json(b)))
         elif method in ("GET", "HEAD"):
             repo_type = {"datasets": "dataset", "spaces": "space"}.get(parts[0] if parts else "", "model")
             rest = parts if repo_type == "model" else parts[1:]
@@ -511,6 +735,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _done(self, _: None) -> None:
         self._send(200, {})
 
+    def _send_bytes(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _not_xet(self) -> None:
+        raise HubHTTPError(501, "Xet storage is not implemented by this test server (set HF_HUB_DISABLE_XET=1)")
+
     def _whoami(self, token: Token | None) -> None:
         if token is None:
             raise HubHTTPError(401, "Invalid credentials in Authorization header")
@@ -523,6 +757,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _resolve_file(self, repo: _Repo, revision: str, path: str, method: str) -> None:
         commit, oid, size = self.hub.file(repo, revision, _check_path(path))
+        pointer = self.hub._lfs_pointer(repo, oid, size)
+        if pointer is not None:  # as the Hub: a redirect to the storage host, the metadata on this answer
+            sha, real_size = pointer
+            self.send_response(302)
+            self.send_header("Location", f"{self.hub._cdn_url()}/lfs/objects/{sha}?sig={self.hub._sign('download', sha)}")
+            self.send_header("X-Repo-Commit", commit)
+            self.send_header("X-Linked-Etag", f'"{sha}"')
+            self.send_header("X-Linked-Size", str(real_size))
+            self.send_header("ETag", f'"{oid}"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         content = self.hub._git(repo.git_dir, "cat-file", "blob", oid)
         start = 0
         match = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
@@ -545,6 +791,18 @@ def _json(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HubHTTPError(400, "Expected a JSON object")
     return data
+
+
+def _sibling_lfs(lfs: dict[str, Any]) -> dict[str, Any]:
+    """Repo info names the LFS sha256 `sha256`; the tree listing names it `oid`."""
+    return {"sha256": lfs["oid"], "size": lfs["size"], "pointerSize": lfs["pointerSize"]}
+
+
+def _form_paths(headers: Any, body: bytes) -> list[str]:
+    """The `paths` of a paths-info request (form-encoded, as the client sends it, or JSON)."""
+    if "json" in (headers.get("Content-Type") or ""):
+        return list(_json(body).get("paths") or [])
+    return parse_qs(body.decode()).get("paths", [])
 
 
 def _valid_name(name: str) -> bool:

@@ -8,20 +8,25 @@ settings passed explicitly. Nothing in huggingface_hub is patched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hub_server import HubServer, Token
 from huggingface_hub import CommitOperationAdd, HfApi
 
 import ted
-from ted.cards import split_card
+from ted.cards import render_card, split_card
 from ted.errors import LibraryError, TedError
 from ted.hub import HubError, PushResult, VersionInfo
 from ted.library import MAX_FILE_BYTES, Library, RoleCost
@@ -60,6 +65,7 @@ def cli_env(hub: HubServer, tmp_path: Path, cache: Path) -> dict[str, str]:
         HF_HOME=str(tmp_path / "hf-home"),
         HF_HUB_CACHE=str(cache),
         HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_XET="1",  # the local Hub has no Xet storage (see hub_server.py)
         NO_COLOR="1",
         COLUMNS="200",
     )
@@ -165,7 +171,9 @@ def test_card_has_valid_yaml_and_viewer_configs(hub: HubServer, api_kw: dict[str
     meta, body = split_card((result.folder / "README.md").read_text())
 
     assert meta["license"] == "apache-2.0" and meta["pretty_name"] == "TED experience library: demo"
-    assert {"ted", "experience-library"} <= set(meta["tags"]) and meta["task_categories"]
+    assert {"ted", "experience-library", "arxiv:2603.26778"} <= set(meta["tags"]) and meta["task_categories"]
+    assert meta["source_datasets"] == ["local/arith"]  # a Hub id (no such path here)
+    assert "](https://arxiv.org/abs/2603.26778)" in body and "eprint        = {2603.26778}" in body
     assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "experiences.jsonl"}]}]
     info = meta["ted"]
     assert info["student"]["model"] == "gemma-3-270m" and info["teacher"]["backend"] == "llama_cpp"
@@ -177,6 +185,7 @@ def test_card_has_valid_yaml_and_viewer_configs(hub: HubServer, api_kw: dict[str
         assert section in body
     assert "TED: Training-Free Experience Distillation for Multimodal Reasoning" in body and "25 Mar 2026" in body
     assert 'ted.load_library("alice/carded@v1")' in body and "lm_eval --model local-chat-completions" in body
+    assert 'datasets.load_dataset("alice/carded", revision="v1", split="train")' in body
     for image in ("assets/learning_curve.png", "assets/usage.png"):
         assert f"]({image})" in body and (result.folder / image).is_file()
 
@@ -185,6 +194,17 @@ def test_card_has_valid_yaml_and_viewer_configs(hub: HubServer, api_kw: dict[str
 
     rows = datasets.load_dataset(str(result.folder), split="train")
     assert rows["id"] == ["E1", "E2", "E3"] and rows["text"] == LESSONS
+
+
+def test_source_datasets_holds_only_hub_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    lib = Library.load(make_library(tmp_path / "lib.json", LESSONS))
+    for dataset, expected in [("MathLLMs/MathVision", ["MathLLMs/MathVision"]), ("gsm8k", ["gsm8k"]), ("data/train", None),
+                              ("out/demo/problems.jsonl", None), ("/abs/problems.csv", None), ("../x/y", None)]:  # fmt: skip
+        lib.source.dataset = dataset
+        meta, _ = split_card(render_card(lib, ref="alice/x@v1"))
+        assert meta.get("source_datasets") == expected, dataset
 
 
 # --------------------------------------------------------------------------- versions
@@ -381,3 +401,202 @@ def test_api_errors_are_ted_errors(hub: HubServer, api_kw: dict[str, str], tmp_p
     assert len(ted.load_library("alice/target", **api_kw).items) == 1
     with pytest.raises(HubError, match="no such dataset"):
         ted.load_library("alice/not-a-folder-here", **api_kw)
+
+
+# --------------------------------------------------------------------------- main is the newest version
+def test_forced_repush_of_an_older_version_moves_only_its_tag(
+    hub: HubServer, api_kw: dict[str, str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    v1, v2, new_v1 = (make_library(tmp_path / f"{n}.json", texts) for n, texts in (("v1", LESSONS[:1]), ("v2", LESSONS[:2]), ("n", LESSONS)))
+    for path, version in ((v1, "v1"), (v2, "v2")):
+        assert ted_cli(cli_env, "push", str(path), "alice/ordered", "--version", version).returncode == 0
+    main_before = head_of(hub, "alice/ordered")
+    forced = ted_cli(cli_env, "push", str(new_v1), "alice/ordered", "--version", "v1", "--force")
+    assert forced.returncode == 0, forced.stderr
+
+    assert head_of(hub, "alice/ordered") == main_before  # main did not move
+    assert hub.git("dataset", "alice/ordered", "show", "main:library.json").encode() == v2.read_bytes()
+    assert hub.git("dataset", "alice/ordered", "show", "v1:library.json").encode() == new_v1.read_bytes()
+    assert hub.git("dataset", "alice/ordered", "for-each-ref", "--format=%(refname)", "refs/heads").split() == ["refs/heads/main"]
+    # What readers of `main` get (hf_hub_download, load_dataset, the viewer) is what `ted pull` gets.
+    from huggingface_hub import hf_hub_download
+
+    on_main = hf_hub_download("alice/ordered", "library.json", repo_type="dataset", **api_kw)
+    pulled = ted_cli(cli_env, "pull", "alice/ordered")
+    assert pulled.returncode == 0 and "alice/ordered@v2" in pulled.stdout, pulled.stderr
+    assert Path(pulled.stdout.strip().splitlines()[-1]).read_bytes() == Path(on_main).read_bytes() == v2.read_bytes()
+    assert [(r.version, r.items) for r in ted.list_versions("alice/ordered", **api_kw)] == [("v1", 3), ("v2", 2)]
+
+    # A new version above v2 goes on main again; a new one below it (v1.5) does not.
+    ted.push_library(new_v1, "alice/ordered", version="v1.5.0", endpoint=api_kw["endpoint"])
+    assert head_of(hub, "alice/ordered") == main_before
+    third = ted.push_library(v1, "alice/ordered", endpoint=api_kw["endpoint"])
+    assert third.version == "v3" and head_of(hub, "alice/ordered") == third.commit
+
+
+def test_an_empty_library_is_refused(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    empty = make_library(tmp_path / "empty.json", [])
+    assert_one_line_error(ted_cli(cli_env, "push", str(empty), "alice/empty"), "no experiences", "nothing to publish")
+    assert not (hub.root / "datasets/alice/empty.git").exists()
+
+
+# --------------------------------------------------------------------------- LFS (and Xet)
+def test_charts_go_through_lfs_and_come_back_byte_identical(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Charts no other test of this module draws, so the object store does not hold them yet.
+    lib_path = make_library(tmp_path / "lib.json", [f"Lesson {n}: draw the figure before computing." for n in range(1, 6)])
+    rendered = tmp_path / "rendered"
+    assert ted_cli(cli_env, "card", str(lib_path), "--out", str(rendered), "--ref", "alice/charts@v1").returncode == 0
+    charts = {path: (rendered / path).read_bytes() for path in ("assets/learning_curve.png", "assets/usage.png")}
+    oids = {hashlib.sha256(data).hexdigest(): len(data) for data in charts.values()}
+    hub.lfs_log.clear()
+    pushed = ted_cli(cli_env, "push", str(lib_path), "alice/charts")
+    assert pushed.returncode == 0, pushed.stderr
+
+    # Each PNG: a batch request, a PUT of exactly its bytes, a verify; nothing else went through LFS.
+    for action in ("batch-upload", "upload", "verify"):
+        assert sorted((oid, size) for a, oid, size in hub.lfs_log if a == action) == sorted(oids.items()), action
+    # git holds LFS pointers for the PNGs and the text files inline, as on the Hub.
+    for path, data in charts.items():
+        pointer = hub.git("dataset", "alice/charts", "show", f"v1:{path}")
+        assert pointer == f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n"
+    assert hub.git("dataset", "alice/charts", "show", "v1:library.json").encode() == lib_path.read_bytes()
+
+    out = tmp_path / "pulled"
+    pulled = ted_cli(cli_env, "pull", "alice/charts@v1", "--out", str(out))
+    assert pulled.returncode == 0, pulled.stderr
+    assert {path: (out / path).read_bytes() for path in charts} == charts
+    assert sorted((oid, size) for a, oid, size in hub.lfs_log if a == "download") == sorted(oids.items())
+
+    # A git-lfs client's download through the batch API gets the same bytes.
+    import httpx
+
+    oid, size = next(iter(oids.items()))
+    batch = httpx.post(
+        f"{hub.url}/datasets/alice/charts.git/info/lfs/objects/batch",
+        json={"operation": "download", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]},
+        headers={"Accept": "application/vnd.git-lfs+json", "Authorization": f"Bearer {WRITE}"},
+    ).json()
+    assert batch["transfer"] == "basic"
+    assert httpx.get(batch["objects"][0]["actions"]["download"]["href"]).content in charts.values()
+
+
+def test_with_xet_enabled_the_client_asks_for_xet_storage(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """huggingface_hub 2.x with hf_xet installed uploads LFS-mode files through Xet, without
+    asking the server: against the real Hub that path is taken, and this server cannot serve it."""
+    pytest.importorskip("hf_xet")  # a dependency of huggingface_hub 2.x on every platform CI runs
+    env = {k: v for k, v in cli_env.items() if k != "HF_HUB_DISABLE_XET"}
+    before = hub.requests.count(("GET", "xet-token"))
+    proc = ted_cli(env, "push", str(make_library(tmp_path / "lib.json", LESSONS)), "alice/xet")
+    assert_one_line_error(proc, "Xet storage failed", "Nothing was published", "HF_HUB_DISABLE_XET=1")
+    assert hub.requests.count(("GET", "xet-token")) > before
+    assert ("POST", "lfs-batch") not in hub.requests[-3:] and tags_of(hub, "alice/xet") == {}
+
+
+# --------------------------------------------------------------------------- the card's own commands
+def card_commands(card: str) -> tuple[list[list[str]], list[str]]:
+    """The shell commands (argv lists) and Python snippets in a card's fenced code blocks."""
+    commands, snippets = [], []
+    for lang, code in re.findall(r"```(\w+)\n(.*?)```", card, re.DOTALL):
+        if lang == "python":
+            snippets.append(code)
+        elif lang == "bash":
+            commands += [shlex.split(line, comments=True) for line in code.replace("\\\n", " ").splitlines() if line.strip()]
+    return commands, snippets
+
+
+def test_every_command_on_the_card_runs(hub: HubServer, cli_env: dict[str, str], llama_server: Any, tmp_path: Path, free_port: int) -> None:
+    from ted.cards import STUDENT_URL
+    from tests.fixtures import benchmarks as fx
+
+    lib_path = make_library(tmp_path / "lib.json", LESSONS, name="card-demo")
+    lib = Library.load(lib_path)
+    lib.metrics.task, lib.source.split = "aime", "test"  # the card names its lm-eval task, ted_aime
+    lib.save(lib_path)
+    assert ted_cli(cli_env, "push", str(lib_path), "alice/card-cmds").returncode == 0
+    work = tmp_path / "user"
+    work.mkdir()
+    (work / "eval_tasks").symlink_to(REPO_ROOT / "eval_tasks")  # "from a checkout of ted"
+    data = tmp_path / "data"
+    fx.write_aime25(data).rename(data / "aime.jsonl")
+    env = {**cli_env, "TED_DATA_DIR": str(data), "HF_DATASETS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    card = hub.git("dataset", "alice/card-cmds", "show", "v1:README.md")
+    commands, snippets = card_commands(card)
+    assert sorted(c[0] if c[0] != "ted" else f"ted {c[1]}" for c in commands) == ["lm_eval", "ted chat", "ted pull", "ted show", "ted space"]
+    assert len(snippets) == 2  # ted.load_library and datasets.load_dataset
+
+    # The commands and snippets are independent: run them side by side, the Space last.
+    runs, space = [], None
+    for argv in commands:
+        argv = [arg.replace(STUDENT_URL, llama_server.base_url) for arg in argv]
+        if argv[0] == "ted":
+            argv = [sys.executable, "-m", "ted.cli", *argv[1:]]
+        if "space" in argv[:4]:
+            space = argv + ["--port", str(free_port)]
+            continue
+        extra, stdin = {"chat": (["--max-tokens", "8"], "What is 2 + 2?\n\n"), "lm_eval": (["--limit", "1", "--gen_kwargs", "max_gen_toks=4"], None)}.get(
+            argv[3] if argv[0] == sys.executable else argv[0], ([], None)
+        )
+        runs.append((argv + extra, env, stdin))
+    runs += [([sys.executable, "-c", code], cli_env, None) for code in snippets]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        done = list(pool.map(lambda r: subprocess.run(r[0], env=r[1], cwd=work, input=r[2], capture_output=True, text=True, timeout=600), runs))
+    for (argv, _, _), proc in zip(runs, done):
+        assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+        if "show" in argv or argv[1] == "-c":
+            assert LESSONS[0][:40] in proc.stdout or "[E1]" in proc.stdout, (argv, proc.stdout)
+    assert (work / "library" / "library.json").read_bytes() == lib_path.read_bytes()
+    assert space is not None
+    check_space_serves(space, env, work, free_port)
+
+
+def check_space_serves(argv: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
+    """`ted space …` comes up and offers the card's library."""
+    import time
+    import urllib.request
+
+    from tests.processes import stop
+
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        started, config = time.monotonic(), None
+        while config is None and time.monotonic() - started < 120:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
+                    config = json.load(response)
+            except OSError:
+                time.sleep(0.5)
+        assert config is not None, "ted space did not come up"
+        labels = [c[0] for comp in config["components"] if comp.get("props", {}).get("elem_id") == "library" for c in comp["props"]["choices"]]
+        assert any("alice/card-cmds" in label for label in labels), labels
+    finally:
+        stop(process)
+
+
+# --------------------------------------------------------------------------- every published repo loads (keep last)
+def test_every_published_repo_loads_with_datasets(hub: HubServer, cli_env: dict[str, str]) -> None:
+    """`datasets.load_dataset` on `main` and on every tag of every ted-published repo of this module."""
+    published = sorted(
+        str(git.relative_to(hub.root / "datasets"))[: -len(".git")]
+        for git in (hub.root / "datasets").glob("*/*.git")
+        if "Publish " in hub.git("dataset", str(git.relative_to(hub.root / "datasets"))[: -len(".git")], "log", "--all", "--format=%s")
+    )
+    assert len(published) >= 10
+    code = """
+import json, sys, datasets
+for repo, revisions in json.loads(sys.argv[1]).items():
+    for revision, items in revisions.items():
+        rows = datasets.load_dataset(repo, revision=revision, split="train")
+        assert rows["id"] == items, (repo, revision, rows["id"], items)
+print("loaded", sum(map(len, json.loads(sys.argv[1]).values())))
+"""
+    expected = {}
+    for repo in published:
+        revisions = ["main", *(t for t in hub.git("dataset", repo, "tag").split())]
+        expected[repo] = {
+            rev: [item["id"] for item in json.loads(hub.git("dataset", repo, "show", f"{rev}:library.json"))["items"]] for rev in revisions
+        }
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(expected)], env=cli_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"loaded {sum(map(len, expected.values()))}" in proc.stdout

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a `ted` subprocess: no Hub or OpenAI settings leak in from the machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "OPENAI_", "TED_"))}
-    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="0")
+    env.update(NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="0",
+               HF_HUB_DISABLE_XET="1")  # the local Hub has no Xet storage
     env.update(extra or {})
     return env
 
