@@ -84,7 +84,7 @@ def test_show_card_push_pull_from_the_wheel(outside: dict[str, Any], tmp_path: P
     assert card.returncode == 0, card.stderr
     assert "symmetry" in (outside["cwd"] / "card" / "README.md").read_text()
     with HubServer(tmp_path / "hub", {TOKEN: Token("alice", "write")}) as hub:
-        env = {**outside["env"], "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env = {**outside["env"], "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"}
         pushed = run({**outside, "env": env}, "ted", "push", str(path), "alice/installed", "--version", "v1")
         assert pushed.returncode == 0, pushed.stderr
         pulled = run({**outside, "env": env}, "ted", "pull", "alice/installed@v1", "--out", "pulled")
