@@ -211,6 +211,67 @@ def guard_request_cache(lm_task: str, fingerprint: str) -> None:
         raise ConfigError(f"cannot check lm-eval's request cache at {folder} ({err}); run without --cache_requests or set LM_HARNESS_CACHE_PATH") from None
 
 
+# lm-eval's local models whose `apply_chat_template(chat_history, add_generation_prompt)` renders a chat.
+_CHAT_MODELS = (
+    ("lm_eval.models.huggingface", "HFLM"),
+    ("lm_eval.models.hf_vlms", "HFMultimodalLM"),
+    ("lm_eval.models.vllm_causallms", "VLLM"),
+    ("lm_eval.models.vllm_vlms", "VLLM_VLM"),
+)
+_warned_no_system_role: list[bool] = []
+
+
+def keep_system_text() -> None:
+    """Make lm-eval's local models keep the library when their chat template has no system role.
+
+    lm-eval drops the system turn of such templates (with a generic warning), and the library would
+    never reach the model. Here, when the rendered prompt lacks the system text, the chat is rendered
+    again with that text at the start of the first user turn, and a warning says so once per run.
+    Called when the ted tasks load, which lm-eval does after creating the model: only the model
+    modules already imported are touched, so nothing heavy (vLLM, torch) is imported for an API model."""
+    import sys
+
+    for module_name, class_name in _CHAT_MODELS:
+        model_class = getattr(sys.modules.get(module_name), class_name, None)
+        if model_class is None:
+            continue
+        original = model_class.__dict__.get("apply_chat_template")
+        if original is None or getattr(original, "ted_keeps_system", False):
+            continue
+        model_class.apply_chat_template = _keeping_system(original)
+
+
+def _keeping_system(original: Any) -> Any:
+    import copy
+
+    def apply_chat_template(self: Any, chat_history: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        system = next((m["content"] for m in chat_history if m.get("role") == "system"), None)
+        rendered = original(self, copy.deepcopy(chat_history), *args, **kwargs)
+        if not isinstance(system, str) or not system.strip() or not isinstance(rendered, str) or system.strip() in rendered:
+            return rendered
+        if not _warned_no_system_role:
+            _warned_no_system_role.append(True)
+            log.warning("the chat template has no system role: the system text (the library) goes at the start of the first user turn")
+        return original(self, merge_system_into_user(chat_history), *args, **kwargs)
+
+    apply_chat_template.ted_keeps_system = True  # type: ignore[attr-defined]
+    return apply_chat_template
+
+
+def merge_system_into_user(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat without system turns, their text in front of the first user turn's text."""
+    system = "".join(m["content"] for m in chat if m.get("role") == "system")
+    merged, placed = [], False
+    for message in chat:
+        if message.get("role") == "system":
+            continue
+        if message.get("role") == "user" and not placed and isinstance(message.get("content"), str):
+            message = {**message, "content": system + message["content"]}
+            placed = True
+        merged.append(message)
+    return merged
+
+
 def total(values: list[float]) -> float:
     """lm-eval aggregation for counts (no_answer, image_errors)."""
     return float(sum(values))

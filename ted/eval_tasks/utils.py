@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from ted.evaluate import lm_eval_docs, score_doc, total
+from ted.evaluate import keep_system_text, lm_eval_docs, score_doc, total
+
+keep_system_text()  # a chat template without a system role must not drop the library
 
 mathvision = partial(lm_eval_docs, "ted_mathvision")
 mathvision_testmini = partial(lm_eval_docs, "ted_mathvision_testmini")

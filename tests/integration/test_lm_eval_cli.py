@@ -30,6 +30,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("lm_eval_data")
     return {
         "aime": fx.write_aime25(root / "aime"),
+        "aime24": fx.write_aime24(root / "aime24"),
         "visualpuzzles": fx.write_visualpuzzles(root / "visualpuzzles", corrupt={1}),
         "mathvision": fx.write_mathvision(root / "mathvision"),
     }
@@ -91,16 +92,14 @@ def test_aime_prompts_hold_the_library_exactly_when_given(llama_server: Any, dat
         runs[label] = out
     base, lib = samples(runs["baseline"], "ted_aime"), samples(runs["library"], "ted_aime")
     assert len(base) == len(lib) == 2
-    for sample in base:
+    for sample in base:  # lm-eval's own aime25 prompt, and no system message: the upstream protocol
+        assert messages(sample) == [{"role": "user", "content": f"Question: {fx.AIME25_ROWS[sample['doc_id']]['problem']}\nAnswer:"}]
+    for sample, plain in zip(lib, base, strict=True):  # the library is the only difference
         chat = messages(sample)
-        assert chat[0]["role"] == "system" and "Experience library" not in json.dumps(chat)
-    for sample in lib:
-        chat = messages(sample)
-        assert chat[0]["role"] == "system" and chat[0]["content"].endswith(block)
-        assert block not in chat[1]["content"]
-        assert chat[1]["content"].startswith(fx.AIME25_ROWS[sample["doc_id"]]["problem"])
+        assert chat == [{"role": "system", "content": block + "\n\n"}, messages(plain)[0]]
     scores = results(runs["library"])["ted_aime"]
     assert scores["acc,none"] == sum(s["acc"] for s in lib) / 2
+    assert scores["acc_lenient,none"] == sum(s["acc_lenient"] for s in lib) / 2
     assert scores["no_answer,none"] == sum(s["no_answer"] for s in lib)
 
 
@@ -111,7 +110,9 @@ def test_visualpuzzles_sends_images_and_counts_undecodable_ones(llama_server: An
     good, broken = samples(tmp_path, "ted_visualpuzzles")
     assert len(good["arguments"]["gen_args_0"]["arg_2"]["visual"]) == 1
     assert broken["arguments"]["gen_args_0"]["arg_2"]["visual"] == []
-    assert messages(good)[0]["content"].endswith(block)
+    chat = messages(good)
+    assert chat[0] == {"role": "system", "content": block + "\n\n"}
+    assert chat[1]["content"].startswith("Question: ") and "<image>" not in chat[1]["content"]  # no placeholder text for an API
     assert (good["image_errors"], broken["image_errors"], broken["acc"]) == (0, 1, 0)
     scores = results(tmp_path)["ted_visualpuzzles"]
     assert scores["image_errors,none"] == 1
@@ -132,7 +133,7 @@ def test_hub_reference_resolves_through_the_hub_client(llama_server: Any, data: 
         out.mkdir()
         proc = lm_eval(llama_server, out, "ted_aime", {"library": "alice/eval-lib@v1", "data_files": str(data["aime"])}, cache_dir, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert all(messages(sample)[0]["content"].endswith(block) for sample in samples(out, "ted_aime"))
+        assert all(messages(sample)[0]["content"] == block + "\n\n" for sample in samples(out, "ted_aime"))
         missing = lm_eval(llama_server, tmp_path, "ted_aime", {"library": "alice/eval-lib@v9", "data_files": str(data["aime"])}, cache_dir, env=env)
     assert missing.returncode != 0 and "v9" in missing.stderr
 
@@ -154,3 +155,21 @@ def test_bad_input_fails_with_the_reason(llama_server: Any, data: dict, cache_di
     proc = lm_eval(llama_server, tmp_path, "ted_aime", metadata, cache_dir)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+@pytest.mark.parametrize(("group", "tasks"), [("ted_vision", ("ted_mathvision", "ted_visualpuzzles")), ("ted_text", ("ted_aime", "ted_aime24"))])
+def test_groups_run_on_a_chat_api(llama_server: Any, data: dict, library: tuple[Path, str], cache_dir: Path, tmp_path: Path, group: str, tasks: tuple[str, str]) -> None:
+    """The old group `ted` mixed image and text tasks and crashed here; each group now runs whole."""
+    path, block = library
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for task in tasks:  # TED_DATA_DIR/<task name without ted_>: one local copy per benchmark
+        name = task.removeprefix("ted_")
+        (data_dir / (name + data[name].suffix)).symlink_to(data[name])
+    proc = lm_eval(llama_server, tmp_path, group, {"library": str(path)}, cache_dir, "--limit", "1", env={"HF_HUB_OFFLINE": "1", "TED_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = results(tmp_path)
+    assert {"acc,none", "acc_lenient,none"} <= set(scores[group])
+    for task in tasks:
+        logged = samples(tmp_path, task)
+        assert len(logged) == 1 and all(messages(s)[0]["content"] == block + "\n\n" for s in logged)
