@@ -119,6 +119,9 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
     with_images = task.has_images
     placeholders = with_images and wants_placeholders(metadata)
     rows = [_doc(task, problem, system, with_images, placeholders) for problem in problems]
+    if system and str(metadata.get("system_in_user", "")).lower() in ("1", "true"):
+        for row in rows:  # `--system-in-user`: for servers whose chat template drops system messages
+            row["ted_prompt"], row["ted_system"] = f"{system.rstrip()}\n\n{row['ted_prompt']}", ""
     features = _features(with_images)
     dataset = datasets.Dataset.from_list(rows, features=features)
     fingerprint = hashlib.sha256(
@@ -346,6 +349,7 @@ def run_eval(
     apply_chat_template: bool = True,
     system_instruction: str | None = None,
     device: str | None = None,
+    system_in_user: bool = False,
 ) -> EvalReport:
     """Run `task` through lm-eval's Python API twice, baseline then with the library, on one model."""
     if task not in LM_EVAL_TASKS:
@@ -364,9 +368,11 @@ def run_eval(
         lm = get_model(model).create_from_arg_string(model_args, {"batch_size": batch_size, "device": device})
     except (ValueError, KeyError) as err:
         raise ConfigError(scrub_text(f"cannot create lm-eval model {model!r} from {model_args!r}: {err}")) from None
+    if not system_in_user:
+        _probe_endpoint(model, model_args)
     runs: dict[str, RunScores] = {}
     for label, ref in (("baseline", ""), ("with_library", library_ref)):
-        metadata: dict[str, Any] = {"library": ref}
+        metadata: dict[str, Any] = {"library": ref, "system_in_user": system_in_user}
         if data_files:
             metadata["data_files"] = data_files
         results = lm_eval.simple_evaluate(
@@ -391,6 +397,31 @@ def run_eval(
         baseline=runs["baseline"],
         with_library=runs["with_library"],
     )
+
+
+def _probe_endpoint(model: str, model_args: str) -> None:
+    """lm-eval's chat-completions models: stop before scoring when the server drops system messages."""
+    import asyncio
+
+    from ted.models.openai_api import OpenAIChatModel
+    from ted.system_probe import ensure_system_reaches
+
+    if model not in ("local-chat-completions", "openai-chat-completions"):
+        return
+    args = dict(part.split("=", 1) for part in model_args.split(",") if "=" in part)
+    base_url = args.get("base_url", "").removesuffix("/").removesuffix("/chat/completions")
+    if not base_url:
+        return
+    student = OpenAIChatModel(f"openai:{args.get('model', '')}@{base_url}", args.get("model", ""), base_url=base_url,
+                              api_key=os.environ.get("OPENAI_API_KEY") or "sk-probe", max_retries=1)  # fmt: skip
+
+    async def probe() -> None:
+        try:
+            await ensure_system_reaches(student)
+        finally:
+            await student.aclose()
+
+    asyncio.run(probe())
 
 
 def _scores(samples: list[dict[str, Any]]) -> RunScores:

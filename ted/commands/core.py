@@ -172,10 +172,12 @@ def distill(
     max_retries: Annotated[int, typer.Option(help="Retries per request (timeouts, resets, 429, 5xx, broken replies) before the run stops, resumable.")] = 6,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint next to --out.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --out (written only when the run finishes).")] = False,
+    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library (the system text) into the first user turn, for servers whose chat template drops system messages.")] = False,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names); flags override it.")] = None,
 ) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
     from ted.distill import Distiller, RunConfig, checkpoint_path
+    from ted.system_probe import ensure_system_reaches
     from ted.models import load_model
     from ted.tasks import get_task
     from ted.tasks.data import load_problems
@@ -229,8 +231,11 @@ def distill(
         distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
         err_console.print(f"resuming from {ckpt}")
 
+    student_model.system_in_user = run.system_in_user
+
     async def _go() -> Library:
         try:
+            await ensure_system_reaches(student_model)  # before the first paid call: the library must reach the student
             return await distiller.run(resume=values["resume"])
         finally:
             await student_model.aclose()
@@ -315,15 +320,18 @@ def chat(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Max new tokens per reply.")] = 512,
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library (the system text) into the first user turn, for servers whose chat template drops system messages.")] = False,
 ) -> None:
     """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
     from ted import prompts
     from ted.control_tokens import check_library, special_tokens
     from ted.models import load_model
+    from ted.system_probe import ensure_system_reaches
     from ted.models.base import Message, SamplingParams
 
     lib = resolve_library(library) if library else None
     model = load_model(student, api_key_env=api_key_env)
+    model.system_in_user = system_in_user
     if lib is not None:
         check_library(lib, special_tokens(model))
     system = prompts.render("solve", library=lib.render() if lib else "")
@@ -333,6 +341,8 @@ def chat(
 
     async def session() -> None:
         try:
+            if lib is not None:
+                await ensure_system_reaches(model)
             while True:
                 try:
                     line = await asyncio.to_thread(console.input, "[bold cyan]you> [/]")

@@ -28,6 +28,7 @@ def eval_command(
     record: Annotated[bool, typer.Option(help="Write the scores into the library's metrics (local libraries only).")] = False,
     chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default: ted-eval-<task>.png).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Also write the report as JSON here.")] = None,
+    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library into the first user turn, for servers whose chat template drops system messages.")] = False,
 ) -> None:
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
     import logging
@@ -62,6 +63,7 @@ def eval_command(
         apply_chat_template=apply_chat_template,
         system_instruction=system_instruction,
         device=device,
+        system_in_user=system_in_user,
     )
     console = Console()
     table = Table(title=f"{task}: {ref} ({report.library_items} items, {report.library_tokens} tokens injected)")

@@ -77,6 +77,7 @@ class RunConfig(BaseModel):
     tokenizer: str = "cl100k_base"
     name: str | None = None
     price: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    system_in_user: bool = False  # the student's system text folded into its first user turn (ted.system_probe)
 
     def fingerprint(self) -> str:
         data = self.model_dump(mode="json", exclude=set(NOT_HASHED))

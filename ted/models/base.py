@@ -161,6 +161,7 @@ class BaseChatModel:
         self.limiter: asyncio.Semaphore | None = None
         self._own: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.supports_images = True
+        self.system_in_user = False  # `--system-in-user`: for servers whose chat template drops system messages
 
     def _semaphore(self) -> asyncio.Semaphore:
         """The shared limiter if one was set, else this model's own (one per event loop)."""
@@ -171,8 +172,13 @@ class BaseChatModel:
             self._own = (loop, asyncio.Semaphore(self.max_concurrency))
         return self._own[1]
 
+    def prepare(self, messages: Sequence[Message]) -> list[Message]:
+        """The messages as this model is sent them: with `system_in_user`, the system text folded into the first user turn."""
+        return fold_system(messages) if self.system_in_user else list(messages)
+
     async def chat(self, messages: Sequence[Message], params: SamplingParams | None = None) -> ChatResult:
         params = params or SamplingParams()
+        messages = self.prepare(messages)
         if params.n < 1:
             raise ValueError("n must be at least 1")
         self.check_images(messages)
@@ -238,6 +244,20 @@ def image_to_pil(image: ImageInput) -> Any:
 
 def image_data_url(image: ImageInput) -> str:
     return "data:image/png;base64," + base64.b64encode(image_to_png_bytes(image)).decode("ascii")
+
+
+def fold_system(messages: Sequence[Message]) -> list[Message]:
+    """System messages moved to the front of the first user turn, for templates that drop system messages."""
+    system = "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
+    rest = [m for m in messages if m.role != "system"]
+    first_user = next((i for i, m in enumerate(rest) if m.role == "user"), None)
+    if not system:
+        return rest
+    if first_user is None:
+        return [Message("user", system), *rest]
+    user = rest[first_user]
+    rest[first_user] = Message("user", f"{system}\n\n{user.text}", images=list(user.images))
+    return rest
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -220,6 +220,7 @@ class LlamaCppChatModel(BaseChatModel):
     async def stream(self, messages: Sequence[Message], params: SamplingParams | None = None) -> AsyncIterator[str]:
         """Yield text pieces as llama.cpp produces them; generation stops if the consumer stops."""
         params = params or SamplingParams()
+        messages = self.prepare(messages)
         self.check_images(messages)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[Any] = asyncio.Queue()

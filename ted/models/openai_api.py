@@ -324,6 +324,7 @@ class OpenAIChatModel(BaseChatModel):
         import openai
 
         params = params or SamplingParams()
+        messages = self.prepare(messages)
         wire = to_openai_messages(messages)
         async with self._semaphore():
             await self._ask_context()

@@ -66,12 +66,12 @@ def test_distill_cli_through_the_openai_backend_writes_a_library_within_budget(t
     assert any(entry.op == "merge" for entry in lib.history)  # over budget after batch 2: compressed
     assert sum(item.usage for item in lib.items) > 0  # batch 2's rollouts cited batch 1's lessons
     # Every request was recognised as its stage; n=3 was honoured in one request per problem.
-    assert set(stats.requests) == STAGES
+    assert set(stats.requests) == STAGES | {"chat"} and stats.requests["chat"] == 2  # "chat": the system-message probe's pair
     assert [stats.requests[s] for s in ("student", "teacher_solve", "structure", "extract")] == [6, 6, 6, 6]
     assert stats.choices["student"] == 18 and stats.requests["compress"] >= 1
     # ted's cost ledger agrees with what the server saw.
     assert lib.cost.calls["student"] == stats.requests["student"]
-    assert lib.cost.calls["teacher"] == stats.total_requests - stats.requests["student"]
+    assert lib.cost.calls["teacher"] == stats.total_requests - stats.requests["student"] - stats.requests["chat"]
     assert stats.peak_in_flight >= 2  # a batch's calls ran concurrently
 
 
