@@ -21,15 +21,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ted import prompts
 from ted.control_tokens import find_control, special_tokens
-from ted.distill.usage import cited_ids
 from ted.errors import ConfigError, LibraryError, TedError
 from ted.hub import VersionInfo, list_versions, load_library, parse_ref
-from ted.library import FILENAME, Library
+from ted.library import FILENAME, Library, cited_ids, item_line
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
 from ted.redact import scrub_text
+from ted.tasks import student_system
 from ted.tokens import get_counter
 
 log = logging.getLogger("ted.space")
@@ -42,7 +41,6 @@ NONE = "none"
 # Replies that report a problem start with this, so they are never fed back to the model as history.
 NOTICE = "⚠️ "
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
-_ITEM_LINE = re.compile(r"^\[(E[0-9]+)\] ")
 
 
 class InputProblem(TedError):
@@ -304,8 +302,7 @@ def _load_hub(ref: str) -> Library:
 # --------------------------------------------------------------------------- the prompt
 def build_messages(library: Library | None, history: Sequence[Message], text: str, images: Sequence[str]) -> list[Message]:
     """`[system prompt; E; input]` as in distillation and evaluation, with the chat so far before the input."""
-    system = prompts.render("solve", library=library.render() if library is not None else "")
-    return [Message("system", system), *history, Message("user", text, images=list(images))]
+    return [Message("system", student_system(library) or ""), *history, Message("user", text, images=list(images))]
 
 
 def shown(reply: str) -> str:
@@ -411,11 +408,8 @@ def block_html(library: Library | None, cited: Sequence[str] | None = None) -> s
     block = library.render()
     if not block:
         return f"<p>{html.escape(library.name)} has no experiences yet: nothing is added to the system prompt.</p>"
-    lines = []
-    for line in block.splitlines():
-        match = _ITEM_LINE.match(line)
-        escaped = html.escape(line)
-        lines.append(f'<mark class="ted-cited">{escaped}</mark>' if match and cited and match.group(1) in cited else escaped)
+    marked = {item_line(item) for item in library.items if item.id in (cited or ())}
+    lines = [f'<mark class="ted-cited">{html.escape(line)}</mark>' if line in marked else html.escape(line) for line in block.splitlines()]
     tokens = get_counter().count(block)  # always cl100k: a library's own tokenizer setting could trigger a download
     if cited is None:
         cites = "Experiences the reply cites are highlighted."

@@ -16,9 +16,7 @@ copy-paste commands: a card shows the lessons, it never lets them inject markup 
 from __future__ import annotations
 
 import html
-import io
 import json
-import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,9 +25,10 @@ from typing import Any
 import jinja2
 import yaml
 
-from ted.evaluate import LM_EVAL_TASKS
+from ted import charts
 from ted.errors import LibraryError
 from ted.library import Library, clean_text
+from ted.tasks import LM_EVAL_TASKS
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
 TEMPLATE_NAME = "card.md.j2"
@@ -182,7 +181,7 @@ def render_card(
         images=set(images),
         curve_image=CURVE_IMAGE,
         usage_image=USAGE_IMAGE,
-        curve=[_curve_row(point) for point in library.metrics.curve],
+        curve=[charts.curve_row(point) for point in library.metrics.curve],
         roles=roles,
         cost=cost,
         paper_title=PAPER_TITLE,
@@ -218,94 +217,10 @@ def experiences_jsonl(library: Library) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _curve_row(point: dict[str, Any]) -> dict[str, Any]:
-    return {key: _number(point.get(key)) for key in ("epoch", "step", "items", "tokens", "train_accuracy", "val_accuracy")}
-
-
-def learning_curve_png(library: Library) -> bytes | None:
-    """Accuracy per epoch (train rollouts, validation, the no-library baseline) and library size."""
-    points = [_curve_row(p) for p in library.metrics.curve]
-    series = {key: [(i + 1 if p["epoch"] is None else p["epoch"], p[key]) for i, p in enumerate(points) if p[key] is not None]
-              for key in ("train_accuracy", "val_accuracy", "items")}
-    if not series["train_accuracy"] and not series["val_accuracy"]:
-        return None
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    for key, label, style in (("val_accuracy", "validation", "o-"), ("train_accuracy", "train rollouts", "s--")):
-        if series[key]:
-            ax.plot(*zip(*series[key]), style, label=label)
-    baseline = _number(library.metrics.baseline)
-    if baseline is not None:
-        ax.axhline(baseline, color="gray", linestyle=":", label="without library")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.02)
-    epochs = sorted({x for key in series for x, _ in series[key]})
-    ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
-    if len(epochs) <= 12:
-        ax.set_xticks(epochs)
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = ax.get_legend_handles_labels()
-    if series["items"]:
-        twin = ax.twinx()
-        twin.plot(*zip(*series["items"]), color="tab:green", alpha=0.5, linestyle="-.", label="items (right axis)")
-        twin.set_ylabel("items in library")
-        twin.set_ylim(0, max(y for _, y in series["items"]) + 1)
-        twin.yaxis.set_major_locator(MaxNLocator(integer=True))
-        more_handles, more_labels = twin.get_legend_handles_labels()
-        handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, loc="lower right", fontsize=8)
-    ax.set_title("Learning curve")
-    return _png(plt, fig)
-
-
-def usage_png(library: Library) -> bytes | None:
-    """How often student rollouts cited each experience (the paper's usage statistic)."""
-    if not library.items:
-        return None
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    ids = [item.id for item in library.items]
-    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.28 * len(ids) + 1)), dpi=100)
-    ax.barh(ids, [item.usage for item in library.items], color="tab:blue")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.invert_yaxis()
-    ax.set_xlabel("citations by student rollouts (usage)")
-    ax.set_title("Experience usage")
-    return _png(plt, fig)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(plt: Any, fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def render_files(library: Library, *, ref: str, version: str | None = None, license: str = DEFAULT_LICENSE) -> dict[str, bytes]:
     """Every derived file of the Hub layout, by path in the repo (library.json excluded)."""
     files: dict[str, bytes] = {EXPERIENCES_FILE: experiences_jsonl(library)}
-    for path, png in ((CURVE_IMAGE, learning_curve_png(library)), (USAGE_IMAGE, usage_png(library))):
+    for path, png in ((CURVE_IMAGE, charts.learning_curve(library)), (USAGE_IMAGE, charts.usage(library))):
         if png is not None:
             files[path] = png
     card = render_card(library, ref=ref, version=version, images=files.keys(), license=license)

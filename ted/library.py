@@ -15,12 +15,15 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
@@ -31,8 +34,15 @@ FORMAT = "ted-library/1"
 FILENAME = "library.json"
 MAX_FILE_BYTES = 4_000_000
 MAX_ITEMS = 500
-MAX_ITEM_CHARS = 2_000
 MAX_HISTORY = 20_000
+MAX_SOURCES = 64  # problem ids kept per item, newest last
+
+# Lesson length. A lesson the teacher proposes (extraction, merge, rewrite) must be 20-400
+# characters: short enough to stay general, long enough to say something. A library file is
+# allowed up to 2,000 per item, so hand-edited libraries still load.
+LESSON_MIN_CHARS = 20
+LESSON_MAX_CHARS = 400
+MAX_ITEM_CHARS = 2_000
 
 _ID_RE = re.compile(r"^E([1-9][0-9]{0,5})$")
 # Bidi overrides, zero-width characters and other invisible format characters: they can hide
@@ -66,7 +76,7 @@ class Experience(BaseModel):
     usage: int = Field(default=0, ge=0)
     created_step: int = Field(default=0, ge=0)
     updated_step: int = Field(default=0, ge=0)
-    sources: list[str] = Field(default_factory=list, max_length=64)
+    sources: list[str] = Field(default_factory=list, max_length=MAX_SOURCES)
 
     @field_validator("id")
     @classmethod
@@ -94,13 +104,16 @@ class Experience(BaseModel):
         return math.log1p(self.usage)
 
 
+HistoryOp = Literal["add", "update", "merge", "rewrite", "delete", "drop", "fallback"]
+
+
 class HistoryEntry(BaseModel):
     """One operation applied to the library, for provenance (what merged into what, when)."""
 
     model_config = ConfigDict(extra="forbid")
 
     step: int = Field(ge=0)
-    op: Literal["add", "update", "merge", "rewrite", "delete", "retain", "drop", "fallback"]
+    op: HistoryOp
     ids: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     into: str | None = None
     note: str | None = Field(default=None, max_length=MAX_ITEM_CHARS)
@@ -159,6 +172,49 @@ class Cost(BaseModel):
     roles: dict[str, RoleCost] = Field(default_factory=dict)
 
 
+class Rejection(str, Enum):
+    """Why a teacher proposal was not applied; the value is the tally's key in the file."""
+
+    UNKNOWN_ID = "update of unknown id"
+    PLACEHOLDER = "placeholder text, not a lesson"
+    LENGTH = "length"
+    CONTROL = "chat-template control sequence"
+    COPIES_NUMBERS = "copies numbers from the problem"
+    DUPLICATE = "duplicate of an existing lesson"
+    TOO_MANY = "too many operations"
+    DUPLICATE_IN_BATCH = "duplicate within the batch"
+
+
+class ExtractionTally(BaseModel):
+    """Teacher proposals accepted, and rejected by reason.
+
+    In the file it is one flat object, `{"accepted": 3, "rejected: length": 1, …}`, as it always was.
+    """
+
+    accepted: int = 0
+    rejected: dict[Rejection, int] = Field(default_factory=dict)
+
+    def reject(self, reason: Rejection, count: int = 1) -> None:
+        if count:
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "rejected" not in data:
+            rejected = {key.removeprefix("rejected: "): n for key, n in data.items() if key.startswith("rejected: ")}
+            return {"accepted": data.get("accepted", 0), "rejected": rejected}
+        return data
+
+    @model_serializer
+    def _to_file(self) -> dict[str, int]:
+        flat = {"accepted": self.accepted} | {f"rejected: {reason.value}": n for reason, n in self.rejected.items()}
+        return dict(sorted(flat.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.accepted or self.rejected)
+
+
 class Metrics(BaseModel):
     """Scores with and without the library, and the learning curve (one point per epoch)."""
 
@@ -168,6 +224,7 @@ class Metrics(BaseModel):
     baseline: float | None = None
     with_library: float | None = None
     curve: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    extraction: ExtractionTally | None = None
 
 
 def _now() -> str:
@@ -289,7 +346,7 @@ class Library(BaseModel):
             "After your final answer, list the IDs of the lessons you used, e.g. `Used: [E1, E3]` (or `Used: []`).",
             "",
         ]
-        lines += [f"[{item.id}] {item.text}" for item in self.items]
+        lines += [item_line(item) for item in self.items]
         return "\n".join(lines)
 
     def tokens(self, counter: TokenCounter | None = None) -> int:
@@ -297,7 +354,10 @@ class Library(BaseModel):
             return 0
         return (counter or get_counter(self.budget.tokenizer)).count(self.render())
 
-    def fits(self, counter: TokenCounter | None = None) -> bool:
+    def fits(self, counter: TokenCounter | None = None, items: list[Experience] | None = None) -> bool:
+        """Whether the library (or the same library holding only `items`) is within its budget."""
+        if items is not None:
+            return self.model_copy(update={"items": sorted(items, key=lambda e: id_number(e.id))}).fits(counter)
         return len(self.items) <= self.budget.max_items and self.tokens(counter) <= self.budget.max_tokens
 
     # ----------------------------------------------------------------- editing
@@ -307,29 +367,116 @@ class Library(BaseModel):
     def ids(self) -> list[str]:
         return [item.id for item in self.items]
 
-    def add(self, text: str, step: int, sources: list[str] | None = None, usage: int = 0) -> Experience:
-        """Append a new item with a fresh ID (IDs are never reused)."""
-        item = Experience(
-            id=f"E{self.next_id}", text=text, usage=usage, created_step=step, updated_step=step, sources=list(sources or [])
-        )
+    # The verbs below are the only way items change: each keeps the items in ID order (new IDs
+    # are the highest) and logs one history entry. Stages decide what to do; the Library applies it.
+    def add(self, text: str, step: int, sources: list[str] | None = None, note: str | None = None) -> Experience:
+        """A new item with a fresh ID (IDs are never reused)."""
+        item = self._new(text, step, list(sources or []), usage=0)
+        self.log(step, "add", [item.id], note=note)
+        return item
+
+    def update(self, item_id: str, text: str, step: int, source: str | None = None, note: str | None = None) -> Experience:
+        """New text for an item a problem taught more about; the problem joins its sources."""
+        item = self._require(item_id)
+        item.text, item.updated_step = text, step
+        if source is not None and source not in item.sources:
+            item.sources = (item.sources + [source])[-MAX_SOURCES:]
+        self.log(step, "update", [item_id], note=note)
+        return item
+
+    def merge(self, ids: list[str], text: str, step: int) -> Experience:
+        """Several items become one new item holding their usage and sources."""
+        merged = [self._take(i) for i in ids]
+        sources = list(dict.fromkeys(s for item in merged for s in item.sources))[-MAX_SOURCES:]
+        item = self._new(text, step, sources, usage=sum(e.usage for e in merged))
+        self.log(step, "merge", list(ids), into=item.id)
+        return item
+
+    def rewrite(self, item_id: str, text: str, step: int) -> Experience:
+        """Clearer, more general text for an item (compression); its usage stays."""
+        item = self._require(item_id)
+        item.text, item.updated_step = text, step
+        self.log(step, "rewrite", [item_id])
+        return item
+
+    def delete(self, ids: list[str], step: int) -> list[Experience]:
+        """Remove items the teacher chose to delete."""
+        removed = [self._take(i) for i in ids]
+        self.log(step, "delete", list(ids))
+        return removed
+
+    def drop(self, ids: list[str], step: int, note: str, fallback: bool = False) -> None:
+        """Remove items to meet the budget without the teacher (truncate, random, or the teacher's fallback)."""
+        if not ids:
+            return
+        for item_id in ids:
+            self._take(item_id)
+        self.log(step, "fallback" if fallback else "drop", list(ids), note=note)
+
+    def record_usage(self, citations: Iterable[list[str]]) -> Counter[str]:
+        """One use per citing rollout for each cited item still in the library; returns the counts."""
+        counts: Counter[str] = Counter(item_id for ids in citations for item_id in ids)
+        for item in self.items:
+            item.usage += counts.get(item.id, 0)
+        return counts
+
+    def log(self, step: int, op: HistoryOp, ids: list[str], into: str | None = None, note: str | None = None) -> None:
+        self.history.append(HistoryEntry(step=step, op=op, ids=ids, into=into, note=note))
+        if len(self.history) > MAX_HISTORY:  # keep the newest entries, so the file always loads again
+            del self.history[: len(self.history) - MAX_HISTORY]
+
+    def _new(self, text: str, step: int, sources: list[str], usage: int) -> Experience:
+        item = Experience(id=f"E{self.next_id}", text=text, usage=usage, created_step=step, updated_step=step, sources=sources)
         self.next_id += 1
         self.items.append(item)
         return item
 
-    def remove(self, item_id: str) -> Experience:
+    def _require(self, item_id: str) -> Experience:
         item = self.get(item_id)
         if item is None:
             raise LibraryError(f"no experience {item_id} in the library")
+        return item
+
+    def _take(self, item_id: str) -> Experience:
+        item = self._require(item_id)
         self.items.remove(item)
         return item
 
-    def log(self, step: int, op: str, ids: list[str], into: str | None = None, note: str | None = None) -> None:
-        self.history.append(HistoryEntry(step=step, op=op, ids=ids, into=into, note=note))  # type: ignore[arg-type]
-        if len(self.history) > MAX_HISTORY:  # keep the newest entries, so the file always loads again
-            del self.history[: len(self.history) - MAX_HISTORY]
-
     def copy_deep(self) -> Library:
         return self.model_copy(deep=True)
+
+
+# --------------------------------------------------------------------------- the citation format
+# render() asks the student to end with `Used: [E1, E3]`; these read that trailer back.
+_TRAILER = re.compile(r"\**\bused\**\s*:?\s*\**\s*\[([^\]\n]*)\]\**", re.IGNORECASE)
+_INLINE = re.compile(r"\[(E[0-9]+(?:\s*,\s*E[0-9]+)*)\]")
+_CITED_ID = re.compile(r"\bE([1-9][0-9]{0,5})\b")
+
+
+def item_line(item: Experience) -> str:
+    """One item as the prompt block shows it."""
+    return f"[{item.id}] {item.text}"
+
+
+def cited_ids(text: str, known: Iterable[str]) -> list[str]:
+    """IDs a reply cites, each once, in order of first mention; only IDs in `known` count.
+
+    The `Used: [E1, E3]` trailer is authoritative when present; otherwise inline `[E#]` mentions count.
+    """
+    known_set = set(known)
+    used = _TRAILER.findall(text)
+    source = used[-1] if used else " ".join(_INLINE.findall(text))
+    seen: list[str] = []
+    for number in _CITED_ID.findall(source):
+        item_id = f"E{number}"
+        if item_id in known_set and item_id not in seen:
+            seen.append(item_id)
+    return seen
+
+
+def strip_trailer(text: str, replacement: str = " ") -> str:
+    """The reply without its `Used: [...]` trailer (its IDs are not answers; a baseline reply has none)."""
+    return _TRAILER.sub(replacement, text)
 
 
 @dataclass

@@ -267,9 +267,8 @@ def distill(
         f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
         f"calls student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · {cost.wall_s:.1f}s"
     )
-    tally = getattr(library.metrics, "extraction", None) or {}
-    if tally:
-        err_console.print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in tally.items()))
+    if library.metrics.extraction:
+        err_console.print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()))
 
 
 # --------------------------------------------------------------------------- show
@@ -323,8 +322,8 @@ def chat(
     system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library (the system text) into the first user turn, for servers whose chat template drops system messages.")] = False,
 ) -> None:
     """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
-    from ted import prompts
     from ted.control_tokens import check_library, special_tokens
+    from ted.tasks import student_system
     from ted.models import load_model
     from ted.system_probe import ensure_system_reaches
     from ted.models.base import Message, SamplingParams
@@ -334,8 +333,7 @@ def chat(
     model.system_in_user = system_in_user
     if lib is not None:
         check_library(lib, special_tokens(model))
-    system = prompts.render("solve", library=lib.render() if lib else "")
-    history: list[Message] = [Message("system", system)]
+    history: list[Message] = [Message("system", student_system(lib) or "")]
     console = Console()
     console.print(f"[dim]{scrub_text(student)} · library: {lib.name + ' (' + str(len(lib.items)) + ' items)' if lib else 'none'} · empty line quits[/]")
 

@@ -14,12 +14,10 @@ from ted import prompts
 from ted.control_tokens import find_control
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
-from ted.library import Library, clean_text
+from ted.library import LESSON_MAX_CHARS, LESSON_MIN_CHARS, Library, Rejection, clean_text
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tasks.base import Problem
 
-MIN_CHARS = 20
-MAX_CHARS = 400
 MAX_OPS = 3
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
@@ -30,7 +28,7 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
 class ExtractOp(BaseModel):
     op: Literal["add", "update"]
     id: str | None = Field(default=None, json_schema_extra={"pattern": "^E[1-9][0-9]{0,5}$"})
-    text: str = Field(default="", json_schema_extra={"minLength": MIN_CHARS, "maxLength": MAX_CHARS})
+    text: str = Field(default="", json_schema_extra={"minLength": LESSON_MIN_CHARS, "maxLength": LESSON_MAX_CHARS})
     reason: str | None = Field(default=None, json_schema_extra={"maxLength": 120})
 
 
@@ -38,10 +36,19 @@ class ExtractionOps(BaseModel):
     operations: list[ExtractOp] = Field(default_factory=list, json_schema_extra={"maxItems": 2 * MAX_OPS})
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A refused proposal: the reason counted in the tally, and the detail for the run's log."""
+
+    op: ExtractOp
+    reason: Rejection
+    detail: str
+
+
 @dataclass
 class Extraction:
     ops: list[ExtractOp] = field(default_factory=list)
-    rejected: list[tuple[ExtractOp, str]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
     parsed: bool = True
 
 
@@ -58,24 +65,28 @@ def _normal(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[ExtractOp]) -> str | None:
+def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[ExtractOp]) -> Rejected | None:
     """Why `op` is rejected, or None when it is acceptable. `op.text` is cleaned in place."""
     op.text = clean_text(op.text)
     if op.op == "update" and (op.id is None or snapshot.get(op.id) is None):
-        return f"update of unknown id {op.id!r}"
+        return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
     if re.fullmatch(r"<[^<>]*>|[.\s…]*", op.text):
-        return "placeholder text, not a lesson"
-    if not MIN_CHARS <= len(op.text) <= MAX_CHARS:
-        return f"length {len(op.text)} outside {MIN_CHARS}-{MAX_CHARS} characters"
+        return Rejected(op, Rejection.PLACEHOLDER, "placeholder text, not a lesson")
+    if not LESSON_MIN_CHARS <= len(op.text) <= LESSON_MAX_CHARS:
+        return Rejected(op, Rejection.LENGTH, f"length {len(op.text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters")
     if found := find_control(op.text):
-        return f"chat-template control sequence {found!r}"
+        return Rejected(op, Rejection.CONTROL, f"chat-template control sequence {found!r}")
     copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}
     if copied:
-        return f"copies numbers from the problem: {', '.join(sorted(copied))}"
-    norm = _normal(op.text)
-    if any(_normal(item.text) == norm for item in snapshot.items) or any(_normal(o.text) == norm for o in accepted):
-        return "duplicate of an existing lesson"
+        return Rejected(op, Rejection.COPIES_NUMBERS, f"copies numbers from the problem: {', '.join(sorted(copied))}")
+    if _known_text(op.text, snapshot) or any(_normal(o.text) == _normal(op.text) for o in accepted):
+        return Rejected(op, Rejection.DUPLICATE, "duplicate of an existing lesson")
     return None
+
+
+def _known_text(text: str, library: Library) -> bool:
+    norm = _normal(text)
+    return any(_normal(item.text) == norm for item in library.items)
 
 
 async def extract(
@@ -91,8 +102,8 @@ async def extract(
     prompt = prompts.render(
         "extract",
         max_ops=max_ops,
-        min_chars=MIN_CHARS,
-        max_chars=MAX_CHARS,
+        min_chars=LESSON_MIN_CHARS,
+        max_chars=LESSON_MAX_CHARS,
         items=snapshot.items,
         question=problem.question,
         answer=problem.answer,
@@ -105,11 +116,11 @@ async def extract(
     parsed, result = await chat_json(teacher, [Message("user", prompt)], ExtractionOps, params)
     extraction = Extraction(parsed=parsed is not None)
     for op in (parsed.operations if parsed else [])[: max_ops * 2]:
-        reason = validate(op, snapshot, problem, extraction.ops)
-        if reason is None and len(extraction.ops) < max_ops:
+        rejected = validate(op, snapshot, problem, extraction.ops)
+        if rejected is None and len(extraction.ops) < max_ops:
             extraction.ops.append(op)
         else:
-            extraction.rejected.append((op, reason or f"too many operations (limit {max_ops})"))
+            extraction.rejected.append(rejected or Rejected(op, Rejection.TOO_MANY, f"too many operations (limit {max_ops})"))
     return extraction, result
 
 
@@ -121,18 +132,10 @@ def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) ->
     """
     touched: list[str] = []
     for op in ops:
+        note = (op.reason or "")[:200] or None
         target = library.get(op.id) if op.op == "update" and op.id else None
-        if target is None and any(_normal(item.text) == _normal(op.text) for item in library.items):
-            continue
         if target is not None:
-            target.text = op.text
-            target.updated_step = step
-            if source not in target.sources:
-                target.sources = (target.sources + [source])[-64:]
-            library.log(step, "update", [target.id], note=(op.reason or "")[:200] or None)
-            touched.append(target.id)
-        else:
-            item = library.add(op.text, step, sources=[source])
-            library.log(step, "add", [item.id], note=(op.reason or "")[:200] or None)
-            touched.append(item.id)
+            touched.append(library.update(target.id, op.text, step, source=source, note=note).id)
+        elif not _known_text(op.text, library):
+            touched.append(library.add(op.text, step, sources=[source], note=note).id)
     return touched

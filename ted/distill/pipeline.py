@@ -17,7 +17,6 @@ import functools
 import hashlib
 import json
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,9 @@ from ted.distill.extract import MAX_OPS, Extraction, apply_ops, extract
 from ted.distill.rollouts import Rollout, grade, rollouts, student_messages
 from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
-from ted.distill.usage import count_usage
 from ted.errors import ConfigError, LibraryError
+from ted.library import Budget, ExtractionTally, Library, ModelInfo, Rejection, RoleCost, SourceInfo, atomic_write, clean_text, remove_stale_temps
 from ted.redact import scrub_value
-from ted.library import Budget, Library, ModelInfo, RoleCost, SourceInfo, atomic_write, clean_text, remove_stale_temps
 from ted.models.base import ChatModel, ChatResult, SamplingParams
 from ted.tasks.base import Problem, Task
 from ted.tokens import TokenCounter, get_counter
@@ -188,7 +186,7 @@ class RunState:
     best_score: float | None = None
     rollouts_correct: int = 0  # this epoch so far: the learning curve's train accuracy
     rollouts_total: int = 0
-    extraction: dict[str, int] = field(default_factory=dict)  # accepted ops and rejections by reason
+    extraction: ExtractionTally = field(default_factory=ExtractionTally)
     log: list[str] = field(default_factory=list)
 
 
@@ -205,7 +203,7 @@ class _Checkpoint(BaseModel):
     rollouts: tuple[int, int] = (0, 0)
     library: dict[str, Any]
     best: dict[str, Any] | None = None
-    extraction: dict[str, int] = Field(default_factory=dict)
+    extraction: ExtractionTally = Field(default_factory=ExtractionTally)
     log: list[str] = Field(default_factory=list)
     data: str | None = None  # fingerprint of the training problems
 
@@ -291,7 +289,7 @@ class Distiller:
             "rollouts": [state.rollouts_correct, state.rollouts_total],
             "best": state.best.model_dump(mode="json") if state.best is not None else None,
             "library": state.library.model_dump(mode="json"),
-            "extraction": state.extraction,
+            "extraction": state.extraction.model_dump(),
             "log": state.log[-200:],
             "data": self.data_fingerprint,
         }
@@ -422,17 +420,16 @@ class Distiller:
         library = state.library
         for result in results:  # problem order, not completion order
             state.step += 1
-            count_usage(library, [r.cited for r in result.rollouts])
+            library.record_usage(r.cited for r in result.rollouts)
             applied = apply_ops(library, result.extraction.ops, state.step, result.problem.id)
             tally = state.extraction
-            tally["accepted"] = tally.get("accepted", 0) + len(applied)
-            if len(applied) < len(result.extraction.ops):
-                key = "rejected: duplicate within the batch"
-                tally[key] = tally.get(key, 0) + len(result.extraction.ops) - len(applied)
-            for op, why in result.extraction.rejected:
-                reason = "rejected: " + re.sub(r"\s*(['\"(:]|\d).*$", "", why)
-                tally[reason] = tally.get(reason, 0) + 1
-                state.log.append(f"step {state.step} {result.problem.id}: rejected {op.op} ({why}): {clean_text(op.text)[:120]}")
+            tally.accepted += len(applied)
+            tally.reject(Rejection.DUPLICATE_IN_BATCH, len(result.extraction.ops) - len(applied))
+            for rejected in result.extraction.rejected:
+                tally.reject(rejected.reason)
+                state.log.append(
+                    f"step {state.step} {result.problem.id}: rejected {rejected.op.op} ({rejected.detail}): {clean_text(rejected.op.text)[:120]}"
+                )
             if not result.structured:
                 state.log.append(f"step {state.step} {result.problem.id}: structuring reply unusable; raw traces used")
             if not result.extraction.parsed:
@@ -516,7 +513,7 @@ class Distiller:
         if self.val_problems:
             final.metrics.with_library = state.best_score if final is state.best else final.metrics.curve[-1].get("val_accuracy")
         final.metrics.curve = state.library.metrics.curve
-        final.metrics.extraction = dict(sorted(state.extraction.items()))  # type: ignore[attr-defined]
+        final.metrics.extraction = state.extraction
         final.metrics.baseline, final.metrics.task = state.library.metrics.baseline, self.task.name
         return final
 

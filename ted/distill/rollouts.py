@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ted.distill.usage import cited_ids
-from ted.library import Library
+from ted.library import Library, cited_ids
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams
+from ted.tasks import student_system
 from ted.tasks.base import Problem, Task
 
 
@@ -20,7 +20,7 @@ class Rollout:
 
 def student_messages(library: Library | None, problem: Problem, task: Task) -> list[Message]:
     """`[system prompt; E; input]`: the same layout for distillation, evaluation and the Space."""
-    system = task.system_prompt(library.render() if library is not None else "")
+    system = student_system(library, task)
     user = Message("user", task.format_prompt(problem), images=list(problem.images))
     return [Message("system", system), user] if system else [user]
 

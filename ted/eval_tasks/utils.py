@@ -1,19 +1,17 @@
-"""lm-eval glue for the ted_* tasks: every function calls `ted` (see `ted.evaluate`).
+"""lm-eval glue for the ted_* tasks: every function calls `ted` (see `ted.lm_eval_docs`).
 
 `custom_dataset` functions receive lm-eval's `--metadata` as keyword arguments:
 `library` (a local path or `org/name@version`; empty = baseline; default `TED_LIBRARY`),
 `data_files` (a local copy of the benchmark in its Hub schema; default `TED_DATA_DIR/<task>`),
 `dataset_revision` (override the pinned dataset revision; `revision` is the model's and is never read),
-`image_placeholders` (true/false; default: only for models given as `pretrained=`, see `ted.evaluate`).
+`image_placeholders` (true/false; default: only for models given as `pretrained=`, see `ted.lm_eval_docs`).
 """
 
 from __future__ import annotations
 
 from functools import partial
 
-from ted.evaluate import keep_system_text, lm_eval_docs, score_doc, total
-
-keep_system_text()  # a chat template without a system role must not drop the library
+from ted.lm_eval_docs import keep_system_text, lm_eval_docs, score_doc, total
 
 mathvision = partial(lm_eval_docs, "ted_mathvision")
 mathvision_testmini = partial(lm_eval_docs, "ted_mathvision_testmini")

@@ -44,10 +44,8 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def __iadd__(self, other: Usage) -> Usage:
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        return self
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
 
 
 @dataclass
@@ -84,6 +82,27 @@ class ChatResult:
     def truncated(self, index: int) -> bool:
         """Whether generation `index` stopped at the token limit rather than by itself."""
         return index < len(self.finish_reasons) and self.finish_reasons[index] == "length"
+
+    @classmethod
+    def empty(cls) -> ChatResult:
+        """No call at all: the start of a sum."""
+        return cls(texts=[], requests=0)
+
+    def __add__(self, other: ChatResult) -> ChatResult:
+        """Two calls as one: replies (with their reasoning and finish reasons), tokens, requests, retries and seconds add up."""
+        return ChatResult(
+            texts=self.texts + other.texts,
+            usage=self.usage + other.usage,
+            requests=self.requests + other.requests,
+            retries=self.retries + other.retries,
+            wall_s=self.wall_s + other.wall_s,
+            reasoning=self._aligned(self.reasoning, "") + other._aligned(other.reasoning, ""),
+            finish_reasons=self._aligned(self.finish_reasons, None) + other._aligned(other.finish_reasons, None),
+        )
+
+    def _aligned(self, values: list[Any], missing: Any) -> list[Any]:
+        """`values` padded to one per text: backends that do not report a field leave it short."""
+        return values[: len(self.texts)] + [missing] * (len(self.texts) - len(values))
 
 
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
@@ -315,16 +334,11 @@ async def chat_json(
         n=1, temperature=base.temperature, max_tokens=base.max_tokens, seed=base.seed, json_schema=schema_of(schema)
     )
     history = list(messages)
-    total = ChatResult(texts=[], requests=0)
+    total = ChatResult.empty()
     for attempt in range(2):
         result = await chat_model.chat(history, params)
-        total.texts.append(result.text)
-        total.reasoning.append(result.reasoning_of(0))
-        total.finish_reasons.append(result.finish_reasons[0] if result.finish_reasons else None)
-        total.usage += result.usage
-        total.requests += result.requests
-        total.retries += result.retries + attempt
-        total.wall_s += result.wall_s
+        total += result
+        total.retries += attempt
         try:
             return parse_json_reply(result.text, schema), total
         except (ValidationError, ValueError, TypeError) as err:

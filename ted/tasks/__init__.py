@@ -7,20 +7,34 @@
 from __future__ import annotations
 
 from ted.errors import DataError
+from ted.library import Library
 from ted.tasks.aime import Aime24Task, AimeTask
 from ted.tasks.base import Problem, Task
 from ted.tasks.benchmark import BenchmarkTask
 from ted.tasks.dapo import DapoMathTask
 from ted.tasks.data import load_problems
-from ted.tasks.generic import BaseTask, GenericTask, Grade
+from ted.tasks.generic import BaseTask, Grade
 from ted.tasks.mathverse import MathVerseTask
 from ted.tasks.mathvision import MathVisionTask
 from ted.tasks.visualpuzzles import VisualPuzzlesTask
 
 TASKS: dict[str, type[BaseTask]] = {
     task.name: task
-    for task in (GenericTask, MathVisionTask, VisualPuzzlesTask, AimeTask, Aime24Task, MathVerseTask, DapoMathTask)
+    for task in (BaseTask, MathVisionTask, VisualPuzzlesTask, AimeTask, Aime24Task, MathVerseTask, DapoMathTask)
 }
+# lm-eval task name → (ted task, split), as each benchmark declares it.
+LM_EVAL_TASKS: dict[str, tuple[str, str | None]] = {
+    lm_task: (task.name, split)
+    for task in TASKS.values()
+    if issubclass(task, BenchmarkTask)
+    for lm_task, split in task.lm_eval_tasks.items()
+}
+
+
+def student_system(library: Library | None, task: Task | None = None) -> str | None:
+    """The student's system message `[system prompt; E]` (None: no system message), built one way for
+    rollouts, `ted chat`, the Space and lm-eval. The task decides the prompt; without one, the generic task's."""
+    return (task or get_task()).system_prompt(library.render() if library is not None else "")
 
 
 def get_task(name: str | None = None) -> BaseTask:
@@ -32,6 +46,7 @@ def get_task(name: str | None = None) -> BaseTask:
 
 
 __all__ = [
+    "LM_EVAL_TASKS",
     "TASKS",
     "BaseTask",
     "BenchmarkTask",
@@ -40,4 +55,5 @@ __all__ = [
     "Task",
     "get_task",
     "load_problems",
+    "student_system",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ted import prompts
+from ted.library import strip_trailer
 from ted.tasks import answers
 from ted.tasks.base import Problem
 from ted.tasks.benchmark import BenchmarkTask
@@ -25,13 +26,12 @@ _NORMALISE = answers.MathNormaliser(
 
 class AimeTask(BenchmarkTask):
     name = "aime"
-    description = "AIME 2025 (math-ai/aime25): 30 integer-answer problems"
     display_name = "AIME 2025"
     dataset = "math-ai/aime25"
     # Only a short commit id (7510e41) could be confirmed offline; the Hub needs a full SHA.
     revision = None
     default_split = "test"
-    splits = ("test",)
+    lm_eval_tasks = {"ted_aime": "test"}
     required = ("problem", "answer")
     answer_hint = "an integer from 0 to 999"
     protocol = "lm-eval 0.4.13 aime25"
@@ -45,7 +45,7 @@ class AimeTask(BenchmarkTask):
         return prompts.render("aime_question", question=problem.question, strip=False)
 
     def grade(self, text: str, problem: Problem) -> Grade:
-        predicted = read_answer(answers.strip_library_trailer(text))
+        predicted = read_answer(strip_trailer(text, ""))
         return Grade(predicted if predicted.strip() else None, equivalent(predicted, str(problem.answer)))
 
     def is_correct(self, predicted: str, problem: Problem) -> bool:
@@ -78,11 +78,10 @@ def equivalent(predicted: str, gold: str) -> bool:
 
 class Aime24Task(AimeTask):
     name = "aime24"
-    description = "AIME 2024 (Maxwell-Jia/AIME_2024): 30 integer-answer problems"
     display_name = "AIME 2024"
     dataset = "Maxwell-Jia/AIME_2024"
     revision = "8d88b2876a82a080e2f172cc9b25d0d9d2cb4792"
     default_split = "train"
-    splits = ("train",)
+    lm_eval_tasks = {"ted_aime24": "train"}
     required = (("Problem", "problem"), ("Answer", "answer"))
     protocol = "lm-eval 0.4.13 aime24"

@@ -27,10 +27,11 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ted.library import strip_trailer
+
 LETTERS = string.ascii_uppercase
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_USED = re.compile(r"\**Used\**\s*:\s*\[[^\]\n]*\]\**", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"\b(?:final\s+)?answer\s*\**\s*[:：]\s*\**(?P<rest>[^\n]*)", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\bthe\s+(?:final\s+|correct\s+)?answer\s+is\s*[:：]?\s*(?P<rest>[^\n]*)", re.IGNORECASE)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -52,12 +53,7 @@ def strip_reasoning(text: str) -> str:
         text = text[: lowered.index("<think>")]
     elif "</think>" in lowered:
         text = text[lowered.rindex("</think>") + len("</think>") :]
-    return _USED.sub(" ", text).strip()
-
-
-def strip_library_trailer(text: str) -> str:
-    """The reply without the library's `Used: [...]` trailer (absent from a baseline reply)."""
-    return _USED.sub("", text)
+    return strip_trailer(text).strip()
 
 
 def _boxed_spans(text: str) -> list[tuple[int, str]]:

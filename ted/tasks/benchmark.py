@@ -23,7 +23,8 @@ class BenchmarkTask(BaseTask):
     revision: ClassVar[str | None]
     config: ClassVar[str | None] = None  # the dataset configuration, for datasets with several
     default_split: ClassVar[str | None] = None
-    splits: ClassVar[tuple[str, ...]] = ()
+    # The lm-eval tasks (eval_tasks/*.yaml) that score this benchmark, by name → split (None: the only split).
+    lm_eval_tasks: ClassVar[dict[str, str | None]] = {}
     required: ClassVar[tuple[str | tuple[str, ...], ...]] = ()
     categories: ClassVar[tuple[str, ...]] = ()
     category_field: ClassVar[str | None] = None

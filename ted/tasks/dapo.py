@@ -33,12 +33,11 @@ def problem_text(prompt: Any) -> str:
 
 class DapoMathTask(AimeTask):
     name = "dapo_math"
-    description = "DAPO-Math-17k (BytedTsinghua-SIA/DAPO-Math-17k): 17,917 integer-answer problems, a training source"
     display_name = "DAPO-Math-17k"
     dataset = "BytedTsinghua-SIA/DAPO-Math-17k"
     revision = None  # no commit of the Hub repository could be confirmed offline, so none is pinned
     default_split = "train"
-    splits = ("train",)
+    lm_eval_tasks = {}  # a training source: no lm-eval task
     required = ("prompt", "reward_model")
 
     def prepare(self, dataset: Any) -> Any:

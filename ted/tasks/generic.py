@@ -30,7 +30,6 @@ class BaseTask:
     """Shared prompt, extraction and scoring; subclasses set the data source and tolerances."""
 
     name = "generic"
-    description = "any labelled problems: JSONL, CSV, a datasets folder or a Hub dataset id"
     tolerance = answers.Tolerance()
     answer_hint: str | None = None
     protocol = "ted"  # whose prompt and scorer `acc` reproduces (a harness and version for benchmarks)
@@ -90,7 +89,3 @@ class BaseTask:
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
-
-
-class GenericTask(BaseTask):
-    name = "generic"

@@ -42,13 +42,11 @@ def split_choices(question: str) -> tuple[str, list[str] | None]:
 
 class MathVerseTask(BenchmarkTask):
     name = "mathverse"
-    description = "MathVerse (AI4Math/MathVerse): visual math, testmini 3,940 rows (788 problems x 5 versions)"
     display_name = "MathVerse"
     dataset = "AI4Math/MathVerse"
     revision = "268dfc55b62296be3bdf6406d6dea07bd06a7d64"
     config = "testmini"
     default_split = "testmini"
-    splits = ("testmini",)
     required = ("sample_index", "question", "image", "answer", "question_type")
     category_field = "problem_version"
     has_images = True

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from ted import prompts
+from ted.library import strip_trailer
 from ted.tasks import answers
 from ted.tasks.base import Problem
 from ted.tasks.benchmark import BenchmarkTask
@@ -38,12 +39,11 @@ _LETTER_WRAPPERS = tuple((wrap.format(c), c) for c in "abcde" for wrap in ("({})
 
 class MathVisionTask(BenchmarkTask):
     name = "mathvision"
-    description = "MathVision (MathLLMs/MathVision): multimodal competition math, test 3040 / testmini 304"
     display_name = "MathVision"
     dataset = "MathLLMs/MathVision"
     revision = "08d26d67d45431e1e88ed7e70f4737615b519aad"
     default_split = "test"
-    splits = ("test", "testmini")
+    lm_eval_tasks = {"ted_mathvision": "test", "ted_mathvision_testmini": "testmini"}
     required = ("id", "question", "options", ("decoded_image", "image"), "answer")
     category_field = "subject"
     has_images = True
@@ -62,7 +62,7 @@ class MathVisionTask(BenchmarkTask):
 
     def grade(self, text: str, problem: Problem) -> Grade:
         """The harness's verdict; a wrong reply with no box and no 'the answer is' counts as no answer."""
-        reply = answers.strip_library_trailer(text)
+        reply = strip_trailer(text, "")
         predicted = read_answer(reply)
         gold = str(problem.answer)
         gold_text = ""

@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from ted import prompts
+from ted.library import strip_trailer
 from ted.tasks.base import Problem
 from ted.tasks.benchmark import BenchmarkTask
 from ted.tasks.generic import Grade
@@ -46,12 +47,11 @@ _SHORT_CHARS = 5
 
 class VisualPuzzlesTask(BenchmarkTask):
     name = "visualpuzzles"
-    description = "VisualPuzzles (neulab/VisualPuzzles): 1168 visual logic puzzles, A-D, per-category accuracy"
     display_name = "VisualPuzzles"
     dataset = "neulab/VisualPuzzles"
     revision = "121e4ff2aa9ed04d04d972dd3847acefca421e0b"
     default_split = None
-    splits = ("train", "test")
+    lm_eval_tasks = {"ted_visualpuzzles": None}
     required = ("id", "category", "image", "question", "options", "answer")
     categories = ("algorithmic", "analogical", "deductive", "inductive", "spatial")
     category_field = "category"
@@ -72,7 +72,7 @@ class VisualPuzzlesTask(BenchmarkTask):
 
     def grade(self, text: str, problem: Problem) -> Grade:
         options = dict(zip(LETTERS, problem.options)) if problem.options else None
-        letter = read_letter(answers.strip_library_trailer(text).strip(), options)
+        letter = read_letter(strip_trailer(text, "").strip(), options)
         return Grade(letter, letter is not None and letter.lower() == str(problem.answer).lower())
 
 

@@ -96,7 +96,7 @@ def make_library(path: Path, texts: list[str], *, name: str = "demo", with_libra
         budget={"max_tokens": 600, "max_items": 6},
     )
     for step, text in enumerate(texts, start=1):
-        lib.add(text, step, sources=[f"sample-{step}"], usage=step)
+        lib.add(text, step, sources=[f"sample-{step}"]).usage = step
     lib.metrics.task, lib.metrics.baseline, lib.metrics.with_library = "ted_demo", 0.4, with_library
     lib.metrics.curve = [
         {"epoch": 1, "step": 6, "items": len(texts), "tokens": 80, "train_accuracy": 0.3, "val_accuracy": 0.45},
@@ -255,7 +255,7 @@ def test_existing_version_is_refused_unless_forced(hub: HubServer, api_kw: dict[
 def test_diff_between_versions_and_local_files(hub: HubServer, api_kw: dict[str, str], cli_env: dict[str, str], tmp_path: Path) -> None:
     v1 = make_library(tmp_path / "v1.json", LESSONS[:2])
     lib = Library.load(v1)
-    lib.remove("E1")
+    lib.delete(["E1"], step=9)
     lib.items[0].text = "Check the units of every intermediate and final quantity."
     lib.add("Estimate the answer's size before solving exactly.", 9)
     v2 = tmp_path / "v2.json"

@@ -59,7 +59,7 @@ def test_version_order_and_next_version() -> None:
 
 def hostile_library() -> Library:
     lib = Library(name="evil\n---\nlicense: stolen", student={"model": "x`; rm -rf ~ #"}, source={"dataset": "<img src=x>"})
-    lib.add("Close the table | then <script>alert(1)</script> and **shout**", 1, usage=2)
+    lib.add("Close the table | then <script>alert(1)</script> and **shout**", 1).usage = 2
     lib.add("A plain lesson.", 2)
     lib.metrics.curve = [{"epoch": 1, "val_accuracy": "NaN"}, {"epoch": 2, "val_accuracy": float("inf"), "items": 2}]
     return lib

@@ -33,7 +33,7 @@ def test_render_is_stable_and_in_id_order():
 
 def test_ids_are_never_reused():
     lib = make(3)
-    lib.remove("E3")
+    lib.delete(["E3"], step=4)
     assert lib.add("A new general lesson about checking work.", 5).id == "E4"
     reloaded = Library.from_json(lib.to_json())
     assert reloaded.add("Another general lesson for the student.", 6).id == "E5"
@@ -89,7 +89,7 @@ def test_budget_fit_counts_rendered_tokens():
 def test_diff_reports_added_removed_changed():
     a = make(3)
     b = a.copy_deep()
-    b.remove("E1")
+    b.delete(["E1"], step=9)
     b.get("E2").text = "Rewritten: restate the givens first."
     b.get("E3").usage = 7
     b.add("Fresh lesson about drawing a diagram first.", 9)
@@ -117,5 +117,5 @@ def test_history_is_capped_so_a_long_run_always_loads_again(monkeypatch):
     monkeypatch.setattr(library, "MAX_HISTORY", 5)
     lib = make(1)
     for step in range(8):
-        lib.log(step, "retain", ["E1"])
+        lib.log(step, "rewrite", ["E1"])
     assert [h.step for h in lib.history] == [3, 4, 5, 6, 7]

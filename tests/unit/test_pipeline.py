@@ -11,8 +11,8 @@ from ted.distill.pipeline import derive_seed
 from ted.distill.rollouts import rollouts
 from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
-from ted.distill.usage import count_usage
 from ted.errors import ConfigError, ModelError
+from ted.library import Rejection
 from ted.models.base import SamplingParams
 from ted.tokens import get_counter
 from tests.scripted import ScriptedModel, SumTask, sum_problems
@@ -95,7 +95,7 @@ def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
                 chains, _ = await structure(teacher, p.question, runs, sol, params("teacher", *key, "structure", json_out=True))
                 ext, _ = await extract(teacher, hand, p, runs, sol, chains, params("teacher", *key, "extract", json_out=True))
                 step += 1
-                count_usage(hand, [r.cited for r in runs])
+                hand.record_usage(r.cited for r in runs)
                 apply_ops(hand, ext.ops, step, p.id)
                 await compress(hand, cfg.compression, counter, step, cfg.seed, teacher=teacher,
                                params=params("teacher", epoch, step, "compress", json_out=True))
@@ -195,8 +195,8 @@ def test_extraction_tally_counts_accepted_and_rejected(tmp_path):
 
     lib = run(config(tmp_path, epochs=1), sum_problems(4), teacher=Sloppy("t"))
     tally = lib.metrics.extraction
-    assert tally["rejected: placeholder text, not a lesson"] == 4
-    assert tally["rejected: update of unknown id"] == 4
+    assert tally.rejected[Rejection.PLACEHOLDER] == 4
+    assert tally.rejected[Rejection.UNKNOWN_ID] == 4
     # the four problems share one snapshot: the lesson is new to each, and applied once
-    assert tally["accepted"] == 1 and tally["rejected: duplicate within the batch"] == 3
+    assert tally.accepted == 1 and tally.rejected[Rejection.DUPLICATE_IN_BATCH] == 3
     assert [e.text for e in lib.items].count("Restate what is asked before computing anything at all.") == 1

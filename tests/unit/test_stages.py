@@ -5,8 +5,7 @@ import pytest
 
 from ted.distill.compress import CompressOp, apply_compression_ops, compress, drop_lowest_priority
 from ted.distill.extract import ExtractOp, apply_ops, validate
-from ted.distill.usage import cited_ids, count_usage
-from ted.library import Budget, Library
+from ted.library import Budget, Experience, Library, cited_ids
 from ted.tasks.base import Problem
 from ted.tokens import get_counter
 from tests.scripted import ScriptedModel
@@ -15,11 +14,12 @@ COUNTER = get_counter()
 
 
 def lib_with(n: int, usages: list[int] | None = None, max_items: int = 15, max_tokens: int = 4000) -> Library:
-    lib = Library(budget=Budget(max_items=max_items, max_tokens=max_tokens))
-    for i in range(n):
-        lib.add(f"General lesson {chr(65 + i)}: when stuck, restate the goal and check each assumption.", step=i)
-        lib.items[-1].usage = (usages or [0] * n)[i]
-    return lib
+    items = [
+        Experience(id=f"E{i + 1}", text=f"General lesson {chr(65 + i)}: when stuck, restate the goal and check each assumption.",
+                   usage=(usages or [0] * n)[i], created_step=i, updated_step=i)
+        for i in range(n)
+    ]  # fmt: skip
+    return Library(budget=Budget(max_items=max_items, max_tokens=max_tokens), items=items)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_cited_ids(text, known, expected):
 
 def test_usage_counts_one_per_citing_rollout():
     lib = lib_with(3)
-    counts = count_usage(lib, [["E1", "E2"], ["E1"], [], ["E9"]])
+    counts = lib.record_usage([["E1", "E2"], ["E1"], [], ["E9"]])
     assert [e.usage for e in lib.items] == [2, 1, 0]
     assert counts["E9"] == 1  # counted but no such item: nothing to increment
 
@@ -63,7 +63,7 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
 )
 def test_extraction_validation(op, reason):
     got = validate(op, lib_with(1), PROBLEM, [])
-    assert (got is None) if reason is None else (reason in got)
+    assert (got is None) if reason is None else (reason in got.detail)
 
 
 def test_apply_ops_in_order_and_update_of_vanished_item_becomes_add():
@@ -74,9 +74,9 @@ def test_apply_ops_in_order_and_update_of_vanished_item_becomes_add():
     ]
     assert apply_ops(lib, ops, step=5, source="p1") == ["E1", "E3"]
     assert lib.get("E1").text.startswith("Sharper") and lib.get("E1").updated_step == 5
-    lib.remove("E2")
+    lib.delete(["E2"], step=5)
     assert apply_ops(lib, [ExtractOp(op="update", id="E2", text="Lesson for a gone item, kept as new.")], 6, "p2") == ["E4"]
-    assert [h.op for h in lib.history] == ["update", "add", "add"]
+    assert [h.op for h in lib.history] == ["update", "add", "delete", "add"]
 
 
 def test_compression_ops_merge_rewrite_delete_and_skip_invalid():

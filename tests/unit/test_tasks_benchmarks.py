@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ted.errors import DataError, LibraryError
-from ted.evaluate import guard_request_cache, lm_eval_docs, score_doc
+from ted.lm_eval_docs import guard_request_cache, lm_eval_docs, score_doc
 from ted.library import Library
 from ted.tasks import get_task
 from tests.fixtures import benchmarks as fx
