@@ -1,6 +1,7 @@
 """Every chart ted draws, with one matplotlib set-up: PNG bytes, no display needed.
 
-The library card's learning curve and usage bars (`ted push`), and `ted eval`'s comparison bars.
+The library card's learning curve and usage bars (`ted push`), `ted eval`'s comparison bars, and
+`ted reproduce`'s learning curves of several libraries and accuracy per arm.
 """
 
 from __future__ import annotations
@@ -107,4 +108,48 @@ def comparison(title: str, labels: list[str], baseline: list[float], with_librar
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(frameon=False)
+    return _png(plt, fig)
+
+
+def learning_curves(curves: dict[str, list[dict[str, Any]]]) -> bytes | None:
+    """Train-rollout (and validation, if scored) accuracy per epoch, one line per library (`ted reproduce`)."""
+    plt, MaxNLocator = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    drawn = False
+    for name, points in curves.items():
+        rows = [curve_row(p) for p in points]
+        for key, style in (("train_accuracy", "o-"), ("val_accuracy", "s--")):
+            xy = [(r["epoch"], r[key]) for r in rows if r["epoch"] is not None and r[key] is not None]
+            if xy:
+                ax.plot(*zip(*xy), style, label=f"{name} ({'train rollouts' if key == 'train_accuracy' else 'validation'})")
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Learning curves per library")
+    return _png(plt, fig)
+
+
+def arm_accuracy(title: str, labels: list[str], acc: list[float], ci95: list[list[float]], quoted: list[float | None]) -> bytes:
+    """Measured accuracy per arm with 95% CI bars; the paper's quoted numbers as separate, labelled markers."""
+    plt, _ = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(labels) + 2), 3.8), dpi=110)
+    xs = list(range(len(labels)))
+    low = [a - c[0] for a, c in zip(acc, ci95)]
+    high = [c[1] - a for a, c in zip(acc, ci95)]
+    colours = ["#9aa5b1"] + ["#2f6fde"] * (len(labels) - 1)
+    ax.bar(xs, acc, 0.6, yerr=[low, high], capsize=4, color=colours, label="measured by this run")
+    points = [(x, q) for x, q in zip(xs, quoted) if q is not None]
+    if points:
+        ax.scatter(*zip(*points), marker="x", color="#d1495b", zorder=3, label="paper, quoted (other models; not measured here)")
+    ax.set_xticks(xs, labels, rotation=20 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
     return _png(plt, fig)

@@ -47,7 +47,7 @@ def _root(
     """Training-free experience distillation: a teacher writes a budgeted library of lessons for a frozen student."""
 
 
-COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor", "ted.commands.data"]
+COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor", "ted.commands.data", "ted.commands.reproduce"]
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

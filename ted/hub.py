@@ -422,8 +422,11 @@ def push_library(
     license: str = DEFAULT_LICENSE,
     token: str | None = None,
     endpoint: str | None = None,
+    attachments: dict[str, bytes] | None = None,
 ) -> PushResult:
     """Publish a library as one commit plus a version tag on the Hub dataset `repo_id`.
+
+    `attachments` are more files for the same commit (e.g. `ted reproduce`'s report), by path in the repo.
 
     `source` is a Library or a local reference; a file is uploaded byte for byte. The repo is
     created if needed (`private` applies only then). Without `version` the next `vN` is used.
@@ -460,6 +463,10 @@ def push_library(
         on_main = newest is None or (version_key(version) or (0, 0, 0)) >= (version_key(newest) or (0, 0, 0))
         base = head if on_main else tags.get(version, head)
         files = {LIBRARY_FILE: raw, **render_files(library, ref=f"{repo_id}@{version}", version=version, license=license)}
+        clash = sorted(set(attachments or {}) & set(files))
+        if clash:
+            raise LibraryError(f"attachment {clash[0]!r} would replace a file of the library layout; attach it under another path")
+        files.update(attachments or {})
         present = hub.api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=base) if base else []
         stale = [p for p in present if p in LAYOUT and p not in files]
         operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in files.items()]

@@ -93,8 +93,8 @@ def _parse_prices(prices: list[str]) -> dict[str, tuple[float, float]]:
     return parsed
 
 
-def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
-    """Flags given on the command line win over the TOML file, which wins over defaults."""
+def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path | None, section: str = "distill") -> dict[str, Any]:
+    """Flags given on the command line win over the TOML file (its keys, or those under [section]), which wins over defaults."""
     if config_file is None:
         return values
     try:
@@ -103,7 +103,7 @@ def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path 
         raise ConfigError(f"--config {config_file}: no such file") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"--config {config_file}: invalid TOML ({err})") from None
-    data = data.get("distill", data)
+    data = data.get(section, data)
     merged = dict(values)
     for key, value in data.items():
         name = key.replace("-", "_")

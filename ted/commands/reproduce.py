@@ -1,0 +1,160 @@
+"""`ted reproduce`: from two endpoints to the paper's main and ablation tables, as one resumable job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from ted.commands.core import _merge_config, _parse_prices, err_console
+from ted.errors import ConfigError
+
+
+def _list(value: Any) -> list[str]:
+    """A comma-separated option (or a TOML list) as a list of names."""
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value or "").split(",") if part.strip()]
+
+
+def _eval_data(values: list[str] | dict[str, str], benchmark: str) -> dict[str, str]:
+    """`--eval-data PATH` (the main benchmark) or `--eval-data BENCH=PATH`, repeatable; a TOML table as is."""
+    if isinstance(values, dict):
+        return {str(k): str(v) for k, v in values.items()}
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, path = item.partition("=")
+        if not sep or "/" in name or not name:
+            name, path = benchmark, item
+        out[name.strip()] = path.strip()
+    return out
+
+
+def _config(values: dict[str, Any]) -> Any:
+    from ted.reproduce.plan import STRATEGIES, ReproduceConfig
+
+    for required in ("benchmark", "student", "teacher", "out"):
+        if not values.get(required):
+            raise ConfigError(f"--{required} is required (on the command line or in --config)")
+    fields = {name: values[name] for name in ReproduceConfig.model_fields if name in values}
+    fields.update(
+        strategies=_list(values["strategies"]) or list(STRATEGIES),
+        teachers=_list(values["teachers"]),
+        transfer_to=_list(values["transfer_to"]),
+        eval_data=_eval_data(values["eval_data"], values["benchmark"]),
+        price=_parse_prices(values["price"]) if isinstance(values["price"], list) else dict(values["price"]),
+        out=str(values["out"]),
+    )
+    try:
+        return ReproduceConfig(**fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "the options"
+        message = first["msg"].removeprefix("Value error, ")
+        shown = f" {first['input']!r}" if first["loc"] else ""
+        raise ConfigError(f"{option}{shown}: {message[:1].lower()}{message[1:]}") from None
+
+
+class ConsoleDisplay:
+    """One line per step with the overall ETA; `ted distill` draws its own bar below it."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def step(self, index: int, total: int, step: Any, eta_s: float | None) -> None:
+        elapsed = time.perf_counter() - self.started
+        eta = "ETA after the first measured step" if eta_s is None else f"ETA {_duration(eta_s)}"
+        err_console.print(f"[bold]step {index}/{total}[/] {step.id} · elapsed {_duration(elapsed)} · {eta}", highlight=False)
+
+    def log(self, message: str) -> None:
+        err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, Any]) -> None:
+    from ted.reproduce.estimate import total
+
+    console = Console()
+    table = Table(title=f"ted reproduce --dry-run: what {config.out} would cost (no call made)")
+    for column in ("step", "role", "calls", "prompt tokens", "completion tokens", "USD"):
+        table.add_column(column, justify="left" if column in ("step", "role") else "right")
+    for estimate in estimates:
+        for role, cost in estimate.roles.items():
+            usd = cost.usd(config.price.get(role))
+            table.add_row(estimate.step, role, f"{cost.calls:,}", f"{cost.prompt_tokens:,}", f"{cost.completion_tokens:,}", "–" if usd is None else f"{usd:.2f}")
+    for role, cost in total(estimates).items():
+        usd = cost.usd(config.price.get(role))
+        table.add_row("[bold]total[/]", role, f"{cost.calls:,}", f"{cost.prompt_tokens:,}", f"{cost.completion_tokens:,}", "–" if usd is None else f"{usd:.2f}")
+    console.print(table)
+    console.print(
+        "How: per problem and epoch one student request with n = rollouts (k requests on servers that ignore n), "
+        "a teacher solution, a structuring and an extraction call; teacher compression once per batch when the library is full; "
+        "one call per evaluated problem and repeat. Assumed: " + ", ".join(f"{k}={v}" for k, v in assumptions.items()) + ". "
+        "Set --reply-tokens to your models' typical answer length; --price ROLE=IN/OUT gives dollars.",
+        soft_wrap=False,
+    )
+
+
+def reproduce(
+    ctx: typer.Context,
+    benchmark: Annotated[Optional[str], typer.Option(help="mathvision, visualpuzzles or aime: the benchmark of the main table.")] = None,
+    student: Annotated[Optional[str], typer.Option(help="Student endpoint: openai:MODEL@BASE_URL (lm-eval scores it there too).")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher model spec.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder, e.g. runs/NAME: state, split, libraries, evaluations, report.")] = None,
+    train_from: Annotated[Optional[str], typer.Option(help="Training pool: a local copy in the pool's Hub schema, or a Hub id (default: the paper's pool).")] = None,
+    train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for the multimodal benchmarks, dapo for aime).")] = None,
+    samples: Annotated[int, typer.Option(help="Training problems, disjoint from every evaluated benchmark.")] = 100,
+    epochs: Annotated[int, typer.Option(help="Passes over the training problems per library.")] = 3,
+    rollouts: Annotated[int, typer.Option(help="Student answers per problem (k).")] = 5,
+    batch_size: Annotated[int, typer.Option(help="Problems per batch sharing one library snapshot.")] = 8,
+    strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none.")] = "teacher,truncate,random,none",
+    teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",
+    transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 too).")] = "",
+    repeats: Annotated[int, typer.Option(help="Evaluate each arm this many times (sampling endpoints differ between repeats).")] = 1,
+    eval_data: Annotated[list[str], typer.Option("--eval-data", help="Local copy of an evaluated benchmark in its Hub schema: PATH (main) or BENCH=PATH.")] = [],
+    eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems of each benchmark.")] = None,
+    eval_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per evaluation answer (default: the task's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and of every distillation.")] = 0,
+    budget_tokens: Annotated[int, typer.Option(help="Token budget of each library.")] = 4000,
+    max_items: Annotated[int, typer.Option(help="Item budget of each library.")] = 15,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens for rollouts and the teacher's solution.")] = 1024,
+    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="Student sampling temperature for rollouts.")] = 0.7,
+    teacher_temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 0.3,
+    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 16,
+    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library into the first user turn (servers whose chat template drops system messages), in distillation and evaluation.")] = False,
+    price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],
+    reply_tokens: Annotated[Optional[int], typer.Option(help="For the estimate: typical answer length in tokens (default: half the max tokens).")] = None,
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the student's API key.")] = "OPENAI_API_KEY",
+    teacher_api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable for the teacher's key (default: --api-key-env).")] = None,
+    push: Annotated[Optional[str], typer.Option(help="Publish the best library to this Hub dataset, org/name, with its scores and the report.")] = None,
+    html: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
+    dry_run: Annotated[bool, typer.Option(help="Print what the run would cost (calls, tokens, USD with --price) and stop.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out: finished steps are not repeated.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names, optionally under [reproduce]).")] = None,
+) -> None:
+    """Build the training split, distil a library per strategy (and teacher), evaluate all of them and the baseline, write the report."""
+    from ted.reproduce.report import command_line
+    from ted.reproduce.run import Reproduction
+
+    values = _merge_config(ctx, {k: v for k, v in ctx.params.items() if k not in ("config", "dry_run", "resume", "html")}, config, section="reproduce")
+    cfg = _config(values)
+    job = Reproduction(cfg, command_line())
+    if dry_run:
+        _print_estimate(cfg, job.estimates(), job.estimator.assumptions())
+        return
+    job.run(resume=resume, display=ConsoleDisplay(), html=html)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(reproduce)
+

@@ -1,0 +1,178 @@
+"""What a reproduction will cost before it starts (`ted reproduce --dry-run`): calls and tokens per step.
+
+A model of the calls the pipeline makes, from the configuration alone — no call is made:
+
+- per problem and epoch, one student request with `n = rollouts` (servers that ignore `n`, such
+  as llama.cpp, take `rollouts` requests with the same tokens in all but the prompt), one teacher
+  solution, one structuring and one extraction call;
+- with `teacher` compression, one call per batch once the library is full (it fills at one
+  accepted lesson per problem, `LESSON_TOKENS` each, up to the item or token budget);
+  `truncate`, `random` and `none` compress without calls; `none` lets the library grow;
+- evaluation: one call per problem and repeat, per arm and benchmark, the arm's final library in
+  every prompt;
+- prompt tokens: each prompt file's own length, the question (measured on the local evaluation
+  copy when given, else `QUESTION_TOKENS`), the library in force, and the traces a stage reads;
+  completion tokens: `--reply-tokens` per answer (default: half of the answer's max tokens —
+  `--max-tokens` in distillation, `--eval-max-tokens` or the lm-eval task's own limit in evaluation),
+  `CHAIN_FRACTION` of that per structured chain, `OPS_TOKENS` per extraction, and
+  `COMPRESS_FILL` of the budget per compression.
+
+Tokens are counted with the budget tokenizer (cl100k); servers count with their own, so expect
+differences of some percent on top of the model's own error. Dollars come from `--price`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from ted.reproduce.plan import BASELINE, BENCHMARKS, Arm, ReproduceConfig, Step, arms
+from ted.tokens import get_counter
+
+QUESTION_TOKENS = 120  # a competition problem statement with its options, when no local copy says otherwise
+LESSON_TOKENS = 40  # one library item: a sentence or two
+CHAIN_FRACTION = 0.5  # a structured chain restates a trace in about half its tokens
+OPS_TOKENS = 150  # an extraction reply: one or two operations in JSON
+COMPRESS_FILL = 0.7  # a compression reply rewrites the library to about this share of its budget
+LIBRARY_BLOCK = 20  # tokens of the block around the items ("Experiences:" header, ids)
+
+
+@dataclass
+class Cost:
+    """Calls and tokens of one step or role."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, calls: int, prompt: float, completion: float) -> None:
+        self.calls += calls
+        self.prompt_tokens += round(calls * prompt)
+        self.completion_tokens += round(calls * completion)
+
+    def usd(self, price: tuple[float, float] | None) -> float | None:
+        return None if price is None else (self.prompt_tokens * price[0] + self.completion_tokens * price[1]) / 1e6
+
+
+@dataclass
+class StepEstimate:
+    step: str
+    roles: dict[str, Cost] = field(default_factory=dict)
+
+    def to_dict(self, prices: dict[str, tuple[float, float]]) -> dict[str, Any]:
+        roles = {role: {**asdict(cost), "usd": cost.usd(prices.get(role))} for role, cost in self.roles.items()}
+        priced = [r["usd"] for r in roles.values() if r["usd"] is not None]
+        return {"step": self.step, "roles": roles, "usd": sum(priced) if priced else None}
+
+
+def _template_tokens(name: str) -> int:
+    """Tokens of a prompt file's fixed text: rendered with every value empty and every condition false."""
+    source = resources.files("ted.prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
+    return get_counter().count(jinja2.Environment(undefined=jinja2.Undefined).from_string(source).render())
+
+
+def task_max_gen_toks(lm_task: str) -> int:
+    """The lm-eval task's own answer limit (`max_gen_toks` in its YAML, else the shared template's)."""
+    from ted.evaluate import eval_tasks_dir
+
+    folder = eval_tasks_dir()
+    for name in (f"{lm_task}.yaml", "_ted_template_yaml"):
+        match = re.search(r"^\s*max_gen_toks:\s*(\d+)", (folder / name).read_text(encoding="utf-8"), re.M)
+        if match:
+            return int(match.group(1))
+    raise ValueError(f"{lm_task}: no max_gen_toks in its task files")
+
+
+class Estimator:
+    """The cost model above, for one configuration; `question_tokens` and `eval_sizes` may be measured."""
+
+    def __init__(self, config: ReproduceConfig, question_tokens: int = QUESTION_TOKENS, eval_sizes: dict[str, int] | None = None):
+        self.c = config
+        self.q = question_tokens + _template_tokens("task_question")
+        self.eval_sizes = {b: (eval_sizes or {}).get(b, BENCHMARKS[b].eval_size) for b in config.benchmarks}
+        if config.eval_limit:
+            self.eval_sizes = {b: min(n, config.eval_limit) for b, n in self.eval_sizes.items()}
+        self.reply = config.reply_tokens or max(1, config.max_tokens // 2)
+        self.eval_reply = {
+            b: config.reply_tokens or max(1, (config.eval_max_tokens or task_max_gen_toks(BENCHMARKS[b].lm_task)) // 2)
+            for b in config.benchmarks
+        }
+        self.fixed = {name: _template_tokens(name) for name in ("solve", "teacher_solve", "structure", "extract", "compress")}
+
+    def batches(self, strategy: str) -> tuple[list[tuple[int, int, bool]], int]:
+        """Per batch: (problems, library tokens in its snapshot, whether the teacher compresses after it); final tokens.
+
+        One accepted lesson per problem; over the item or token budget, `teacher` compresses to
+        COMPRESS_FILL of it with one call, `truncate` and `random` cut to the budget, `none` keeps all.
+        """
+        c = self.c
+        cap = min(c.max_items, c.budget_tokens // LESSON_TOKENS)
+        items, out = 0, []
+        for _ in range(c.epochs):
+            for start in range(0, c.samples, c.batch_size):
+                size = min(c.batch_size, c.samples - start)
+                before = LIBRARY_BLOCK + items * LESSON_TOKENS
+                items += size
+                over = strategy != "none" and items > cap
+                if over:
+                    items = int(COMPRESS_FILL * cap) if strategy == "teacher" else cap
+                out.append((size, before, over and strategy == "teacher"))
+        return out, LIBRARY_BLOCK + items * LESSON_TOKENS
+
+    def distill(self, arm: Arm) -> StepEstimate:
+        c = self.c
+        k = c.rollouts
+        student, teacher = Cost(), Cost()
+        batches, _ = self.batches(arm.strategy)
+        for size, lib, compresses in batches:
+            student.add(size, self.fixed["solve"] + lib + self.q, k * self.reply)
+            teacher.add(size, self.fixed["teacher_solve"] + self.q, self.reply)
+            traces = (k + 1) * self.reply
+            teacher.add(size, self.fixed["structure"] + self.q + traces, (k + 1) * self.reply * CHAIN_FRACTION)
+            teacher.add(size, self.fixed["extract"] + lib + self.q + traces * CHAIN_FRACTION, OPS_TOKENS)
+            if compresses:
+                teacher.add(1, self.fixed["compress"] + lib + size * LESSON_TOKENS, COMPRESS_FILL * c.budget_tokens)
+        return StepEstimate(f"distill:{arm.name}", {"student": student, "teacher": teacher})
+
+    def evaluate(self, benchmark: str, arm: Arm | None) -> StepEstimate:
+        c = self.c
+        n = self.eval_sizes[benchmark] * c.repeats
+        lib = 0 if arm is None else self.batches(arm.strategy)[1]
+        cost = Cost()
+        cost.add(n, self.fixed["solve"] + lib + self.q, self.eval_reply[benchmark])
+        return StepEstimate(f"eval:{benchmark}:{arm.name if arm else BASELINE}", {"student": cost})
+
+    def steps(self, steps: list[Step]) -> list[StepEstimate]:
+        by_name = {arm.name: arm for arm in arms(self.c)}
+        out = []
+        for step in steps:
+            if step.kind == "split":
+                out.append(StepEstimate(step.id))
+            elif step.kind == "distill":
+                out.append(self.distill(by_name[step.arm or ""]))
+            else:
+                out.append(self.evaluate(step.benchmark or "", None if step.arm == BASELINE else by_name[step.arm or ""]))
+        return out
+
+    def assumptions(self) -> dict[str, Any]:
+        return {
+            "question_prompt_tokens": self.q, "reply_tokens": self.reply, "eval_reply_tokens": self.eval_reply,
+            "lesson_tokens": LESSON_TOKENS, "chain_fraction": CHAIN_FRACTION, "ops_tokens": OPS_TOKENS,
+            "compress_fill": COMPRESS_FILL, "eval_sizes": self.eval_sizes, "server_honours_n": True,
+        }  # fmt: skip
+
+
+def total(estimates: list[StepEstimate]) -> dict[str, Cost]:
+    roles: dict[str, Cost] = {}
+    for estimate in estimates:
+        for role, cost in estimate.roles.items():
+            into = roles.setdefault(role, Cost())
+            into.calls += cost.calls
+            into.prompt_tokens += cost.prompt_tokens
+            into.completion_tokens += cost.completion_tokens
+    return roles

@@ -1,0 +1,305 @@
+"""What `ted reproduce` will do, as a list of steps, and where it stands: `runs/NAME/state.json`.
+
+A reproduction is a fixed plan of units — the training split, one distillation per arm
+(strategy × teacher), one evaluation per (benchmark, arm) including the no-library baseline —
+derived from one `ReproduceConfig`. The state file records the configuration, its fingerprint
+and, per step, whether it finished and what it produced. Every update is an atomic write, so a
+killed run leaves either the old or the new state, and `--resume` runs exactly the steps that
+are not done (a distillation continues from its own checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ted.distill.compress import Strategy
+from ted.distill.pipeline import RunConfig
+from ted.errors import ConfigError
+from ted.library import atomic_write, remove_stale_temps
+
+STATE_FORMAT = "ted-reproduce/1"
+STATE_FILE = "state.json"
+STRATEGIES: tuple[Strategy, ...] = ("teacher", "truncate", "random", "none")
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark as `ted reproduce` runs it: the ted task, its lm-eval task, where training problems come from."""
+
+    name: str
+    lm_task: str
+    pool: str  # the paper's training pool (a ted task name whose loader reads it)
+    eval_size: int  # rows of the evaluation split on the Hub (for the estimate when no local copy is given)
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("mathvision", "ted_mathvision", "mathverse", 3040),
+        Benchmark("visualpuzzles", "ted_visualpuzzles", "mathverse", 1168),
+        Benchmark("aime", "ted_aime", "dapo", 30),
+        Benchmark("aime24", "ted_aime24", "dapo", 30),
+    )
+}
+MAIN_BENCHMARKS = ("mathvision", "visualpuzzles", "aime")  # the paper's three; aime24 only as a transfer target
+
+_DISTILL = RunConfig.model_fields  # the distillation's defaults, defined once there
+
+# Options that change nothing in the results; they may differ on --resume.
+NOT_HASHED = ("out", "concurrency", "price", "reply_tokens", "push", "api_key_env", "teacher_api_key_env")
+
+
+class ReproduceConfig(BaseModel):
+    """Every option of a reproduction; recorded in the state file and the report, hashed to guard `--resume`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: Literal["mathvision", "visualpuzzles", "aime"]
+    student: str
+    teacher: str
+    out: str
+    teachers: list[str] = Field(default_factory=list)  # more teachers: the paper's teacher ablation
+    train_from: str | None = None
+    train_task: str | None = None  # the pool's loader and scorer (default: the paper's pool for the benchmark)
+    samples: int = Field(default=100, ge=1)
+    epochs: int = Field(default=_DISTILL["epochs"].default, ge=1)
+    rollouts: int = Field(default=_DISTILL["rollouts"].default, ge=1, le=64)
+    batch_size: int = Field(default=_DISTILL["batch_size"].default, ge=1)
+    strategies: list[Strategy] = Field(default_factory=lambda: list(STRATEGIES))
+    transfer_to: list[str] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1)
+    eval_data: dict[str, str] = Field(default_factory=dict)  # benchmark → local copy in its Hub schema
+    eval_limit: int | None = Field(default=None, ge=1)
+    eval_max_tokens: int | None = Field(default=None, ge=1)
+    seed: int = _DISTILL["seed"].default
+    budget_tokens: int = Field(default=_DISTILL["budget_tokens"].default, ge=1)
+    max_items: int = Field(default=_DISTILL["max_items"].default, ge=1, le=500)
+    max_tokens: int = Field(default=_DISTILL["max_tokens"].default, ge=1)
+    json_max_tokens: int = Field(default=_DISTILL["json_max_tokens"].default, ge=1)
+    temperature: float = Field(default=_DISTILL["temperature"].default, ge=0)
+    teacher_temperature: float = Field(default=_DISTILL["teacher_temperature"].default, ge=0)
+    concurrency: int = Field(default=_DISTILL["concurrency"].default, ge=1)
+    system_in_user: bool = _DISTILL["system_in_user"].default
+    price: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    reply_tokens: int | None = Field(default=None, ge=1)
+    push: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    teacher_api_key_env: str | None = None
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique_strategies(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one strategy")
+        if len(set(value)) != len(value):
+            raise ValueError("each strategy once")
+        return value
+
+    @field_validator("transfer_to")
+    @classmethod
+    def _known_benchmarks(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in BENCHMARKS]
+        if unknown:
+            raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_self_transfer(self) -> ReproduceConfig:
+        if self.benchmark in self.transfer_to:
+            raise ValueError(f"--transfer-to repeats the main benchmark {self.benchmark!r}")
+        bad = [name for name in self.eval_data if name not in self.benchmarks]
+        if bad:
+            raise ValueError(f"--eval-data names {bad[0]!r}, which this run does not evaluate ({', '.join(self.benchmarks)})")
+        return self
+
+    @property
+    def benchmarks(self) -> list[str]:
+        """The main benchmark, then the transfer targets (the paper's cross-task table)."""
+        return [self.benchmark, *self.transfer_to]
+
+    @property
+    def training_task(self) -> str:
+        return self.train_task or BENCHMARKS[self.benchmark].pool
+
+    @property
+    def all_teachers(self) -> list[str]:
+        return [self.teacher, *[t for t in self.teachers if t != self.teacher]]
+
+    def fingerprint(self) -> str:
+        data = self.model_dump(mode="json", exclude=set(NOT_HASHED))
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def recorded(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One library to build: a compression strategy with one teacher (index into `all_teachers`)."""
+
+    strategy: str
+    teacher_index: int
+    teacher: str
+
+    @property
+    def name(self) -> str:
+        return self.strategy if self.teacher_index == 0 else f"{self.strategy}@teacher{self.teacher_index + 1}"
+
+
+def arms(config: ReproduceConfig) -> list[Arm]:
+    return [Arm(s, i, t) for i, t in enumerate(config.all_teachers) for s in config.strategies]
+
+
+StepKind = Literal["split", "distill", "eval"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One checkpointed unit. `arm` is None for the split, BASELINE for the no-library evaluation."""
+
+    kind: StepKind
+    arm: str | None = None
+    benchmark: str | None = None
+
+    @property
+    def id(self) -> str:
+        return ":".join(part for part in (self.kind, self.benchmark, self.arm) if part)
+
+
+def plan(config: ReproduceConfig) -> list[Step]:
+    """The steps in run order: split, every distillation, then every evaluation (baseline first)."""
+    steps = [Step("split")]
+    steps += [Step("distill", arm.name) for arm in arms(config)]
+    for bench in config.benchmarks:
+        steps += [Step("eval", name, bench) for name in (BASELINE, *(arm.name for arm in arms(config)))]
+    return steps
+
+
+# --------------------------------------------------------------------------- the run folder
+class RunDir:
+    """The layout of `runs/NAME`: every path a step reads or writes is named here."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_FILE
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train.jsonl"
+
+    def library(self, arm: str) -> Path:
+        return self.root / "libraries" / arm / "library.json"
+
+    def eval(self, benchmark: str, arm: str) -> Path:
+        return self.root / "evals" / benchmark / f"{arm}.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    def chart(self, name: str) -> Path:
+        return self.root / f"{name}.png"
+
+
+class StepState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["pending", "running", "done"] = "pending"
+    attempts: int = 0
+    wall_s: float = 0.0  # seconds of the attempt that finished
+    started: float | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class State(BaseModel):
+    """The contents of `state.json`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["ted-reproduce/1"] = STATE_FORMAT
+    fingerprint: str
+    config: dict[str, Any]
+    command: list[str] = Field(default_factory=list)
+    steps: dict[str, StepState]
+
+    def done(self, step: Step) -> bool:
+        return self.steps[step.id].status == "done"
+
+
+class Tracker:
+    """Reads and writes the state file; the only code that touches it."""
+
+    def __init__(self, run_dir: RunDir, config: ReproduceConfig, steps: list[Step], command: list[str]) -> None:
+        self.dir, self.config, self.steps = run_dir, config, steps
+        self.state = State(
+            fingerprint=config.fingerprint(),
+            config=config.recorded(),
+            command=command,
+            steps={step.id: StepState() for step in steps},
+        )
+
+    def open(self, resume: bool) -> None:
+        """Start a new state file, or (resume) load the old one; refuse a mismatch before any call is made."""
+        path = self.dir.state
+        remove_stale_temps(path)
+        if not resume:
+            if path.exists():
+                raise ConfigError(f"{path} exists: rerun with --resume to continue that run, or choose another --out")
+            self.save()
+            return
+        if not path.exists():
+            raise ConfigError(f"nothing to resume: {path} does not exist; run without --resume to start")
+        try:
+            old = State.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValidationError) as err:
+            raise ConfigError(f"{path}: unreadable state file ({str(err).splitlines()[0]}); choose another --out to start over") from None
+        if old.fingerprint != self.state.fingerprint:
+            changed = sorted(k for k, v in self.state.config.items() if k not in NOT_HASHED and old.config.get(k) != v)
+            raise ConfigError(
+                f"{path} was written by a different configuration (changed: {', '.join(changed) or 'unknown'}); "
+                "resume with the same options, or choose another --out"
+            )
+        for step_id, step_state in old.steps.items():
+            if step_id in self.state.steps:
+                self.state.steps[step_id] = step_state
+        self.state.command = old.command or self.state.command
+        self.save()
+
+    def save(self) -> None:
+        atomic_write(self.dir.state, self.state.model_dump_json(indent=1))
+
+    def pending(self) -> list[Step]:
+        return [step for step in self.steps if not self.state.done(step)]
+
+    def start(self, step: Step) -> None:
+        entry = self.state.steps[step.id]
+        entry.status, entry.started, entry.attempts = "running", time.time(), entry.attempts + 1
+        self.save()
+
+    def finish(self, step: Step, result: dict[str, Any]) -> None:
+        entry = self.state.steps[step.id]
+        entry.wall_s = round(time.time() - (entry.started or time.time()), 3)
+        entry.status, entry.result = "done", result
+        self.save()
+
+    def result(self, step: Step) -> dict[str, Any]:
+        return self.state.steps[step.id].result

@@ -1,0 +1,189 @@
+"""The units of a reproduction: build the training split, distil one library, evaluate one arm.
+
+Each unit reads its inputs from the run folder and returns a small JSON-able result that the
+state file keeps; what it writes goes to the paths `RunDir` names. The distillation is `ted
+distill` itself, invoked in process through its command (it checkpoints per batch, so a killed
+unit continues with `--resume`); the evaluation is lm-eval's `simple_evaluate` on the ted_* tasks,
+one arm at a time, so the baseline is scored once however many libraries there are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ted.errors import ConfigError
+from ted.library import Library
+from ted.reproduce.plan import BENCHMARKS, Arm, ReproduceConfig, RunDir
+from ted.tasks import LM_EVAL_TASKS, BenchmarkTask, Problem, get_task
+
+
+# --------------------------------------------------------------------------- split
+def load_eval_problems(config: ReproduceConfig, benchmark: str, limit: int | None = None) -> list[Problem]:
+    """The evaluation split of `benchmark`: the local copy given with --eval-data, else the pinned Hub dataset."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    task = get_task(benchmark)
+    assert isinstance(task, BenchmarkTask)
+    return task.load(split=LM_EVAL_TASKS[BENCHMARKS[benchmark].lm_task][1], data_files=config.eval_data.get(benchmark), limit=limit)
+
+
+def split(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
+    """`ted data sample`: `samples` problems of the pool that share no id, text or image with any evaluated benchmark.
+
+    Every problem of each evaluation split is excluded, not only the `--eval-limit` first ones.
+    """
+    from ted.tasks.splits import Source, read_source, sample_disjoint, write_jsonl
+
+    pool_task = get_task(config.training_task)
+    pool_ref = config.train_from or getattr(pool_task, "dataset", None)
+    if not pool_ref:
+        raise ConfigError(f"--train-task {config.training_task} has no default pool: give --train-from FILE")
+    pool = read_source(pool_ref, task=config.training_task if isinstance(pool_task, BenchmarkTask) else None)
+    evals = [Source(load_eval_problems(config, bench), getattr(get_task(bench), "dataset", None)) for bench in config.benchmarks]
+    chosen = sample_disjoint(pool, evals, config.samples, config.seed)
+    write_jsonl(chosen.problems, run_dir.train)
+    return {
+        "pool": pool_ref, "read": chosen.read, "eligible": chosen.eligible, "excluded": chosen.excluded,
+        "excluded_by": dict(sorted(chosen.by.items())), "duplicates": chosen.duplicates, "unreadable": chosen.unreadable,
+        "samples": len(chosen.problems), "file": run_dir.train.name,
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- distill
+def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str]:
+    """The exact `ted distill` command line of one arm (also printed in the report, to rerun by hand)."""
+    args = [
+        "distill", "--data", str(run_dir.train), "--task", config.training_task,
+        "--student", config.student, "--teacher", arm.teacher, "--out", str(run_dir.library(arm.name)),
+        "--epochs", str(config.epochs), "--rollouts", str(config.rollouts), "--batch-size", str(config.batch_size),
+        "--budget-tokens", str(config.budget_tokens), "--max-items", str(config.max_items),
+        "--compression", arm.strategy, "--seed", str(config.seed),
+        "--max-tokens", str(config.max_tokens), "--json-max-tokens", str(config.json_max_tokens),
+        "--temperature", str(config.temperature), "--teacher-temperature", str(config.teacher_temperature),
+        "--concurrency", str(config.concurrency), "--name", f"{run_dir.root.name}-{arm.name}",
+    ]  # fmt: skip
+    for role, (per_in, per_out) in sorted(config.price.items()):
+        args += ["--price", f"{role}={per_in}/{per_out}"]
+    if config.system_in_user:
+        args.append("--system-in-user")
+    args += ["--api-key-env", config.api_key_env]
+    if config.teacher_api_key_env:
+        args += ["--teacher-api-key-env", config.teacher_api_key_env]
+    return args
+
+
+def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> dict[str, Any]:
+    """Run `ted distill` for one arm; a checkpoint left by a killed attempt is resumed, a finished library kept."""
+    import typer.main
+
+    from ted.cli import app
+    from ted.distill import checkpoint_path
+
+    out = run_dir.library(arm.name)
+    if not (out.exists() and not checkpoint_path(out).exists()):
+        args = distill_args(config, run_dir, arm) + ["--resume"]  # --resume starts afresh when there is no checkpoint
+        typer.main.get_command(app).main(args, prog_name="ted", standalone_mode=False)
+    library = Library.load(out)
+    roles = {role: cost.model_dump(mode="json") for role, cost in library.cost.roles.items()}
+    return {
+        "library": str(out.relative_to(run_dir.root)),
+        "items": len(library.items),
+        "tokens": library.tokens(),
+        "roles": roles,
+        "wall_s": library.cost.wall_s,
+        "usd": library.cost.usd,
+        "curve": library.metrics.curve,
+    }
+
+
+# --------------------------------------------------------------------------- eval
+class Evaluator:
+    """One lm-eval model for the whole run; `arm` scores one library (or none) on one benchmark."""
+
+    def __init__(self, config: ReproduceConfig, model_args: str) -> None:
+        self.config, self.model_args = config, model_args
+        self._lm: Any = None
+
+    def _model(self) -> Any:
+        if self._lm is None:
+            try:
+                from lm_eval.api.registry import get_model
+            except ImportError:
+                raise ConfigError("ted reproduce evaluates through lm-eval: pip install 'ted-distill[eval]'") from None
+            logging.getLogger("lm_eval").setLevel(logging.ERROR)
+            try:
+                self._lm = get_model("local-chat-completions").create_from_arg_string(self.model_args, {"batch_size": 1})
+            except (ValueError, KeyError) as err:
+                raise ConfigError(f"cannot create the lm-eval model from {self.model_args!r}: {err}") from None
+        return self._lm
+
+    def gen_kwargs(self) -> str | None:
+        return f"max_gen_toks={self.config.eval_max_tokens}" if self.config.eval_max_tokens else None
+
+    def arm(self, benchmark: str, library: Path | None) -> dict[str, Any]:
+        """Per-document correctness for each repeat, plus the counts the report needs."""
+        import datasets
+        import lm_eval
+        from lm_eval.tasks import TaskManager
+
+        from ted.evaluate import eval_tasks_dir
+
+        datasets.disable_progress_bars()
+        lm_task = BENCHMARKS[benchmark].lm_task
+        metadata = eval_metadata(self.config, benchmark, library)
+        started = time.perf_counter()
+        runs: list[list[dict[str, Any]]] = []
+        for _ in range(self.config.repeats):
+            results = lm_eval.simple_evaluate(
+                model=self._model(),
+                tasks=[lm_task],
+                task_manager=TaskManager(include_path=str(eval_tasks_dir()), include_defaults=False, metadata=metadata),
+                limit=self.config.eval_limit,
+                gen_kwargs=self.gen_kwargs(),
+                apply_chat_template=True,
+                log_samples=True,
+                bootstrap_iters=0,
+            )
+            if results is None:
+                raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
+            samples = sorted(results["samples"][lm_task], key=lambda s: s["doc_id"])
+            runs.append([{"id": str(s["doc"]["id"]), "acc": float(s["acc"]), "no_answer": int(s["no_answer"])} for s in samples])
+        n = len(runs[0])
+        return {
+            "task": lm_task,
+            "library": str(library) if library else None,
+            "n": n,
+            "repeats": self.config.repeats,
+            "correct": [[r["acc"] for r in run] for run in runs],
+            "ids": [r["id"] for r in runs[0]],
+            "no_answer": sum(r["no_answer"] for run in runs for r in run),
+            "calls": n * self.config.repeats,
+            "wall_s": round(time.perf_counter() - started, 3),
+        }
+
+
+def eval_metadata(config: ReproduceConfig, benchmark: str, library: Path | None) -> dict[str, Any]:
+    """lm-eval's `--metadata` for one arm: the library (empty: the baseline), a local copy of the data."""
+    metadata: dict[str, Any] = {"library": str(library) if library else ""}
+    if benchmark in config.eval_data:
+        metadata["data_files"] = config.eval_data[benchmark]
+    if config.system_in_user:
+        metadata["system_in_user"] = True
+    return metadata
+
+
+def model_args_for(student: str, concurrency: int) -> str:
+    """lm-eval's `--model_args` for the student's OpenAI-compatible endpoint."""
+    from ted.models import parse_spec
+
+    backend, model, base_url = parse_spec(student)
+    if backend != "openai" or not base_url:
+        raise ConfigError(
+            f"--student {student}: ted reproduce evaluates through lm-eval's local-chat-completions, "
+            "so the student must be an endpoint, openai:MODEL@BASE_URL"
+        )
+    return f"base_url={base_url.rstrip('/')}/chat/completions,model={model},num_concurrent={concurrency}"

@@ -1,0 +1,106 @@
+"""`ted reproduce` without models: the plan, the state file's resume rules, the cost model, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ted.errors import ConfigError
+from ted.reproduce.estimate import Estimator
+from ted.reproduce.plan import ReproduceConfig, RunDir, Step, Tracker, arms, plan
+
+ENDPOINT = "openai:m@http://127.0.0.1:9/v1"
+
+
+def _config(tmp_path: Path, **changes: object) -> ReproduceConfig:
+    values: dict[str, object] = dict(benchmark="aime", student=ENDPOINT, teacher=ENDPOINT, out=str(tmp_path / "run"))
+    values.update(changes)
+    return ReproduceConfig(**values)
+
+
+def test_plan_is_split_then_every_distillation_then_every_evaluation(tmp_path: Path) -> None:
+    config = _config(tmp_path, strategies=["teacher", "none"], teachers=["openai:t2@http://127.0.0.1:9/v1"], transfer_to=["aime24"])
+    assert [arm.name for arm in arms(config)] == ["teacher", "none", "teacher@teacher2", "none@teacher2"]
+    ids = [step.id for step in plan(config)]
+    assert ids[:5] == ["split", "distill:teacher", "distill:none", "distill:teacher@teacher2", "distill:none@teacher2"]
+    assert ids[5:] == [f"eval:{b}:{a}" for b in ("aime", "aime24") for a in ("baseline", "teacher", "none", "teacher@teacher2", "none@teacher2")]
+
+
+def test_resume_keeps_finished_steps_and_refuses_another_configuration(tmp_path: Path) -> None:
+    config = _config(tmp_path, strategies=["truncate"])
+    steps = plan(config)
+    tracker = Tracker(RunDir(config.out), config, steps, ["ted", "reproduce"])
+    tracker.open(resume=False)
+    tracker.start(steps[0])
+    tracker.finish(steps[0], {"samples": 100})
+    tracker.start(steps[1])  # killed here: the step stays "running"
+    with pytest.raises(ConfigError, match="exists: rerun with --resume"):
+        Tracker(RunDir(config.out), config, steps, []).open(resume=False)
+    # A result-neutral option may change on --resume; the finished step is not pending, the killed one is.
+    same = config.model_copy(update={"concurrency": 3})
+    again = Tracker(RunDir(config.out), same, plan(same), [])
+    again.open(resume=True)
+    assert [s.id for s in again.pending()] == [s.id for s in steps[1:]]
+    assert again.result(steps[0]) == {"samples": 100} and again.state.command == ["ted", "reproduce"]
+    other = config.model_copy(update={"epochs": 1, "seed": 4})
+    with pytest.raises(ConfigError, match=r"different configuration \(changed: epochs, seed\)"):
+        Tracker(RunDir(config.out), other, plan(other), []).open(resume=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Tracker(RunDir(tmp_path / "elsewhere"), config, steps, []).open(resume=True)
+
+
+def test_estimate_counts_the_calls_the_pipeline_makes(tmp_path: Path) -> None:
+    config = _config(tmp_path, samples=10, epochs=1, rollouts=5, batch_size=2, max_items=3, strategies=["teacher", "truncate", "none"], reply_tokens=100)
+    est = Estimator(config, question_tokens=50, eval_sizes={"aime": 30})
+    by_step = {e.step: e for e in est.steps(plan(config))}
+    # 10 problems: one student request (n = 5) each; teacher solve, structure, extract each.
+    # teacher compression: the library (one lesson per problem) passes 3 items after batch 2, is cut to 2, and passes again every batch.
+    assert by_step["distill:teacher"].roles["student"].calls == 10
+    assert by_step["distill:teacher"].roles["teacher"].calls == 30 + 4
+    assert by_step["distill:truncate"].roles["teacher"].calls == by_step["distill:none"].roles["teacher"].calls == 30
+    assert by_step["distill:teacher"].roles["student"].completion_tokens == 10 * 5 * 100
+    # the unbounded library makes every later prompt longer
+    assert by_step["eval:aime:none"].roles["student"].prompt_tokens > by_step["eval:aime:truncate"].roles["student"].prompt_tokens
+    assert by_step["eval:aime:baseline"].roles["student"].calls == 30
+
+
+def _ted(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2]))}
+    return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+
+
+BASE = ["reproduce", "--benchmark", "aime", "--student", ENDPOINT, "--teacher", ENDPOINT, "--out", "runs/x"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategies", "teacher,smart"], "--strategies"),
+        (["--transfer-to", "aime"], "--transfer-to repeats the main benchmark 'aime'"),
+        (["--transfer-to", "mmlu"], "unknown benchmark 'mmlu'"),
+        (["--eval-data", "visualpuzzles=vp.parquet"], "--eval-data names 'visualpuzzles'"),
+        (["--resume"], "nothing to resume: runs/x/state.json does not exist"),
+        (["--price", "teacher=cheap"], "--price 'teacher=cheap': use ROLE=IN/OUT"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, extra: list[str], message: str) -> None:
+    proc = _ted(*BASE, *extra, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_calls_tokens_and_dollars_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "aime.jsonl").write_text("".join(json.dumps({"problem": f"What is {i} + {i}?", "answer": str(2 * i), "id": str(i)}) + "\n" for i in range(7)))
+    proc = _ted(*BASE, "--eval-data", "aime.jsonl", "--samples", "20", "--epochs", "1", "--price", "teacher=1/4", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "no call made" in out and "eval_sizes={'aime': 7}" in out
+    total_teacher = next(line for line in proc.stdout.splitlines() if "total" in line and "teacher" in line)
+    assert total_teacher.split("│")[-2].strip() not in ("", "–")  # dollars for the priced role
+    assert not (tmp_path / "runs").exists()
