@@ -52,6 +52,9 @@ class Extraction:
     parsed: bool = True
 
 
+PROMPT = "extract"
+
+
 def _distinctive_numbers(problem: Problem) -> set[str]:
     """Numbers in the problem and its answer that a general lesson should not repeat.
 
@@ -65,12 +68,24 @@ def _normal(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
+# A reply-format slot such as `<final answer>`: two or more plain words in angle brackets, not
+# touching other word characters (so `x<y and y>z` is not one).
+_SLOT = re.compile(r"(?<![\w)])<[A-Za-z]+(?: [A-Za-z]+)+>(?![\w(])")
+
+
+def _copies_the_prompt(text: str) -> bool:
+    """An empty or slot-bearing text (`<a new lesson>`, `...`), or the prompt's own wording copied."""
+    if re.fullmatch(r"<[^<>]*>|[.\s…]*", text) or _SLOT.search(text):
+        return True
+    return len(text) >= LESSON_MIN_CHARS and _normal(text) in _normal(prompts.source(PROMPT))
+
+
 def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[ExtractOp]) -> Rejected | None:
     """Why `op` is rejected, or None when it is acceptable. `op.text` is cleaned in place."""
     op.text = clean_text(op.text)
     if op.op == "update" and (op.id is None or snapshot.get(op.id) is None):
         return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
-    if re.fullmatch(r"<[^<>]*>|[.\s…]*", op.text):
+    if _copies_the_prompt(op.text):
         return Rejected(op, Rejection.PLACEHOLDER, "placeholder text, not a lesson")
     if not LESSON_MIN_CHARS <= len(op.text) <= LESSON_MAX_CHARS:
         return Rejected(op, Rejection.LENGTH, f"length {len(op.text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters")
@@ -100,7 +115,7 @@ async def extract(
     max_ops: int = MAX_OPS,
 ) -> tuple[Extraction, ChatResult]:
     prompt = prompts.render(
-        "extract",
+        PROMPT,
         max_ops=max_ops,
         min_chars=LESSON_MIN_CHARS,
         max_chars=LESSON_MAX_CHARS,

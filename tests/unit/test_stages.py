@@ -56,6 +56,11 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
         (ExtractOp(op="add", text="short"), "length"),
         (ExtractOp(op="add", text="<a new general lesson>"), "placeholder"),
         (ExtractOp(op="add", text="......................"), "placeholder"),
+        # What the bundled 270M base model actually proposed in the demo: a slot with text before it.
+        (ExtractOp(op="add", text="Use the chains above … <a new general lesson>"), "placeholder"),
+        (ExtractOp(op="add", text="Always end with Answer: <final answer> on its own line."), "placeholder"),
+        # The reply format's example lesson, copied instead of written.
+        (ExtractOp(op="add", text="When a problem gives a total and asks for a part, write the equation for the total first, then solve for the part."), "placeholder"),
         (ExtractOp(op="update", id="E9", text="Divide distance by time to get speed, and keep the units."), "unknown id"),
         (ExtractOp(op="add", text="General lesson A: when stuck, restate the goal and check each assumption."), "duplicate"),
         (ExtractOp(op="add", text="Halve a quantity by dividing by 2 when the problem asks for half."), None),
