@@ -177,8 +177,9 @@ def distill(
 ) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
     from ted.distill import Distiller, RunConfig, checkpoint_path
-    from ted.system_probe import ensure_system_reaches
     from ted.models import load_model
+    from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
+    from ted.system_probe import ensure_system_reaches
     from ted.tasks import get_task
     from ted.tasks.data import load_problems
 
@@ -190,6 +191,7 @@ def distill(
     if out_path.is_dir():
         out_path = out_path / "library.json"
     ckpt = checkpoint_path(out_path)
+    refuse_inputs_as_output([out_path, ckpt, lock_path(out_path)], {"--data": values["data"], "--val-data": values["val_data"], "--config": str(config) if config else None})
     if values["resume"] and values["force"]:
         raise ConfigError("--resume and --force contradict each other: choose one")
     if out_path.exists() and not (values["force"] or values["resume"]):
@@ -227,6 +229,9 @@ def distill(
     reporter = RichReporter(total=run.epochs * len(problems))
     distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)
     _check_writable(out_path)
+    lock = RunLock(out_path).acquire()  # one run per --out; released at exit, a killed run's lock is taken over
+    if lock.stale_pid is not None:
+        err_console.print(f"took over the lock of a run that is gone (PID {lock.stale_pid})")
     if values["resume"] and ckpt.exists():
         distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
         err_console.print(f"resuming from {ckpt}")
@@ -262,6 +267,7 @@ def distill(
     except OSError as err:
         raise TedError(f"cannot write {out_path}: {err.strerror or err}; the finished run is in {ckpt}: free space, then rerun with --resume") from None
     ckpt.unlink(missing_ok=True)
+    lock.release()
     cost = library.cost
     err_console.print(
         f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
