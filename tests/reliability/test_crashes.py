@@ -65,6 +65,8 @@ class Watcher(threading.Thread):
             except FileNotFoundError:
                 paths = []
             for path in paths:
+                if path.name.endswith(".lock"):  # the run's lock (ted.run_guard): a PID, not a library
+                    continue
                 if path.name.endswith(".tmp"):  # a write in progress, never read by ted
                     self.writes_seen.add(path.name)
                     continue
