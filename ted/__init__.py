@@ -5,11 +5,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from ted.errors import TedError
-from ted.library import Experience, Library, diff
-
-# Hub functions load on first use, so `import ted` never imports huggingface_hub.
+# Everything loads on first use, so `import ted` (every `ted` command starts with it) imports
+# neither pydantic nor huggingface_hub until a name is asked for.
 _LAZY = {
+    "TedError": "ted.errors",
+    "Experience": "ted.library",
+    "Library": "ted.library",
+    "diff": "ted.library",
     "load_library": "ted.hub",
     "pull_library": "ted.hub",
     "push_library": "ted.hub",
@@ -17,7 +19,7 @@ _LAZY = {
     "parse_ref": "ted.hub",
 }
 
-__all__ = ["Experience", "Library", "TedError", "diff", *_LAZY]
+__all__ = list(_LAZY)
 __version__ = "0.1.0"
 
 

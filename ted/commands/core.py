@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import sys
-import tempfile
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from click.core import ParameterSource
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ted.errors import ConfigError, TedError
-from ted.library import Library
 from ted.redact import scrub_text
 
-err_console = Console(stderr=True)
+if TYPE_CHECKING:  # `ted` imports every command module at start-up: heavy modules load inside the commands
+    from rich.console import Console
+
+    from ted.library import Library
+
+
+@functools.cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def resolve_library(ref: str) -> Library:
     """A library reference: a local file or folder, or a Hub dataset `org/name[@version]`."""
+    from ted.library import Library
+
+    if Path(ref).expanduser().exists():  # local (as ted.hub.parse_ref decides) without loading the Hub client and card renderer
+        return Library.load(Path(ref).expanduser())
     from huggingface_hub.utils import disable_progress_bars
 
     from ted.hub import load_library
@@ -39,6 +45,8 @@ class RichReporter:
     """Live progress: epoch, batch, calls in flight, library size, rollout accuracy."""
 
     def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("epoch {task.fields[epoch]} batch {task.fields[batch]}"),
@@ -46,7 +54,7 @@ class RichReporter:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("in flight {task.fields[in_flight]:>3} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]}"),
-            console=err_console,
+            console=err_console(),
             refresh_per_second=4,
             transient=True,  # the bar goes away at the end: the summary (or the one error line) stays
         )
@@ -97,6 +105,8 @@ def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path 
     """Flags given on the command line win over the TOML file (its keys, or those under [section]), which wins over defaults."""
     if config_file is None:
         return values
+    import tomllib
+
     try:
         data = tomllib.loads(config_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -109,13 +119,17 @@ def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path 
         name = key.replace("-", "_")
         if name not in values:
             raise ConfigError(f"--config {config_file}: unknown option {key!r}")
-        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+        # By name: Typer ≥ 0.29 vendors Click, so click.core.ParameterSource is another enum than the
+        # one its Context returns (comparing with it let the file override every flag).
+        if getattr(ctx.get_parameter_source(name), "name", None) != "COMMANDLINE":
             merged[name] = value
     return merged
 
 
 def _check_writable(out: Path) -> None:
     """Fail before the first paid call, not at the first checkpoint, if nothing can be written next to `out`."""
+    import tempfile
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent):
@@ -176,6 +190,10 @@ def distill(
     config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names); flags override it.")] = None,
 ) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
+    import asyncio
+
+    from pydantic import ValidationError
+
     from ted.distill import Distiller, RunConfig, checkpoint_path
     from ted.models import load_model
     from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
@@ -234,7 +252,7 @@ def distill(
         err_console.print(f"took over the lock of a run that is gone (PID {lock.stale_pid})")
     if values["resume"] and ckpt.exists():
         distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
-        err_console.print(f"resuming from {ckpt}")
+        err_console().print(f"resuming from {ckpt}")
 
     student_model.system_in_user = run.system_in_user
 
@@ -269,12 +287,12 @@ def distill(
     ckpt.unlink(missing_ok=True)
     lock.release()
     cost = library.cost
-    err_console.print(
+    err_console().print(
         f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
         f"calls student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · {cost.wall_s:.1f}s"
     )
     if library.metrics.extraction:
-        err_console.print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()))
+        err_console().print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()))
 
 
 # --------------------------------------------------------------------------- show
@@ -291,6 +309,9 @@ def show(
     if as_json:
         sys.stdout.write(lib.to_json())
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     tokens = lib.tokens()
     console.print(
@@ -333,6 +354,10 @@ def chat(
     from ted.models import load_model
     from ted.system_probe import ensure_system_reaches
     from ted.models.base import Message, SamplingParams
+
+    import asyncio
+
+    from rich.console import Console
 
     lib = resolve_library(library) if library else None
     model = load_model(student, api_key_env=api_key_env)

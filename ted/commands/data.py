@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from ted.errors import ConfigError
 
-data_app = typer.Typer(help="Prepare training data.", no_args_is_help=True)
+data_app = typer.Typer(help="Prepare training data.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _fields(items: list[str], option: str) -> dict[str, str]:
@@ -53,6 +52,8 @@ def sample(
     chosen = sample_disjoint(source, evals, n, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(chosen.problems, out)
+    from rich.console import Console
+
     Console(stderr=True, highlight=False).print(chosen.summary(out), soft_wrap=True)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -15,6 +13,8 @@ PACKAGES = ("ted-distill", "openai", "huggingface_hub", "datasets", "llama-cpp-p
 
 
 def _version(package: str) -> str:
+    import importlib.metadata  # not at the top: `ted` imports every command module at start-up
+
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -30,6 +30,8 @@ def tasks_path() -> None:
 
 def doctor() -> None:
     """Print versions, CPU features, which backends load and where the caches are (paste it into bug reports)."""
+    import platform
+
     from ted.evaluate import TASKS_DIR
     from ted.models.llama_cpp import bundled_model_path, cache_dir
     from ted.models.native import cpu_flags, portable_cmake_args, probe

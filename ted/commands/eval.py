@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 
 def eval_command(
@@ -65,6 +63,9 @@ def eval_command(
         device=device,
         system_in_user=system_in_user,
     )
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"{task}: {ref} ({report.library_items} items, {report.library_tokens} tokens injected)")
     for column in ("", "baseline", "with library", "delta", "samples"):

@@ -9,12 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+import functools
+from typing import TYPE_CHECKING
 
-console = Console(highlight=False)
+import typer
+
+if TYPE_CHECKING:  # rich loads inside the commands: `ted` imports this module at every start-up
+    from rich.console import Console
+
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
 
 
 def _quiet_downloads() -> None:
@@ -39,8 +47,8 @@ def push(
     _quiet_downloads()
     result = push_library(library, repo_id, version=version, private=private, message=message, force=force, license=license)
     action = "replaced" if result.replaced else "published"
-    console.print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]})")
-    console.print(result.url, soft_wrap=True)
+    _console().print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]})")
+    _console().print(result.url, soft_wrap=True)
 
 
 def pull(
@@ -53,19 +61,22 @@ def pull(
 
     _quiet_downloads()
     result = pull_library(ref, out=out, force=force)
-    console.print(f"pulled {result.repo_id}@{result.version} (commit {result.commit[:10]}): {len(result.library.items)} experiences")
-    console.print(str(result.library_file), soft_wrap=True)
+    _console().print(f"pulled {result.repo_id}@{result.version} (commit {result.commit[:10]}): {len(result.library.items)} experiences")
+    _console().print(str(result.library_file), soft_wrap=True)
 
 
 def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> None:
     """List the published versions of a library: date, size and scores with and without it."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from ted.cards import fmt_score
     from ted.hub import list_versions
 
     _quiet_downloads()
     rows = list_versions(repo_id)
     if not rows:
-        console.print(f"{repo_id}: no published versions yet")
+        _console().print(f"{repo_id}: no published versions yet")
         return
     table = Table(title=f"{repo_id}: {len(rows)} version(s)", title_justify="left")
     for column in ("version", "date", "commit", "items", "tokens", "task", "without", "with"):
@@ -81,7 +92,7 @@ def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> Non
             fmt_score(row.baseline),
             fmt_score(row.with_library),
         )
-    console.print(table)
+    _console().print(table)
 
 
 def diff(
@@ -89,24 +100,26 @@ def diff(
     ref_b: Annotated[str, typer.Argument(help="Library reference to compare with.")],
 ) -> None:
     """Show the experiences added, removed and rewritten between two libraries (matched by ID)."""
+    from rich.markup import escape
+
     from ted.hub import load_library
     from ted.library import diff as library_diff
 
     _quiet_downloads()
     changes = library_diff(load_library(ref_a), load_library(ref_b))
-    console.print(
+    _console().print(
         f"{escape(ref_a)} → {escape(ref_b)}: {len(changes.added)} added, {len(changes.removed)} removed, "
         f"{len(changes.changed)} rewritten, {len(changes.usage)} usage changes"
     )
     for item in changes.added:
-        console.print(f"[green]+ [{item.id}] {escape(item.text)}[/green]", soft_wrap=True)
+        _console().print(f"[green]+ [{item.id}] {escape(item.text)}[/green]", soft_wrap=True)
     for item in changes.removed:
-        console.print(f"[red]- [{item.id}] {escape(item.text)}[/red]", soft_wrap=True)
+        _console().print(f"[red]- [{item.id}] {escape(item.text)}[/red]", soft_wrap=True)
     for before, after in changes.changed:
-        console.print(f"[yellow]~ [{before.id}] {escape(before.text)}[/yellow]", soft_wrap=True)
-        console.print(f"[yellow]  → {escape(after.text)}[/yellow]", soft_wrap=True)
+        _console().print(f"[yellow]~ [{before.id}] {escape(before.text)}[/yellow]", soft_wrap=True)
+        _console().print(f"[yellow]  → {escape(after.text)}[/yellow]", soft_wrap=True)
     for item_id, old, new in changes.usage:
-        console.print(f"  usage {item_id}: {old} → {new}")
+        _console().print(f"  usage {item_id}: {old} → {new}")
 
 
 def card(
@@ -118,7 +131,7 @@ def card(
     from ted.hub import render_folder
 
     for path in render_folder(library, out, ref=ref):
-        console.print(str(out / path), soft_wrap=True)
+        _console().print(str(out / path), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
