@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from ted.commands.core import _merge_config, _parse_prices, err_console
 from ted.errors import ConfigError
@@ -36,6 +33,8 @@ def _eval_data(values: list[str] | dict[str, str], benchmark: str) -> dict[str, 
 
 
 def _config(values: dict[str, Any]) -> Any:
+    from pydantic import ValidationError  # inside: `ted` imports every command module at start-up
+
     from ted.reproduce.plan import STRATEGIES, ReproduceConfig
 
     for required in ("benchmark", "student", "teacher", "out"):
@@ -69,10 +68,10 @@ class ConsoleDisplay:
     def step(self, index: int, total: int, step: Any, eta_s: float | None) -> None:
         elapsed = time.perf_counter() - self.started
         eta = "ETA after the first measured step" if eta_s is None else f"ETA {_duration(eta_s)}"
-        err_console.print(f"[bold]step {index}/{total}[/] {step.id} · elapsed {_duration(elapsed)} · {eta}", highlight=False)
+        err_console().print(f"[bold]step {index}/{total}[/] {step.id} · elapsed {_duration(elapsed)} · {eta}", highlight=False)
 
     def log(self, message: str) -> None:
-        err_console.print(message, highlight=False, soft_wrap=True)
+        err_console().print(message, highlight=False, soft_wrap=True)
 
 
 def _duration(seconds: float) -> str:
@@ -81,6 +80,9 @@ def _duration(seconds: float) -> str:
 
 
 def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     from ted.reproduce.estimate import total
 
     console = Console()
