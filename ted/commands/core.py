@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -97,6 +98,8 @@ def _parse_prices(prices: list[str]) -> dict[str, tuple[float, float]]:
             raise ConfigError(f"--price {item!r}: use ROLE=IN/OUT in USD per 1M tokens, e.g. --price teacher=0.6/2.5") from None
         if role not in ("student", "teacher"):
             raise ConfigError(f"--price {item!r}: the role is student or teacher")
+        if per_in < 0 or per_out < 0 or not all(map(math.isfinite, (per_in, per_out))):
+            raise ConfigError(f"--price {item!r}: prices are USD per 1M tokens, 0 or more")
         parsed[role] = (per_in, per_out)
     return parsed
 
@@ -162,21 +165,21 @@ def distill(
     task: Annotated[str, typer.Option(help="Scorer and prompt format: generic, mathvision, visualpuzzles, aime, aime24.")] = "generic",
     field: Annotated[list[str], typer.Option("--field", help="Map a data column: OURS=THEIRS (question, answer, options, images, id).")] = [],
     split: Annotated[Optional[str], typer.Option(help="Dataset split (Hub or datasets folders).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N problems.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N problems (at most 100,000,000).")] = None,
     val_data: Annotated[Optional[str], typer.Option(help="Validation data scored after each epoch (learning curve).")] = None,
     keep_best: Annotated[bool, typer.Option(help="Keep the library with the best validation score, not the last.")] = False,
-    epochs: Annotated[int, typer.Option(help="Passes over the training problems.")] = 3,
+    epochs: Annotated[int, typer.Option(help="Passes over the training problems (at most 1,000).")] = 3,
     rollouts: Annotated[int, typer.Option(help="Student answers per problem (k).")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Problems per batch sharing one library snapshot; 1 is the paper's sequential loop.")] = 8,
-    budget_tokens: Annotated[int, typer.Option(help="Token budget of the rendered library.")] = 4000,
+    batch_size: Annotated[int, typer.Option(help="Problems per batch sharing one library snapshot; 1 is the paper's sequential loop (at most 4,096).")] = 8,
+    budget_tokens: Annotated[int, typer.Option(help="Token budget of the rendered library (at most 1,000,000).")] = 4000,
     max_items: Annotated[int, typer.Option(help="Item budget of the library.")] = 15,
     compression: Annotated[str, typer.Option(help="teacher (default), truncate, random or none.")] = "teacher",
     seed: Annotated[int, typer.Option(help="Seed for shuffling, sampling and random compression.")] = 0,
     temperature: Annotated[float, typer.Option(help="Student sampling temperature for rollouts.")] = 0.7,
     teacher_temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 0.3,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens for rollouts and the teacher's solution.")] = 1024,
-    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies.")] = 2048,
-    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once, across student and teacher.")] = 16,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens for rollouts and the teacher's solution (at most 1,000,000).")] = 1024,
+    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies (at most 1,000,000).")] = 2048,
+    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once, across student and teacher (at most 4,096).")] = 16,
     tokenizer: Annotated[str, typer.Option(help="Tokenizer for the budget: cl100k_base or a local tokenizer path.")] = "cl100k_base",
     name: Annotated[Optional[str], typer.Option(help="Library name (default: the output file's stem).")] = None,
     price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],

@@ -31,9 +31,11 @@ def eval_command(
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
     import logging
 
-    from ted.errors import LibraryError
+    from ted.errors import ConfigError, LibraryError
     from ted.evaluate import bar_chart, record as record_metrics, run_eval
 
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: give 1 or more (or leave it out to score every problem)")
     ref = library or os.environ.get("TED_LIBRARY")
     if not ref:
         raise LibraryError("no library given: pass --library PATH or org/name@version (or set TED_LIBRARY)")

@@ -56,22 +56,22 @@ class RunConfig(BaseModel):
     out: str
     fields: dict[str, str] = Field(default_factory=dict)
     split: str | None = None
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=100_000_000)
     val_data: str | None = None
     keep_best: bool = False
-    epochs: int = Field(default=3, ge=1)
+    epochs: int = Field(default=3, ge=1, le=1000)
     rollouts: int = Field(default=5, ge=1, le=64)
-    batch_size: int = Field(default=8, ge=1)
-    budget_tokens: int = Field(default=4000, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=4096)
+    budget_tokens: int = Field(default=4000, ge=1, le=1_000_000)
     max_items: int = Field(default=15, ge=1, le=500)
     compression: Strategy = "teacher"
     seed: int = 0
     temperature: float = Field(default=0.7, ge=0)
     teacher_temperature: float = Field(default=0.3, ge=0)
-    max_tokens: int = Field(default=1024, ge=1)
-    json_max_tokens: int = Field(default=2048, ge=1)
+    max_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    json_max_tokens: int = Field(default=2048, ge=1, le=1_000_000)
     max_ops: int = Field(default=MAX_OPS, ge=1, le=10)
-    concurrency: int = Field(default=16, ge=1)
+    concurrency: int = Field(default=16, ge=1, le=4096)
     tokenizer: str = "cl100k_base"
     name: str | None = None
     price: dict[str, tuple[float, float]] = Field(default_factory=dict)

@@ -271,6 +271,11 @@ class OpenAIChatModel(BaseChatModel):
                     raise await self._model_error(err) from None
                 probe, retried = False, retried + 1
                 continue
+            kind = (raw.headers.get("content-type") or "").split(";")[0].strip().lower()
+            if kind.startswith("text/html"):  # a login page, a proxy's error page, a web app at that URL: never a reply
+                raise ModelError(
+                    f"{self.shown_url} answered with an HTML page, not an OpenAI-compatible API; check the base URL (it usually ends in /v1)"
+                )
             if asks_json:
                 self._json_accepted = True
             return raw, sent, retried

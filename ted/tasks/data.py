@@ -65,10 +65,15 @@ def load_problems(
             dataset = dataset.select(range(min(limit, len(dataset))))
         rows = ((f"row {i + 1}", row) for i, row in enumerate(dataset))
     problems: list[Problem] = []
+    first_seen: dict[str, str] = {}
     for index, (where, row) in enumerate(rows):
         if limit is not None and index >= limit:
             break
-        problems.append(row_to_problem(row, index, fields, base_dir, f"{source} {where}", on_bad_image))
+        problem = row_to_problem(row, index, fields, base_dir, f"{source} {where}", on_bad_image)
+        if problem.id in first_seen:  # ids key checkpoints, provenance and paired scoring: never silently renamed
+            raise DataError(f"{source} {where}: duplicate problem id {problem.id!r} (first at {first_seen[problem.id]}); make the ids unique or map another column with --field id=COLUMN")
+        first_seen[problem.id] = where
+        problems.append(problem)
     if not problems:
         raise DataError(f"{source}: no problems found (the file or split is empty)")
     return problems
@@ -150,6 +155,9 @@ def row_to_problem(
             has = f"column {columns[name]!r} is empty" if columns[name] else f"no {name!r} field (columns: {', '.join(row)})"
             raise DataError(f"{where}: {has}; map another column with --field {name}=COLUMN")
     meta = {key: value for key, value in row.items() if key not in columns.values() and _plain(value)}
+    for name in ("question", "answer", "id"):  # a list or an object would be sent as its Python repr
+        if isinstance(values[name], (Mapping, list, tuple)):
+            raise DataError(f"{where}: {name!r} is a {'list' if isinstance(values[name], (list, tuple)) else 'JSON object'}, expected text or a number")
     problem_id = values["id"]
     problem = Problem(
         id=str(problem_id) if not _blank(problem_id) else f"sample-{index}",
@@ -183,6 +191,8 @@ def decode_image(value: Any, base_dir: Path | None, where: str) -> Any:
             path = Path(value).expanduser()
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
+            if path.is_dir():
+                raise DataError(f"{where}: {path} is a folder, not an image file")
             if not path.is_file():
                 raise DataError(f"{where}: image file not found: {path}")
             image = Image.open(path)

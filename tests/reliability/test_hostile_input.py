@@ -10,6 +10,7 @@ and no traceback (in the Space: a friendly one-line message), and not one byte c
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from ted.distill.pipeline import CHECKPOINT_FORMAT, RunConfig
 from ted.library import Library
-from tests.reliability.common import assert_one_line_error, ted, tree_digest
+from tests.reliability.common import assert_one_line_error, clean_env, ted, ted_command, tree_digest
 from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, jsonl, png, write
 
 DEAD = "openai:sim@http://127.0.0.1:9/v1"  # nothing listens there: no case may get as far as a call
@@ -51,6 +52,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(ws / "data" / "figure.svg", SVG)
     write(ws / "data" / "svg.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["figure.svg"]}))
     write(ws / "data" / "missing_image.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["../../nope.png"]}))
+    write(ws / "data" / "list_question.jsonl", jsonl(GOOD_ROWS[0], {"id": "p2", "question": ["Compute", "7 × 6."], "answer": "42"}))
+    write(ws / "data" / "duplicate_ids.jsonl", jsonl(GOOD_ROWS[0], {**GOOD_ROWS[1], "id": "p1"}))
+    (ws / "data" / "a_folder.png").mkdir(parents=True)
+    write(ws / "data" / "image_folder.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["a_folder.png"]}))
     # Options.
     write(ws / "wrong_type.toml", 'epochs = "three"\n')
     write(ws / "not_toml.toml", "epochs = [\n")
@@ -108,6 +113,13 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-image-bomb", distill("--data", "data/bomb.jsonl", "--out", "new.json"), ("cannot decode image", "decompression bomb")),
     ("distill-image-svg", distill("--data", "data/svg.jsonl", "--out", "new.json"), ("cannot decode image", "figure.svg")),
     ("distill-image-missing", distill("--data", "data/missing_image.jsonl", "--out", "new.json"), ("image file not found",)),
+    ("distill-row-list-question", distill("--data", "data/list_question.jsonl", "--out", "new.json"), ("line 2", "'question' is a list")),
+    ("distill-duplicate-ids", distill("--data", "data/duplicate_ids.jsonl", "--out", "new.json"), ("line 2", "duplicate problem id 'p1'", "line 1")),
+    ("distill-image-is-a-folder", distill("--data", "data/image_folder.jsonl", "--out", "new.json"), ("a_folder.png is a folder, not an image file",)),
+    ("distill-negative-price", distill("--data", "problems.jsonl", "--out", "new.json", "--price", "teacher=-1/-2"), ("--price", "0 or more")),
+    ("distill-budget-over-cap", distill("--data", "problems.jsonl", "--out", "new.json", "--budget-tokens", "99999999999999999999"), ("--budget-tokens",)),
+    ("distill-epochs-over-cap", distill("--data", "problems.jsonl", "--out", "new.json", "--epochs", "1000000"), ("--epochs", "1000")),
+    ("eval-limit-zero", ("eval", "--task", "ted_aime", "--library", "libs/good.json", "--limit", "0"), ("--limit 0", "1 or more")),
     ("distill-val-data-bad", distill("--data", "problems.jsonl", "--val-data", "data/truncated.jsonl", "--out", "new.json"), ("line 2",)),
     # Options.
     ("distill-unknown-student", ("distill", "--data", "problems.jsonl", "--student", "gpt4", "--teacher", DEAD, "--out", "new.json"), ("unknown model spec 'gpt4'",)),
@@ -134,3 +146,35 @@ def test_cli_refuses_bad_input_with_one_line_and_changes_nothing(workspace: Path
     proc = ted(*args, cwd=workspace)
     assert_one_line_error(proc, *phrases)
     assert tree_digest(workspace) == before
+
+
+def test_an_endpoint_answering_html_is_one_line_in_every_command(tmp_path: Path) -> None:
+    """A login page or a web app at the base URL: a 200 with HTML, which `ted chat` used to print as an empty reply."""
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def _page(self) -> None:
+            body = b"<!doctype html><html><body>Please sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _page
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    spec = f"openai:m@http://127.0.0.1:{server.server_address[1]}/v1"
+    write(tmp_path / "problems.jsonl", jsonl(*GOOD_ROWS))
+    try:
+        chat = subprocess.run(ted_command("chat", "--student", spec), input="hello\n", cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+        lines = [assert_one_line_error(chat, "answered with an HTML page")]
+        lines.append(assert_one_line_error(ted("distill", "--data", "problems.jsonl", "--student", spec, "--teacher", spec, "--out", "new.json", cwd=tmp_path), "HTML page"))
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "new.json").exists()
