@@ -58,7 +58,7 @@ from ted.cards import (
     render_files,
 )
 from ted.errors import LibraryError, TedError
-from ted.library import MAX_FILE_BYTES, Library, atomic_write
+from ted.library import MAX_FILE_BYTES, Library, atomic_write, write_folder
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -550,6 +550,8 @@ def render_folder(source: str | os.PathLike[str], out: str | os.PathLike[str], *
     """Write the Hub layout of a local library into `out` (exactly what `push` would upload), to preview or keep it."""
     raw, library = _local_source(source)
     files = {LIBRARY_FILE: raw, **render_files(library, ref=ref or "ORG/NAME@VERSION")}
-    for path, data in files.items():
-        atomic_write(Path(out) / path, data)
+    try:
+        write_folder(Path(out), files)
+    except OSError as err:
+        raise LibraryError(f"cannot write {out}: {err.strerror or err}; nothing was written there") from None
     return sorted(files)

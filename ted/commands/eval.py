@@ -32,6 +32,7 @@ def eval_command(
     import logging
 
     from ted.errors import ConfigError, LibraryError
+    from ted.library import atomic_write
     from ted.evaluate import bar_chart, record as record_metrics, run_eval
 
     if limit is not None and limit < 1:
@@ -83,8 +84,10 @@ def eval_command(
     chart_path = bar_chart(report, chart or Path(f"ted-eval-{task}.png"))
     console.print(f"chart: {chart_path}")
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        try:
+            atomic_write(output, json.dumps(report.to_dict(), indent=2) + "\n")  # whole or not at all, also on a full disk
+        except OSError as err:
+            raise ConfigError(f"cannot write the report {output}: {err.strerror or err}") from None
         console.print(f"report: {output}")
     if record:
         console.print(f"recorded in {record_metrics(report, ref)}")

@@ -119,6 +119,7 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-negative-price", distill("--data", "problems.jsonl", "--out", "new.json", "--price", "teacher=-1/-2"), ("--price", "0 or more")),
     ("distill-budget-over-cap", distill("--data", "problems.jsonl", "--out", "new.json", "--budget-tokens", "99999999999999999999"), ("--budget-tokens",)),
     ("distill-epochs-over-cap", distill("--data", "problems.jsonl", "--out", "new.json", "--epochs", "1000000"), ("--epochs", "1000")),
+    ("card-unwritable", ("card", "libs/good.json", "--out", "/proc/ted-card"), ("cannot write /proc/ted-card", "nothing was written")),
     ("eval-limit-zero", ("eval", "--task", "ted_aime", "--library", "libs/good.json", "--limit", "0"), ("--limit 0", "1 or more")),
     ("distill-val-data-bad", distill("--data", "problems.jsonl", "--val-data", "data/truncated.jsonl", "--out", "new.json"), ("line 2",)),
     # Options.

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,20 @@ def test_history_is_capped_so_a_long_run_always_loads_again(monkeypatch):
     for step in range(8):
         lib.log(step, "rewrite", ["E1"])
     assert [h.step for h in lib.history] == [3, 4, 5, 6, 7]
+
+
+def test_write_folder_leaves_nothing_half_written_when_a_write_fails(tmp_path: Path) -> None:
+    """A full disk or a read-only folder mid-way (here: a name the file system refuses, as the third file)."""
+    from ted.library import write_folder
+
+    files: dict[str, str | bytes] = {"library.json": "{}", "README.md": "# card", "x" * 300: b"too long a name"}
+    with pytest.raises(OSError):
+        write_folder(tmp_path / "card", files)
+    assert list(tmp_path.iterdir()) == []  # no card folder, no staging folder
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "README.md").write_text("old")
+    with pytest.raises(OSError):
+        write_folder(tmp_path / "card", files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card"] and (tmp_path / "card" / "README.md").read_text() == "old"
+    write_folder(tmp_path / "card", {"library.json": "{}", "README.md": "# new"})
+    assert (tmp_path / "card" / "README.md").read_text() == "# new" and sorted(p.name for p in tmp_path.iterdir()) == ["card"]
