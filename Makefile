@@ -42,10 +42,10 @@ system-deps:
 	fi
 
 demo: $(VENV)/.local
-	$(BIN)/python -m ted.demo $(OUT)/problems.jsonl
+	$(BIN)/python -m ted.demo $(OUT)/problems.jsonl --n 6
 	$(BIN)/ted distill --data $(OUT)/problems.jsonl --student local --teacher local \
-		--out $(OUT)/library.json --name demo-gemma270m --epochs 1 --rollouts 2 --batch-size 10 \
-		--budget-tokens 600 --max-items 6 --max-tokens 128 --json-max-tokens 256 --force
+		--out $(OUT)/library.json --name demo-gemma270m --epochs 1 --rollouts 2 --batch-size 3 \
+		--budget-tokens 600 --max-items 6 --max-tokens 96 --json-max-tokens 192 --force
 	$(BIN)/ted show $(OUT)/library.json
 
 test: $(VENV)/.all
