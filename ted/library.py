@@ -39,10 +39,12 @@ MAX_HISTORY = 20_000
 MAX_SOURCES = 64  # problem ids kept per item, newest last
 
 # Lesson length. A lesson the teacher proposes (extraction, merge, rewrite) must be 20-400
-# characters: short enough to stay general, long enough to say something. A library file is
-# allowed up to 2,000 per item, so hand-edited libraries still load.
+# characters and at most 40 words ("When <trigger>, <action>"): short enough to stay general, long
+# enough to say something. The prompts state the same limits. A library file is allowed up to
+# 2,000 characters per item, so hand-edited libraries still load.
 LESSON_MIN_CHARS = 20
 LESSON_MAX_CHARS = 400
+LESSON_MAX_WORDS = 40
 MAX_ITEM_CHARS = 2_000
 
 _ID_RE = re.compile(r"^E([1-9][0-9]{0,5})$")
@@ -67,14 +69,34 @@ def id_number(item_id: str) -> int:
     return int(match.group(1))
 
 
+Verdict = Literal["helpful", "harmful", "irrelevant"]
+VERDICTS: tuple[str, ...] = ("helpful", "harmful", "irrelevant")
+
+
+class Verdicts(BaseModel):
+    """How often the teacher judged a lesson helpful, harmful or irrelevant on attempts that cited it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    helpful: int = Field(default=0, ge=0)
+    harmful: int = Field(default=0, ge=0)
+    irrelevant: int = Field(default=0, ge=0)
+
+    def __add__(self, other: Verdicts) -> Verdicts:
+        return Verdicts(**{v: getattr(self, v) + getattr(other, v) for v in VERDICTS})
+
+
 class Experience(BaseModel):
-    """One general lesson. `usage` counts how often student rollouts cited it."""
+    """One general lesson. `usage` counts how often student rollouts cited it; `seen` how many
+    rollouts had it in their prompt (could have cited it), so a new lesson is not taken for a useless one."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
     text: str = Field(min_length=1, max_length=MAX_ITEM_CHARS)
     usage: int = Field(default=0, ge=0)
+    seen: int = Field(default=0, ge=0)
+    verdicts: Verdicts = Field(default_factory=Verdicts)
     created_step: int = Field(default=0, ge=0)
     updated_step: int = Field(default=0, ge=0)
     sources: list[str] = Field(default_factory=list, max_length=MAX_SOURCES)
@@ -154,6 +176,7 @@ class RoleCost(BaseModel):
     calls: int = 0
     retries: int = 0
     failures: int = 0
+    truncated: int = 0  # generations cut off at the token limit (finish_reason "length")
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_s: float = 0.0
@@ -390,6 +413,8 @@ class Library(BaseModel):
         merged = [self._take(i) for i in ids]
         sources = list(dict.fromkeys(s for item in merged for s in item.sources))[-MAX_SOURCES:]
         item = self._new(text, step, sources, usage=sum(e.usage for e in merged))
+        item.seen = max(e.seen for e in merged)  # the same rollouts saw them all: not a sum
+        item.verdicts = sum((e.verdicts for e in merged), Verdicts())
         self.log(step, "merge", list(ids), into=item.id)
         return item
 
@@ -420,6 +445,20 @@ class Library(BaseModel):
         for item in self.items:
             item.usage += counts.get(item.id, 0)
         return counts
+
+    def record_seen(self, ids: Iterable[str], rollouts: int) -> None:
+        """`rollouts` more student answers had these items in their prompt."""
+        wanted = set(ids)
+        for item in self.items:
+            if item.id in wanted:
+                item.seen += rollouts
+
+    def record_verdicts(self, verdicts: Iterable[tuple[str, Verdict]]) -> None:
+        """The teacher's verdicts on cited lessons, counted on the items still in the library."""
+        for item_id, verdict in verdicts:
+            item = self.get(item_id)
+            if item is not None:
+                setattr(item.verdicts, verdict, getattr(item.verdicts, verdict) + 1)
 
     def log(self, step: int, op: HistoryOp, ids: list[str], into: str | None = None, note: str | None = None) -> None:
         self.history.append(HistoryEntry(step=step, op=op, ids=ids, into=into, note=note))

@@ -54,12 +54,12 @@ class RichReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("in flight {task.fields[in_flight]:>3} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]}"),
+            TextColumn("in flight {task.fields[in_flight]:>3} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]} · cut off {task.fields[cut_off]}"),
             console=err_console(),
             refresh_per_second=4,
             transient=True,  # the bar goes away at the end: the summary (or the one error line) stays
         )
-        self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", in_flight=0, items=0, tokens=0, acc="-")
+        self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", in_flight=0, items=0, tokens=0, acc="-", cut_off=0)
 
     def update(self, status: Any) -> None:
         self.progress.update(
@@ -71,6 +71,7 @@ class RichReporter:
             items=status.items,
             tokens=status.tokens,
             acc=f"{status.rollout_accuracy:.0%}" if status.rollouts_total else "-",
+            cut_off=status.cut_off,
         )
 
     def log(self, message: str) -> None:
@@ -177,15 +178,18 @@ def distill(
     seed: Annotated[int, typer.Option(help="Seed for shuffling, sampling and random compression.")] = 0,
     temperature: Annotated[float, typer.Option(help="Student sampling temperature for rollouts.")] = 0.7,
     teacher_temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 0.3,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens for rollouts and the teacher's solution (at most 1,000,000).")] = 1024,
-    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies (at most 1,000,000).")] = 2048,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per student rollout, reasoning included (lowered to fit a server's reported context; at most 1,000,000).")] = 16384,
+    teacher_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens for the teacher's own solution, reasoning included (default: as --max-tokens).")] = None,
+    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies (structuring, extraction, compression), reasoning included (at most 1,000,000).")] = 16384,
+    skip_solved: Annotated[bool, typer.Option(help="Skip structuring and extraction when all rollouts and the teacher are right (saves teacher calls).")] = False,
+    prompts: Annotated[Optional[str], typer.Option(help="A folder of prompt files (same names as ted/prompts/*.md) replacing the package's; recorded by hash.")] = None,
     concurrency: Annotated[int, typer.Option(help="Model calls in flight at once, across student and teacher (at most 4,096).")] = 16,
     tokenizer: Annotated[str, typer.Option(help="Tokenizer for the budget: cl100k_base or a local tokenizer path.")] = "cl100k_base",
     name: Annotated[Optional[str], typer.Option(help="Library name (default: the output file's stem).")] = None,
     price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the student's API key.")] = "OPENAI_API_KEY",
     teacher_api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable for the teacher's key (default: --api-key-env).")] = None,
-    request_timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply from an OpenAI-compatible endpoint before retrying it.")] = 120.0,
+    request_timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply from an OpenAI-compatible endpoint before retrying it (a reply comes whole: 16k tokens take minutes).")] = 1800.0,
     max_retries: Annotated[int, typer.Option(help="Retries per request (timeouts, resets, 429, 5xx, broken replies) before the run stops, resumable.")] = 6,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint next to --out.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --out (written only when the run finishes).")] = False,
@@ -252,7 +256,7 @@ def distill(
     _check_writable(out_path)
     lock = RunLock(out_path).acquire()  # one run per --out; released at exit, a killed run's lock is taken over
     if lock.stale_pid is not None:
-        err_console.print(f"took over the lock of a run that is gone (PID {lock.stale_pid})")
+        err_console().print(f"took over the lock of a run that is gone (PID {lock.stale_pid})")
     if values["resume"] and ckpt.exists():
         distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
         err_console().print(f"resuming from {ckpt}")
@@ -296,6 +300,12 @@ def distill(
     )
     if library.metrics.extraction:
         err_console().print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()))
+    cut = {role: c.truncated for role, c in cost.roles.items() if c.truncated}
+    if cut:
+        err_console().print(
+            "cut off at the token limit: " + ", ".join(f"{role} {n}" for role, n in cut.items())
+            + " generations (raise --max-tokens / --teacher-max-tokens / --json-max-tokens, or the server's context)"
+        )
 
 
 # --------------------------------------------------------------------------- show

@@ -1,9 +1,11 @@
 """Compression: keep the library within its budget.
 
 Strategies (for ablation, as in the paper):
-- `teacher` (default): the teacher sees every item with usage and priority s(e) = log(1 + usage)
-  and returns merge / rewrite / delete / retain operations; if the result still does not fit after
-  retries, the lowest-priority items are dropped deterministically and the fallback is logged.
+- `teacher` (default): the teacher sees every item with usage and priority s(e) = log(1 + usage),
+  its age (steps since it was written, rollouts that could have cited it) and the extraction
+  verdicts on it (helpful / harmful / irrelevant), and returns merge / rewrite / delete / retain
+  operations; if the result still does not fit after retries, the lowest-priority items are
+  dropped deterministically and the fallback is logged.
 - `truncate`: keep the first items in ID order that fit.
 - `random`: a seeded random subset that fits.
 - `none`: unbounded growth.
@@ -20,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from ted import prompts
 from ted.control_tokens import find_control
-from ted.library import LESSON_MAX_CHARS, Library, clean_text, id_number
+from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, Library, clean_text, id_number
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tokens import TokenCounter
 
@@ -142,11 +144,15 @@ async def _teacher(library: Library, c: Compression, report: CompressionReport) 
             n_items=len(library.items),
             n_tokens=library.tokens(c.counter),
             max_chars=LESSON_MAX_CHARS,
+            max_words=LESSON_MAX_WORDS,
             feedback=feedback,
             items=[
-                {"id": e.id, "usage": e.usage, "priority": e.priority, "tokens": c.counter.count(e.text), "text": e.text}
+                {
+                    "id": e.id, "usage": e.usage, "priority": e.priority, "tokens": c.counter.count(e.text), "text": e.text,
+                    "age": c.step - e.created_step, "seen": e.seen, **e.verdicts.model_dump(),
+                }
                 for e in library.items
-            ],
+            ],  # fmt: skip
         )
         parsed, result = await chat_json(c.teacher, [Message("user", prompt)], CompressionOps, c.params)
         cost += result

@@ -1,6 +1,12 @@
 """Extraction: the teacher compares graded student chains with its own and the ground truth,
 and proposes `add` / `update` operations. Problem-specific advice is refused twice: by the prompt,
-and here by validation (length, duplicates, numbers copied from the problem)."""
+and here by validation (length, duplicates, numbers copied from the problem).
+
+The reply (prompt v2) starts with a diagnosis of what separates the correct attempts from the
+wrong ones, then gives a verdict on every lesson an attempt cited (helpful / harmful /
+irrelevant; counted on the item and shown to compression), then the operations. The teacher sees
+each attempt's structured chain with an excerpt of its raw trace, the lessons it cited, whether
+it was cut off at the token limit, the problem's images, and how full the library is."""
 
 from __future__ import annotations
 
@@ -14,13 +20,19 @@ from ted import prompts
 from ted.control_tokens import find_control
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
-from ted.library import LESSON_MAX_CHARS, LESSON_MIN_CHARS, Library, Rejection, clean_text
+from ted.distill.traces import EXCERPT_CHARS, teacher_images, trace
+from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, LESSON_MIN_CHARS, Library, Rejection, Verdict, clean_text
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tasks.base import Problem
+from ted.tokens import TokenCounter
 
 MAX_OPS = 3
+NEARLY_FULL = 0.8  # the share of the item or token budget from which extraction is asked to prefer updates
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
+# Numbers a general lesson may use even when the problem has them: the common angles (a right
+# angle, a straight line, a full turn, the special triangles), ten and a hundred (percent).
+COMMON_NUMBERS = frozenset({"10", "30", "45", "60", "90", "100", "180", "360"})
 
 
 # The wire schema is stricter than parsing: servers with constrained decoding then cannot emit
@@ -32,7 +44,17 @@ class ExtractOp(BaseModel):
     reason: str | None = Field(default=None, json_schema_extra={"maxLength": 120})
 
 
+class LessonVerdict(BaseModel):
+    id: str = Field(json_schema_extra={"pattern": "^E[1-9][0-9]{0,5}$"})
+    verdict: Verdict
+    reason: str | None = Field(default=None, json_schema_extra={"maxLength": 160})
+
+
 class ExtractionOps(BaseModel):
+    """The reply, in the order the teacher is asked to think: diagnosis, verdicts, operations."""
+
+    diagnosis: str = Field(default="", json_schema_extra={"maxLength": 2000})
+    lesson_verdicts: list[LessonVerdict] = Field(default_factory=list, json_schema_extra={"maxItems": 64})
     operations: list[ExtractOp] = Field(default_factory=list, json_schema_extra={"maxItems": 2 * MAX_OPS})
 
 
@@ -50,6 +72,8 @@ class Extraction:
     ops: list[ExtractOp] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     parsed: bool = True
+    diagnosis: str = ""
+    verdicts: list[tuple[str, Verdict]] = field(default_factory=list)  # one per lesson some attempt cited
 
 
 PROMPT = "extract"
@@ -58,10 +82,12 @@ PROMPT = "extract"
 def _distinctive_numbers(problem: Problem) -> set[str]:
     """Numbers in the problem and its answer that a general lesson should not repeat.
 
-    Single digits are allowed: lessons legitimately say "check both cases" or "divide by 2".
+    Single digits and `COMMON_NUMBERS` are allowed: lessons legitimately say "check both cases",
+    "divide by 2" or "angles on a line sum to 180 degrees".
     """
     found = _NUMBER.findall(problem.question) + _NUMBER.findall(problem.answer)
-    return {n.lstrip("-") for n in found if len(n.lstrip("-").replace(".", "").replace(",", "")) >= 2}
+    numbers = {n.lstrip("-") for n in found if len(n.lstrip("-").replace(".", "").replace(",", "")) >= 2}
+    return numbers - COMMON_NUMBERS
 
 
 def _normal(text: str) -> str:
@@ -89,6 +115,8 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
         return Rejected(op, Rejection.PLACEHOLDER, "placeholder text, not a lesson")
     if not LESSON_MIN_CHARS <= len(op.text) <= LESSON_MAX_CHARS:
         return Rejected(op, Rejection.LENGTH, f"length {len(op.text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters")
+    if len(op.text.split()) > LESSON_MAX_WORDS:
+        return Rejected(op, Rejection.LENGTH, f"{len(op.text.split())} words, over {LESSON_MAX_WORDS}")
     if found := find_control(op.text):
         return Rejected(op, Rejection.CONTROL, f"chat-template control sequence {found!r}")
     copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}
@@ -104,6 +132,11 @@ def _known_text(text: str, library: Library) -> bool:
     return any(_normal(item.text) == norm for item in library.items)
 
 
+def nearly_full(library: Library, counter: TokenCounter) -> bool:
+    budget = library.budget
+    return len(library.items) >= NEARLY_FULL * budget.max_items or library.tokens(counter) >= NEARLY_FULL * budget.max_tokens
+
+
 async def extract(
     teacher: ChatModel,
     snapshot: Library,
@@ -112,31 +145,63 @@ async def extract(
     teacher_trace: Rollout,
     chains: Structured,
     params: SamplingParams,
+    counter: TokenCounter,
     max_ops: int = MAX_OPS,
 ) -> tuple[Extraction, ChatResult]:
+    images = teacher_images(teacher, problem)
     prompt = prompts.render(
         PROMPT,
         max_ops=max_ops,
         min_chars=LESSON_MIN_CHARS,
         max_chars=LESSON_MAX_CHARS,
+        max_words=LESSON_MAX_WORDS,
+        n_items=len(snapshot.items),
+        max_items=snapshot.budget.max_items,
+        n_tokens=snapshot.tokens(counter),
+        max_tokens=snapshot.budget.max_tokens,
+        nearly_full=nearly_full(snapshot, counter),
         items=snapshot.items,
         question=problem.question,
         answer=problem.answer,
+        has_images=bool(images),
         teacher_chain=chains.teacher,
         teacher_correct=teacher_trace.correct,
+        teacher_truncated=teacher_trace.truncated,
         student_chains=[
-            {"correct": r.correct, "answer": r.answer or "none", "text": text} for r, text in zip(rollouts, chains.student)
+            {
+                "correct": r.correct,
+                "truncated": r.truncated,
+                "answer": r.answer or "none",
+                "cited": r.cited,
+                "text": text,
+                # The chain already is the trace when structuring failed: no excerpt twice.
+                "excerpt": trace(r, EXCERPT_CHARS) if chains.parsed else "",
+            }
+            for r, text in zip(rollouts, chains.student)
         ],
     )
-    parsed, result = await chat_json(teacher, [Message("user", prompt)], ExtractionOps, params)
+    parsed, result = await chat_json(teacher, [Message("user", prompt, images=images)], ExtractionOps, params)
     extraction = Extraction(parsed=parsed is not None)
-    for op in (parsed.operations if parsed else [])[: max_ops * 2]:
+    if parsed is None:
+        return extraction, result
+    extraction.diagnosis = clean_text(parsed.diagnosis)
+    extraction.verdicts = _verdicts(parsed.lesson_verdicts, {i for r in rollouts for i in r.cited})
+    for op in parsed.operations[: max_ops * 2]:
         rejected = validate(op, snapshot, problem, extraction.ops)
         if rejected is None and len(extraction.ops) < max_ops:
             extraction.ops.append(op)
         else:
             extraction.rejected.append(rejected or Rejected(op, Rejection.TOO_MANY, f"too many operations (limit {max_ops})"))
     return extraction, result
+
+
+def _verdicts(given: list[LessonVerdict], cited: set[str]) -> list[tuple[str, Verdict]]:
+    """One verdict per lesson an attempt cited, in id order; verdicts on lessons no attempt cited are ignored."""
+    chosen: dict[str, Verdict] = {}
+    for verdict in given:
+        if verdict.id in cited and verdict.id not in chosen:
+            chosen[verdict.id] = verdict.verdict
+    return sorted(chosen.items(), key=lambda pair: int(pair[0][1:]))
 
 
 def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) -> list[str]:

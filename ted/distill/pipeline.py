@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ted import prompts
 from ted.distill.compress import Strategy, compress
 from ted.distill.extract import MAX_OPS, Extraction, apply_ops, extract
 from ted.distill.rollouts import Rollout, grade, rollouts, student_messages
@@ -68,9 +69,14 @@ class RunConfig(BaseModel):
     seed: int = 0
     temperature: float = Field(default=0.7, ge=0)
     teacher_temperature: float = Field(default=0.3, ge=0)
-    max_tokens: int = Field(default=1024, ge=1, le=1_000_000)
-    json_max_tokens: int = Field(default=2048, ge=1, le=1_000_000)
+    # Generation budgets: thinking models reason for thousands of tokens before answering. An
+    # OpenAI-compatible server's reported context lowers them per request (see models.openai_api).
+    max_tokens: int = Field(default=16384, ge=1, le=1_000_000)  # student rollouts
+    teacher_max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # the teacher's own solution; None: as max_tokens
+    json_max_tokens: int = Field(default=16384, ge=1, le=1_000_000)  # the teacher's structuring, extraction, compression
     max_ops: int = Field(default=MAX_OPS, ge=1, le=10)
+    skip_solved: bool = False  # no structuring or extraction when all rollouts and the teacher are right
+    prompts: str | None = None  # a folder of prompt files replacing the package's
     concurrency: int = Field(default=16, ge=1, le=4096)
     tokenizer: str = "cl100k_base"
     name: str | None = None
@@ -78,12 +84,16 @@ class RunConfig(BaseModel):
     system_in_user: bool = False  # the student's system text folded into its first user turn (ted.system_probe)
 
     def fingerprint(self) -> str:
-        data = self.model_dump(mode="json", exclude=set(NOT_HASHED))
+        data = self.model_dump(mode="json", exclude=set(NOT_HASHED)) | {"prompts_sha256": self.prompt_set().digest}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def recorded(self) -> dict[str, Any]:
-        """The options as stored (library `config`, checkpoint): URLs without their credentials."""
-        return scrub_value(self.model_dump(mode="json", exclude={"out"}))
+        """The options as stored (library `config`, checkpoint): URLs without their credentials,
+        and the hash of the prompt set the run used."""
+        return scrub_value(self.model_dump(mode="json", exclude={"out"}) | {"prompts_sha256": self.prompt_set().digest})
+
+    def prompt_set(self) -> prompts.PromptSet:
+        return prompts.load(self.prompts)
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -106,6 +116,7 @@ class Status:
     tokens: int = 0
     rollouts_correct: int = 0
     rollouts_total: int = 0
+    cut_off: int = 0  # student generations that hit the token limit, this run
 
     @property
     def rollout_accuracy(self) -> float:
@@ -142,6 +153,7 @@ class Ledger:
         cost = self.roles.setdefault(role, RoleCost())
         cost.calls += result.requests
         cost.retries += result.retries
+        cost.truncated += sum(result.truncated(i) for i in range(len(result.texts)))
         cost.prompt_tokens += result.usage.prompt_tokens
         cost.completion_tokens += result.usage.completion_tokens
         cost.wall_s = round(cost.wall_s + result.wall_s, 3)
@@ -171,6 +183,7 @@ class ProblemResult:
     teacher: Rollout
     extraction: Extraction
     structured: bool
+    skipped: bool = False  # --skip-solved: every attempt and the teacher were right, nothing asked
 
 
 @dataclass
@@ -231,6 +244,7 @@ class Distiller:
         if not problems:
             raise ConfigError("no training problems to distill from")
         self.config = config
+        self.prompt_set = config.prompt_set()  # a bad --prompts folder is refused before any call
         self.student, self.teacher = student, teacher
         self.task = task
         self.problems = problems
@@ -364,6 +378,7 @@ class Distiller:
         finally:
             self.status.in_flight -= 1
         self.ledger.record(role, result)
+        self.status.cut_off = self.ledger.roles["student"].truncated
         return value
 
     def _params(self, role: Role, *parts: object, n: int = 1, json_out: bool = False) -> SamplingParams:
@@ -371,7 +386,7 @@ class Distiller:
         return SamplingParams(
             n=n,
             temperature=c.temperature if role == "student" else c.teacher_temperature,
-            max_tokens=c.json_max_tokens if json_out else c.max_tokens,
+            max_tokens=c.json_max_tokens if json_out else c.max_tokens if role == "student" else c.teacher_max_tokens or c.max_tokens,
             seed=derive_seed(c.seed, role, *parts),
         )
 
@@ -385,9 +400,11 @@ class Distiller:
             ),
             self._call("teacher", teacher_solution(self.teacher, problem, self.task, self._params("teacher", *key, "solve"))),
         )
+        if self.config.skip_solved and teacher_run.correct and all(r.correct for r in student_runs):
+            return ProblemResult(problem, student_runs, teacher_run, Extraction(), structured=True, skipped=True)
         chains = await self._call(
             "teacher",
-            structure(self.teacher, problem.question, student_runs, teacher_run, self._params("teacher", *key, "structure", json_out=True)),
+            structure(self.teacher, problem, student_runs, teacher_run, self._params("teacher", *key, "structure", json_out=True)),
         )
         extraction = await self._call(
             "teacher",
@@ -399,6 +416,7 @@ class Distiller:
                 teacher_run,
                 chains,
                 self._params("teacher", *key, "extract", json_out=True),
+                self.counter,
                 max_ops=self.config.max_ops,
             ),
         )
@@ -421,6 +439,8 @@ class Distiller:
         for result in results:  # problem order, not completion order
             state.step += 1
             library.record_usage(r.cited for r in result.rollouts)
+            library.record_seen(snapshot.ids(), len(result.rollouts))
+            library.record_verdicts(result.extraction.verdicts)
             applied = apply_ops(library, result.extraction.ops, state.step, result.problem.id)
             tally = state.extraction
             tally.accepted += len(applied)
@@ -430,6 +450,8 @@ class Distiller:
                 state.log.append(
                     f"step {state.step} {result.problem.id}: rejected {rejected.op.op} ({rejected.detail}): {clean_text(rejected.op.text)[:120]}"
                 )
+            if result.skipped:
+                state.log.append(f"step {state.step} {result.problem.id}: all attempts and the teacher correct; no extraction (--skip-solved)")
             if not result.structured:
                 state.log.append(f"step {state.step} {result.problem.id}: structuring reply unusable; raw traces used")
             if not result.extraction.parsed:
@@ -472,6 +494,10 @@ class Distiller:
 
     async def run(self, resume: bool = False) -> Library:
         """Distill and return the final library (the best one with keep_best and a validation split)."""
+        with prompts.using(self.prompt_set):
+            return await self._run(resume)
+
+    async def _run(self, resume: bool) -> Library:
         for path in (self.checkpoint, Path(self.config.out)):  # a killed run may have left half-written temp files
             remove_stale_temps(path)
         state = self.load_checkpoint() if resume and self.checkpoint.exists() else RunState(library=self.new_library())

@@ -1,7 +1,9 @@
 """Structuring: raw traces (k rollouts + the teacher's) become `Premises → Steps → Conclusion` chains.
 
-One teacher call covers all traces of a problem. If the teacher's JSON cannot be used even after
-the re-ask, each trace falls back to its own (truncated) text, so extraction still sees it.
+One teacher call covers all traces of a problem, with the problem's images. A trace is the
+attempt's reasoning and reply (`traces.trace`), bounded; a cut-off attempt is labelled so. If the
+teacher's JSON cannot be used even after the re-ask, each trace falls back to its own bounded
+text, so extraction still sees it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from ted import prompts
 from ted.distill.rollouts import Rollout
+from ted.distill.traces import TRACE_CHARS, teacher_images, trace
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
-
-MAX_TRACE_CHARS = 6000
+from ted.tasks.base import Problem
 
 
 class Chain(BaseModel):
@@ -43,17 +45,15 @@ class Structured:
     parsed: bool
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TRACE_CHARS else text[: MAX_TRACE_CHARS // 2] + "\n…\n" + text[-MAX_TRACE_CHARS // 2 :]
-
-
 async def structure(
-    teacher: ChatModel, question: str, student: list[Rollout], teacher_trace: Rollout, params: SamplingParams
+    teacher: ChatModel, problem: Problem, student: list[Rollout], teacher_trace: Rollout, params: SamplingParams
 ) -> tuple[Structured, ChatResult]:
-    traces = [{"label": f"student attempt {i + 1}", "text": _clip(r.text)} for i, r in enumerate(student)]
-    traces.append({"label": "teacher", "text": _clip(teacher_trace.text)})
-    prompt = prompts.render("structure", question=question, traces=traces)
-    parsed, result = await chat_json(teacher, [Message("user", prompt)], Chains, params)
+    runs = [*student, teacher_trace]
+    labels = [f"student attempt {i + 1}" for i in range(len(student))] + ["teacher"]
+    traces = [{"label": label, "text": trace(run, TRACE_CHARS), "truncated": run.truncated} for label, run in zip(labels, runs)]
+    images = teacher_images(teacher, problem)
+    prompt = prompts.render("structure", question=problem.question, traces=traces, has_images=bool(images))
+    parsed, result = await chat_json(teacher, [Message("user", prompt, images=images)], Chains, params)
     rendered = [t["text"] for t in traces]
     if parsed is not None:
         for position, chain in enumerate(parsed.chains):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ted import prompts
-from ted.distill.rollouts import Rollout, grade
-from ted.models.base import ChatModel, ChatResult, Message, SamplingParams
+from ted.distill.rollouts import Rollout, graded
+from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, bounded_images
 from ted.tasks.base import Problem, Task
 
 
@@ -13,7 +13,7 @@ async def teacher_solution(
 ) -> tuple[Rollout, ChatResult]:
     messages = [
         Message("system", prompts.render("teacher_solve")),
-        Message("user", task.format_prompt(problem), images=list(problem.images)),
+        Message("user", task.format_prompt(problem), images=bounded_images(problem.images)),
     ]
     result = await teacher.chat(messages, params)
-    return grade(result.text, problem, task, []), result
+    return graded(result, problem, task, [])[0], result

@@ -232,8 +232,20 @@ class BaseChatModel:
 
 
 # --------------------------------------------------------------------------- images
+# Bounds on the images one message carries to a model (student and teacher alike): a benchmark
+# figure can be 6,840 pixels wide, and it goes to k + 3 calls per problem.
+MAX_IMAGES = 8
+MAX_IMAGE_SIDE = 2048
+
+
+def bounded_images(images: Sequence[ImageInput]) -> list[ImageInput]:
+    """The first `MAX_IMAGES` images (each is scaled to `MAX_IMAGE_SIDE` when it is encoded)."""
+    return list(images[:MAX_IMAGES])
+
+
 def image_to_png_bytes(image: ImageInput) -> bytes:
-    """Normalise a path, bytes or PIL image to PNG bytes (raising ModelError if unreadable)."""
+    """Normalise a path, bytes or PIL image to PNG bytes, at most `MAX_IMAGE_SIDE` pixels a side
+    (raising ModelError if unreadable)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -250,6 +262,9 @@ def image_to_png_bytes(image: ImageInput) -> bytes:
         raise ModelError(f"cannot read image {str(image)[:80]!r}: {err}") from None
     if img.mode not in ("RGB", "RGBA", "L"):
         img = img.convert("RGB")
+    if max(img.size) > MAX_IMAGE_SIDE:
+        img = img.copy()  # never resize the caller's image
+        img.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()

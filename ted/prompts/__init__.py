@@ -1,29 +1,119 @@
-"""Prompt templates as files; `render(name, **values)` fills `name.md` with Jinja2."""
+"""Prompt templates as files; `render(name, **values)` fills `name.md` with Jinja2.
+
+The templates in this package are the default prompt set. `load(folder)` makes another set from
+a folder of files with the same names (any subset: a missing file falls back to the package's),
+so a run can ablate prompt versions (`ted distill --prompts DIR`); `using(prompt_set)` makes it
+the one `render` reads for the code running inside it (a context variable, so concurrent runs
+and their tasks keep their own). `digest` identifies the effective set and is recorded in the
+library, so two libraries say whether they were written with the same prompts.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from ted.errors import ConfigError
+
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+_SUFFIX = ".md"
 
 
 @lru_cache(maxsize=None)
-def _template(name: str) -> jinja2.Template:
-    return _ENV.from_string(source(name))
+def _compile(text: str) -> jinja2.Template:
+    return _ENV.from_string(text)
+
+
+def _package_texts() -> dict[str, str]:
+    folder = resources.files(__name__)
+    return {
+        entry.name.removesuffix(_SUFFIX): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(_SUFFIX)
+    }
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A complete set of templates: the package's, with any overridden from `folder`."""
+
+    texts: dict[str, str]
+    folder: str | None = None
+    overridden: tuple[str, ...] = field(default=())
+
+    def render(self, name: str, *, strip: bool = True, **values: Any) -> str:
+        try:
+            text = _compile(self.texts[name]).render(**values)
+        except jinja2.UndefinedError as err:
+            raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder}: {err.message}; it can use only what the package's {name}{_SUFFIX} uses") from None
+        return text.strip() if strip else text
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of every template's name and text, in name order."""
+        h = hashlib.sha256()
+        for name in sorted(self.texts):
+            h.update(f"{name}\0{self.texts[name]}\0".encode())
+        return h.hexdigest()
+
+
+DEFAULT = PromptSet(_package_texts())
+_ACTIVE: ContextVar[PromptSet] = ContextVar("ted_prompts", default=DEFAULT)
+
+
+def load(folder: str | Path | None) -> PromptSet:
+    """The package's set with the `.md` files of `folder` in place of those of the same name."""
+    if folder is None:
+        return DEFAULT
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--prompts {folder}: not a folder; give a folder of prompt files named like ted's ({', '.join(sorted(DEFAULT.texts))})")
+    files = sorted(p for p in path.iterdir() if p.suffix == _SUFFIX)
+    unknown = [p.name for p in files if p.stem not in DEFAULT.texts]
+    if unknown:
+        raise ConfigError(f"--prompts {folder}: unknown prompt file(s) {', '.join(unknown)}; the prompts are {', '.join(f'{n}{_SUFFIX}' for n in sorted(DEFAULT.texts))}")
+    if not files:
+        raise ConfigError(f"--prompts {folder}: no .md prompt files in it")
+    texts = dict(DEFAULT.texts)
+    for file in files:
+        try:
+            texts[file.stem] = file.read_text(encoding="utf-8")
+            _ENV.parse(texts[file.stem])
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"--prompts {folder}: cannot read {file.name} ({err})") from None
+        except jinja2.TemplateSyntaxError as err:
+            raise ConfigError(f"--prompts {folder}: {file.name} line {err.lineno}: {err.message}") from None
+    return PromptSet(texts, str(path), tuple(p.stem for p in files))
+
+
+@contextmanager
+def using(prompt_set: PromptSet) -> Iterator[PromptSet]:
+    """Make `prompt_set` the one `render` reads inside the block."""
+    token = _ACTIVE.set(prompt_set)
+    try:
+        yield prompt_set
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active() -> PromptSet:
+    return _ACTIVE.get()
 
 
 def render(name: str, *, strip: bool = True, **values: Any) -> str:
     """`strip=False` keeps the values' own edge whitespace (prompts that must match a harness byte for byte)."""
-    text = _template(name).render(**values)
-    return text.strip() if strip else text
+    return _ACTIVE.get().render(name, strip=strip, **values)
 
 
-@lru_cache(maxsize=None)
 def source(name: str) -> str:
-    """The template file's own text, before rendering (to tell copied instructions from new text)."""
-    return resources.files(__name__).joinpath(f"{name}.md").read_text(encoding="utf-8")
-
+    """The active set's template text before rendering (to tell copied instructions from new text)."""
+    return _ACTIVE.get().texts[name]

@@ -10,6 +10,7 @@ fit the server's context instead of failing the request.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -74,3 +75,50 @@ def test_a_server_that_does_not_report_its_context_is_believed_when_it_refuses()
     [(_, prompt_tokens, max_tokens)] = budgets  # the refused request is re-sent once, exactly fitting
     assert prompt_tokens + max_tokens == 3000
     assert result.requests == 2 and result.retries == 0  # the refusal is a request the server answered
+
+
+def test_distill_with_thinking_models_keeps_the_reasoning_and_counts_cut_off_rollouts(tmp_path) -> None:
+    """`ted distill` through the OpenAI backend against a thinking simulator: what the teacher stages are sent."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ted.library import Library
+    from tests.sim import write_problems
+
+    data = write_problems(tmp_path / "problems.jsonl", 9)
+    out = tmp_path / "library.json"
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    with Simulator(reasoning="field", long_rate=0.3, tokens_per_reply=80, seed=4, keep_requests=True) as sim:
+        result = subprocess.run(
+            [sys.executable, "-m", "ted.cli", "distill", "--data", str(data), "--student", sim.spec("thinking-student"),
+             "--teacher", sim.spec("thinking-teacher"), "--out", str(out), "--epochs", "1", "--rollouts", "3",
+             "--batch-size", "3", "--budget-tokens", "150", "--max-items", "2", "--max-tokens", "200"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        stats, seen = sim.stats(), sim.requests_seen()
+    assert result.returncode == 0, result.stderr[-2000:]
+    lib = Library.load(out)
+
+    # Cut-off rollouts: counted by the ledger as the server sent them, and reported.
+    cut = stats.cut_off["student"]
+    assert cut > 0 and lib.cost.roles["student"].truncated == cut
+    assert f"cut off at the token limit: student {cut}" in result.stderr
+
+    def texts(stage: str) -> list[str]:
+        return [m["content"] if isinstance(m["content"], str) else "" for s, body in seen if s == stage for m in body["messages"]]
+
+    structure, extract, compress = texts("structure"), texts("extract"), texts("compress")
+    # The teacher stages read the reasoning, not only the reply, and are told which attempts were cut off.
+    assert all("Reasoning:\nLet me solve this step by step." in t for t in structure)
+    assert any("CUT OFF at the token limit" in t for t in structure)
+    assert any("CUT OFF at the token limit before answering" in t for t in extract)
+    assert all("Its raw trace" in t and "Reasoning:" in t for t in extract)
+    assert any(re.search(r"cited: E\d+", t) for t in extract)  # batch 2 saw batch 1's lessons cited
+    assert all("The library holds" in t for t in extract)
+    # Compression sees age and verdicts; items carry the verdicts extraction gave.
+    assert compress and all(re.search(r"age=\d+ seen=\d+ verdicts=\d+/\d+/\d+: ", t) for t in compress)
+    assert sum(e.seen for e in lib.items) > 0
+    assert lib.config["max_tokens"] == 200 and len(lib.config["prompts_sha256"]) == 64
+    assert json.loads(out.read_text())["items"][0]["verdicts"].keys() == {"helpful", "harmful", "irrelevant"}

@@ -38,8 +38,10 @@ def solve_body(question: str = "Compute 21 + 34.", seed: int = 1, n: int = 1) ->
 
 
 def structure_body() -> dict:
-    traces = [{"label": "student attempt 1", "text": "21 plus 34.\nAnswer: 55"}, {"label": "teacher", "text": "Answer: 55"}]
-    return {"model": "sim", "messages": [{"role": "user", "content": prompts.render("structure", question="Compute 21 + 34.", traces=traces)}]}
+    traces = [{"label": "student attempt 1", "text": "21 plus 34.\nAnswer: 55", "truncated": False},
+              {"label": "teacher", "text": "Answer: 55", "truncated": False}]
+    prompt = prompts.render("structure", question="Compute 21 + 34.", traces=traces, has_images=False)
+    return {"model": "sim", "messages": [{"role": "user", "content": prompt}]}
 
 
 def post(sim: Simulator, body: dict, timeout: float = 10.0) -> httpx.Response:

@@ -38,9 +38,10 @@ _LIBRARY_ID = re.compile(r"^\[(E\d+)\] ", re.M)
 _TRACE = re.compile(r"^## Trace (\d+) \(", re.M)
 _ANSWER = re.compile(r"Answer:\s*(\S+)")
 _BUDGET = re.compile(r"at most (\d+) items and (\d+) tokens")
-_COMPRESS_ITEM = re.compile(r"^\[(E\d+)\] usage=(\d+) priority=([\d.]+) tokens=(\d+): ", re.M)
+_COMPRESS_ITEM = re.compile(r"^\[(E\d+)\] usage=(\d+) priority=([\d.]+) tokens=(\d+)[^:\n]*: ", re.M)
 _EXTRACT_PROBLEM = re.compile(r"^## Problem\n(.*?)\n\n## Ground-truth answer", re.M | re.S)
 _STUDENT_VERDICT = re.compile(r"^### Student attempt \d+: (CORRECT|WRONG)", re.M)
+_ATTEMPT_CITED = re.compile(r"^### Student attempt \d+: (CORRECT|WRONG).*?cited: ([^)]*)\)$", re.M)
 
 # Vocabulary for lessons and padding: enough combinations that distinct problems give distinct lessons.
 _WHEN = ["a problem mixes several operations", "the numbers are large", "a result looks surprising", "signs are involved",
@@ -229,13 +230,20 @@ def _lesson(key: str, salt: str) -> str:
 def _extraction(prompt: str, key: str) -> str:
     verdicts = _STUDENT_VERDICT.findall(prompt)
     library_ids = _LIBRARY_ID.findall(prompt.split("## Problem", 1)[0])
+    # A verdict per cited lesson: helpful where the citing attempt was right, harmful where wrong.
+    judged: dict[str, str] = {}
+    for grade, cited in _ATTEMPT_CITED.findall(prompt):
+        for item_id in re.findall(r"E\d+", cited):
+            judged.setdefault(item_id, "helpful" if grade == "CORRECT" else "harmful")
+    lesson_verdicts = [{"id": item_id, "verdict": verdict, "reason": "as the attempt went"} for item_id, verdict in judged.items()]
+    diagnosis = f"{verdicts.count('CORRECT')} of {len(verdicts)} attempts reached the ground truth; the wrong ones slipped in one operation."
     if verdicts and all(v == "CORRECT" for v in verdicts) and library_ids and unit(key, "quiet") < 0.5:
-        return json.dumps({"operations": []})  # the student already reasons well
+        return json.dumps({"diagnosis": diagnosis, "lesson_verdicts": lesson_verdicts, "operations": []})  # the student reasons well
     ops = [{"op": "add", "text": _lesson(key, "add"), "reason": "separates correct from wrong attempts"}]
     if library_ids and unit(key, "update") < 0.3:
         target = library_ids[digest(key, "target") % len(library_ids)]
         ops.append({"op": "update", "id": target, "text": _lesson(key, "update"), "reason": "sharpen an existing lesson"})
-    return json.dumps({"operations": ops})
+    return json.dumps({"diagnosis": diagnosis, "lesson_verdicts": lesson_verdicts, "operations": ops})
 
 
 def _compression(prompt: str, key: str, target: float) -> str:

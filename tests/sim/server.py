@@ -91,6 +91,7 @@ class Stats:
     faults: Counter[tuple[str, str]] = field(default_factory=Counter)
     peak_in_flight: int = 0
     budgets: list[tuple[str, int, int]] = field(default_factory=list)  # (stage, prompt tokens, max_tokens) per answered request
+    cut_off: Counter[str] = field(default_factory=Counter)  # choices that ended with finish_reason "length"
 
     @property
     def total_requests(self) -> int:
@@ -128,6 +129,7 @@ class Simulator:
         long_rate: float = 0.0,
         max_model_len: int | None = None,
         report_context: bool = True,
+        keep_requests: bool = False,
     ) -> None:
         weights = dict(faults) if isinstance(faults, Mapping) else {kind: 1.0 for kind in faults}
         unknown = sorted(set(weights) - set(FAULTS))
@@ -145,6 +147,8 @@ class Simulator:
         self.reasoning = reasoning
         self.max_model_len = max_model_len
         self.report_context = report_context
+        self.keep_requests = keep_requests
+        self._bodies: list[tuple[str, dict]] = []
         self.retry_after = retry_after
         self.hang_s = hang_s
         self.honour_n = honour_n
@@ -221,7 +225,12 @@ class Simulator:
         """A snapshot of the counters (safe to read while the server runs)."""
         with self._lock:
             s = self._stats
-            return Stats(Counter(s.requests), Counter(s.choices), Counter(s.faults), s.peak_in_flight, list(s.budgets))
+            return Stats(Counter(s.requests), Counter(s.choices), Counter(s.faults), s.peak_in_flight, list(s.budgets), Counter(s.cut_off))
+
+    def requests_seen(self) -> list[tuple[str, dict]]:
+        """(stage, request body) of every request, in arrival order (with `keep_requests=True`)."""
+        with self._lock:
+            return list(self._bodies)
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -301,6 +310,8 @@ class Simulator:
         n = max(1, int(body.get("n") or 1)) if self.honour_n else 1
         body_hash = digest(body)
         with self._lock:
+            if self.keep_requests:
+                self._bodies.append((stage, body))
             attempt = self._seen[body_hash]
             self._seen[body_hash] += 1
             self._stats.requests[stage] += 1
@@ -351,6 +362,7 @@ class Simulator:
         await asyncio.sleep(self.latency.sample(unit(self.seed, "latency", body_hash, attempt), completion_tokens))
         with self._lock:
             self._stats.choices[stage] += 0 if fault == "empty_choices" else len(choices)
+            self._stats.cut_off[stage] += 0 if fault == "empty_choices" else sum(c.truncated_by_length for c in choices)
         payload = {
             "id": f"simcmpl-{body_hash:016x}",
             "object": "chat.completion",

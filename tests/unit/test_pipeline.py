@@ -81,7 +81,8 @@ def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
 
     def params(role, *parts, n=1, json_out=False):
         return SamplingParams(n=n, temperature=cfg.temperature if role == "student" else cfg.teacher_temperature,
-                              max_tokens=cfg.json_max_tokens if json_out else cfg.max_tokens, seed=derive_seed(cfg.seed, role, *parts))
+                              max_tokens=cfg.json_max_tokens if json_out else cfg.max_tokens if role == "student" else cfg.teacher_max_tokens or cfg.max_tokens,
+                              seed=derive_seed(cfg.seed, role, *parts))
 
     async def loop():
         nonlocal step
@@ -92,10 +93,12 @@ def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
                 key = (epoch, p.id)
                 runs, _ = await rollouts(student, hand, p, task, params("student", *key, n=cfg.rollouts))
                 sol, _ = await teacher_solution(teacher, p, task, params("teacher", *key, "solve"))
-                chains, _ = await structure(teacher, p.question, runs, sol, params("teacher", *key, "structure", json_out=True))
-                ext, _ = await extract(teacher, hand, p, runs, sol, chains, params("teacher", *key, "extract", json_out=True))
+                chains, _ = await structure(teacher, p, runs, sol, params("teacher", *key, "structure", json_out=True))
+                ext, _ = await extract(teacher, hand, p, runs, sol, chains, params("teacher", *key, "extract", json_out=True), counter)
                 step += 1
                 hand.record_usage(r.cited for r in runs)
+                hand.record_seen(hand.ids(), len(runs))
+                hand.record_verdicts(ext.verdicts)
                 apply_ops(hand, ext.ops, step, p.id)
                 await compress(hand, cfg.compression, counter, step, cfg.seed, teacher=teacher,
                                params=params("teacher", epoch, step, "compress", json_out=True))

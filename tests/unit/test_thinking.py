@@ -45,3 +45,18 @@ def test_json_after_thinking_parses() -> None:
 def test_transformers_generation_knows_when_it_hit_the_limit() -> None:
     assert _generated_length([5, 2, 9, 9], {2}) == (2, True)
     assert _generated_length([5, 7, 9], {2}) == (3, False)
+
+
+def test_images_are_bounded_in_count_and_size() -> None:
+    import io
+
+    from PIL import Image
+
+    from ted.models.base import MAX_IMAGE_SIDE, MAX_IMAGES, bounded_images, image_to_png_bytes
+
+    wide = Image.new("RGB", (6840, 3549), "white")
+    sent = Image.open(io.BytesIO(image_to_png_bytes(wide)))
+    assert max(sent.size) == MAX_IMAGE_SIDE and sent.size[0] / sent.size[1] == pytest.approx(6840 / 3549, rel=0.01)
+    assert wide.size == (6840, 3549)  # the caller's image is untouched
+    assert Image.open(io.BytesIO(image_to_png_bytes(Image.new("RGB", (40, 30))))).size == (40, 30)
+    assert len(bounded_images([wide] * 20)) == MAX_IMAGES

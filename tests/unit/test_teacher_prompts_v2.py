@@ -1,0 +1,179 @@
+"""Prompts v2 and what the teacher stages receive: the reply schema with verdicts applied to items,
+compression seeing verdicts and ages, the problem's images, lesson limits and common constants,
+--skip-solved, and a swappable prompt set recorded by hash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ted import prompts
+from ted.distill import Distiller, RunConfig
+from ted.distill.compress import compress
+from ted.distill.extract import ExtractOp, extract, validate
+from ted.distill.rollouts import Rollout
+from ted.distill.structure import Structured, structure
+from ted.errors import ConfigError
+from ted.library import Budget, Experience, Library
+from ted.tasks.base import Problem
+from ted.tokens import get_counter
+from tests.scripted import ScriptedModel, SumTask, sum_problems
+
+COUNTER = get_counter()
+FIGURE = Image.new("RGB", (40, 30), "white")
+PROBLEM = Problem(id="p", question="Lines AB and CD are parallel and angle 1 is 72 degrees; find angle 2.", answer="108", images=[FIGURE])
+LESSONS = ["When a figure marks parallel lines, label the equal angles first.", "When two angles form a line, they sum to a straight angle."]
+
+
+class Replying(ScriptedModel):
+    """A scripted teacher whose extraction reply is given."""
+
+    def __init__(self, extract_reply: dict) -> None:
+        super().__init__("teacher")
+        self.extract_reply = extract_reply
+
+    def reply(self, stage, messages, params, i):  # type: ignore[no-untyped-def]
+        return json.dumps(self.extract_reply) if stage == "extract" else super().reply(stage, messages, params, i)
+
+
+def library(n: int = 2, **budget) -> Library:
+    lib = Library(budget=Budget(**budget))
+    for text in LESSONS[:n]:
+        lib.add(text, step=1)
+    return lib
+
+
+def attempts() -> list[Rollout]:
+    return [
+        Rollout("angle 2 = 108\nAnswer: 108\nUsed: [E1]", "108", True, ["E1"], reasoning="Parallel lines give equal angles..."),
+        Rollout("Answer: 72\nUsed: [E2]", "72", False, ["E2"]),
+        Rollout("", None, False, [], reasoning="I start by labelling the figure and then", truncated=True),
+    ]
+
+
+def test_extraction_reply_schema_and_verdicts_applied_to_items() -> None:
+    teacher = Replying({
+        "diagnosis": "The correct attempt used the supplementary angle; the wrong one copied angle 1.",
+        "lesson_verdicts": [{"id": "E1", "verdict": "helpful"}, {"id": "E2", "verdict": "harmful"},
+                            {"id": "E2", "verdict": "helpful"}, {"id": "E9", "verdict": "helpful"}],
+        "operations": [{"op": "update", "id": "E2", "text": "When two angles form a straight line, they sum to 180 degrees: subtract, do not copy."}],
+    })  # fmt: skip
+    snapshot = library()
+    chains = Structured(student=["chain 1", "chain 2", "chain 3"], teacher="teacher chain", parsed=True)
+    teacher_run = Rollout("Answer: 108", "108", True, [])
+    result, _ = asyncio.run(extract(teacher, snapshot, PROBLEM, attempts(), teacher_run, chains, None, COUNTER))
+    assert result.diagnosis.startswith("The correct attempt used")
+    assert result.verdicts == [("E1", "helpful"), ("E2", "harmful")]  # first verdict per cited lesson; E9 was not cited
+    assert [op.id for op in result.ops] == ["E2"]  # "180 degrees" is a common constant, not this problem's number
+    live = library()
+    live.record_verdicts(result.verdicts)
+    assert live.get("E1").verdicts.helpful == 1 and live.get("E2").verdicts.harmful == 1
+
+    (_, messages, _), = [call for call in teacher.calls if call[0] == "extract"]
+    prompt = messages[0].text
+    assert messages[0].images == [FIGURE]  # the teacher sees the figure the student saw
+    assert "### Student attempt 1: CORRECT (final answer: 108; cited: E1)" in prompt
+    assert "### Student attempt 3: WRONG, CUT OFF at the token limit before answering (final answer: none; cited: none)" in prompt
+    assert "Reasoning:\nParallel lines give equal angles" in prompt  # the raw trace beside the chain
+    assert "The library holds 2 of at most 15 lessons" in prompt and "nearly full" not in prompt
+    assert "The ground-truth answer is authoritative" in prompt and '"diagnosis"' in prompt
+    full = library(max_items=2)
+    asyncio.run(extract(teacher, full, PROBLEM, attempts(), teacher_run, chains, None, COUNTER))
+    assert "It is nearly full: prefer updating a lesson over adding one." in teacher.calls[-1][1][0].text
+
+
+def test_structuring_gets_the_reasoning_the_images_and_cut_off_labels() -> None:
+    teacher = ScriptedModel("teacher")
+    long = Rollout("Answer: 108", "108", True, [], reasoning="x" * 40_000)
+    asyncio.run(structure(teacher, PROBLEM, [*attempts(), long], Rollout("Answer: 108", "108", True, []), None))
+    (_, messages, _), = teacher.calls
+    prompt = messages[0].text
+    assert messages[0].images == [FIGURE]
+    assert "## Trace 2 (student attempt 3, CUT OFF at the token limit)" in prompt
+    assert "Reasoning:\nI start by labelling the figure" in prompt
+    assert "[… 24,000 characters of" not in prompt and "characters omitted …]" in prompt  # head and tail of the long one
+    assert "the problem's figure is attached" in prompt
+
+
+def test_a_text_only_teacher_gets_no_images() -> None:
+    teacher = ScriptedModel("teacher")
+    teacher.supports_images = False
+    asyncio.run(structure(teacher, PROBLEM, attempts(), Rollout("Answer: 108", "108", True, []), None))
+    assert teacher.calls[0][1][0].images == [] and "figure is attached" not in teacher.calls[0][1][0].text
+
+
+def test_compression_sees_verdicts_and_ages() -> None:
+    lib = Library(budget=Budget(max_items=1, max_tokens=4000), items=[
+        Experience(id="E1", text=LESSONS[0], usage=4, seen=30, created_step=2, verdicts={"helpful": 3, "harmful": 1}),
+        Experience(id="E2", text=LESSONS[1], usage=0, seen=3, created_step=9, verdicts={"irrelevant": 2}),
+    ])  # fmt: skip
+    teacher = ScriptedModel("teacher")
+    asyncio.run(compress(lib, "teacher", COUNTER, step=10, seed=0, teacher=teacher))
+    prompt = teacher.calls[0][1][0].text
+    assert "[E1] usage=4 priority=1.61 tokens=" in prompt and " age=8 seen=30 verdicts=3/1/0: " in prompt
+    assert " age=1 seen=3 verdicts=0/0/2: " in prompt
+    assert "is new, not useless" in prompt and "harmful more often than helpful" in prompt
+
+
+def test_merged_items_keep_their_verdicts_and_exposure() -> None:
+    lib = Library(items=[Experience(id="E1", text=LESSONS[0], seen=30, verdicts={"helpful": 2}),
+                         Experience(id="E2", text=LESSONS[1], seen=12, verdicts={"harmful": 1})])  # fmt: skip
+    merged = lib.merge(["E1", "E2"], "When lines are parallel or angles form a line, label and sum them.", step=5)
+    assert (merged.seen, merged.verdicts.helpful, merged.verdicts.harmful) == (30, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("When two angles form a straight line, they sum to 180 degrees, so subtract instead of copying.", None),
+        ("When angles are right angles, use 90 degrees and 360 for a full turn around a point.", None),
+        ("When angle 1 is 72 degrees, angle 2 is its supplement: subtract it from the straight angle.", "copies numbers"),
+        ("When " + "a very long condition holds " * 8 + ", check.", "words"),
+    ],
+)
+def test_lesson_validation_allows_common_constants_and_limits_words(text: str, reason: str | None) -> None:
+    got = validate(ExtractOp(op="add", text=text), library(), PROBLEM, [])
+    assert (got is None) if reason is None else (reason in got.detail)
+
+
+def run(tmp_path: Path, teacher: ScriptedModel | None = None, **options) -> tuple[Library, ScriptedModel, ScriptedModel]:
+    config = RunConfig(**{"data": "x", "student": "s", "teacher": "t", "out": str(tmp_path / "lib.json"), "epochs": 1, "rollouts": 2,
+                          "batch_size": 2, **options})
+    student, teacher = ScriptedModel("s"), teacher or ScriptedModel("t")
+    lib = asyncio.run(Distiller(config, student, teacher, SumTask(), sum_problems(6)).run())
+    return lib, student, teacher
+
+
+def test_skip_solved_asks_nothing_when_every_attempt_and_the_teacher_are_right(tmp_path: Path) -> None:
+    plain, _, teacher = run(tmp_path / "a", rollouts=1)
+    skipping, _, skipped_teacher = run(tmp_path / "b", rollouts=1, skip_solved=True)
+    extracts = [m[0].text for stage, m, _ in teacher.calls if stage == "extract"]
+    solved = sum("WRONG" not in text and "teacher, correct" in text for text in extracts)
+    assert len(extracts) == 6 and 0 < solved < 6  # rollouts are the same in both runs: they depend on the problem and seed
+    stages = [stage for stage, _, _ in skipped_teacher.calls]
+    assert stages.count("extract") == stages.count("structure") == 6 - solved
+    assert skipping.config["skip_solved"] is True and plain.config["skip_solved"] is False
+
+
+def test_a_prompt_folder_replaces_the_package_prompts_and_is_recorded_by_hash(tmp_path: Path) -> None:
+    folder = tmp_path / "prompts-v1"
+    folder.mkdir()
+    package = prompts.DEFAULT.texts["extract"]
+    (folder / "extract.md").write_text(package.replace("Work in this order:", "ABLATION MARKER. Work in this order:"))
+    lib, _, teacher = run(tmp_path / "run", prompts=str(folder))
+    assert all("ABLATION MARKER" in m[0].text for stage, m, _ in teacher.calls if stage == "extract")
+    assert lib.config["prompts"] == str(folder) and lib.config["prompts_sha256"] == prompts.load(folder).digest
+    assert lib.config["prompts_sha256"] != prompts.DEFAULT.digest
+    default, _, _ = run(tmp_path / "default")
+    assert default.config["prompts_sha256"] == prompts.DEFAULT.digest
+    assert "ABLATION MARKER" not in prompts.active().texts["extract"]
+
+    (folder / "extrct.md").write_text("typo")
+    with pytest.raises(ConfigError, match=r"unknown prompt file\(s\) extrct.md"):
+        prompts.load(folder)
+    with pytest.raises(ConfigError, match="not a folder"):
+        prompts.load(tmp_path / "missing")
