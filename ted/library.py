@@ -173,7 +173,8 @@ class Budget(BaseModel):
 class RoleCost(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    calls: int = 0
+    calls: int = 0  # requests issued (HTTP requests, or in-process generate calls); never replies
+    generations: int = 0  # replies sampled: a server that honours n returns n generations for one request
     retries: int = 0
     failures: int = 0
     truncated: int = 0  # generations cut off at the token limit (finish_reason "length")
@@ -188,7 +189,8 @@ class Cost(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    calls: dict[str, int] = Field(default_factory=dict)
+    calls: dict[str, int] = Field(default_factory=dict)  # requests per role
+    generations: dict[str, int] = Field(default_factory=dict)  # replies per role (≥ requests when n is honoured)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_s: float = 0.0

@@ -296,7 +296,8 @@ def distill(
     cost = library.cost
     err_console().print(
         f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
-        f"calls student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · {cost.wall_s:.1f}s"
+        f"requests student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · "
+        f"generations student {cost.generations.get('student', 0)}, teacher {cost.generations.get('teacher', 0)} · {cost.wall_s:.1f}s"
     )
     if library.metrics.extraction:
         err_console().print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()))
@@ -349,7 +350,8 @@ def show(
         )
         console.print(f"learning curve: {points}")
     if lib.cost.calls:
-        console.print(f"cost: calls {json.dumps(lib.cost.calls)}, {lib.cost.prompt_tokens + lib.cost.completion_tokens} tokens, {lib.cost.wall_s:.0f}s")
+        generations = f", generations {json.dumps(lib.cost.generations)}" if lib.cost.generations else ""
+        console.print(f"cost: requests {json.dumps(lib.cost.calls)}{generations}, {lib.cost.prompt_tokens + lib.cost.completion_tokens} tokens, {lib.cost.wall_s:.0f}s")
 
 
 # --------------------------------------------------------------------------- chat

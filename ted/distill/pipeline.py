@@ -152,6 +152,7 @@ class Ledger:
     def record(self, role: str, result: ChatResult) -> None:
         cost = self.roles.setdefault(role, RoleCost())
         cost.calls += result.requests
+        cost.generations += len(result.texts)
         cost.retries += result.retries
         cost.truncated += sum(result.truncated(i) for i in range(len(result.texts)))
         cost.prompt_tokens += result.usage.prompt_tokens
@@ -168,6 +169,7 @@ class Ledger:
         c = library.cost
         c.roles = {k: v.model_copy() for k, v in self.roles.items()}
         c.calls = {k: v.calls for k, v in self.roles.items()}
+        c.generations = {k: v.generations for k, v in self.roles.items()}
         c.prompt_tokens = sum(v.prompt_tokens for v in self.roles.values())
         c.completion_tokens = sum(v.completion_tokens for v in self.roles.values())
         c.wall_s = round(wall_s, 3)

@@ -73,6 +73,7 @@ def test_distill_cli_through_the_openai_backend_writes_a_library_within_budget(t
     assert stats.choices["student"] == 18 and stats.requests["compress"] >= 1
     # ted's cost ledger agrees with what the server saw.
     assert lib.cost.calls["student"] == stats.requests["student"]
+    assert lib.cost.generations["student"] == stats.choices["student"] == 18  # n=3 honoured: 6 requests, 18 generations
     assert lib.cost.calls["teacher"] == stats.total_requests - stats.requests["student"] - stats.requests["chat"]
     assert stats.peak_in_flight >= 2  # a batch's calls ran concurrently
 

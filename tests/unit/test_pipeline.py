@@ -203,3 +203,17 @@ def test_extraction_tally_counts_accepted_and_rejected(tmp_path):
     # the four problems share one snapshot: the lesson is new to each, and applied once
     assert tally.accepted == 1 and tally.rejected[Rejection.DUPLICATE_IN_BATCH] == 3
     assert [e.text for e in lib.items].count("Restate what is asked before computing anything at all.") == 1
+
+
+def test_the_ledger_keeps_requests_and_generations_apart() -> None:
+    from ted.distill.pipeline import Ledger
+    from ted.library import Library
+    from ted.models.base import ChatResult
+
+    ledger = Ledger()
+    ledger.record("student", ChatResult(texts=["a", "b", "c"], requests=1))  # a server that honours n=3
+    ledger.record("student", ChatResult(texts=["a", "b", "c"], requests=3))  # llama.cpp in process: one call per sample
+    lib = Library()
+    ledger.write_into(lib, 1.0)
+    assert lib.cost.calls == {"student": 4, "teacher": 0} and lib.cost.generations == {"student": 6, "teacher": 0}
+    assert lib.cost.roles["student"].calls == 4 and lib.cost.roles["student"].generations == 6
