@@ -116,6 +116,24 @@ def test_latency_is_per_call_and_calls_are_served_concurrently() -> None:
     assert peak == 8
 
 
+def test_each_role_has_its_latency_growing_with_the_reply() -> None:
+    """The teacher's stages sleep the teacher's latency, plus seconds per completion token, and the stats say so."""
+    with Simulator(latency=Latency(0.05), teacher_latency=Latency(0.3, per_token=0.001)) as sim:
+        started = time.perf_counter()
+        student = post(sim, solve_body())
+        student_s = time.perf_counter() - started
+        started = time.perf_counter()
+        teacher = post(sim, structure_body()).json()
+        teacher_s = time.perf_counter() - started
+        stats = sim.stats()
+    tokens = teacher["usage"]["completion_tokens"]
+    assert student.status_code == 200 and 0.05 <= student_s < 0.3
+    assert teacher_s >= 0.3 + 0.001 * tokens
+    assert stats.mean_latency("student") == pytest.approx(0.05)
+    assert stats.mean_latency("structure") == pytest.approx(0.3 + 0.001 * tokens)
+    assert stats.mean_latency("extract") == 0.0
+
+
 def test_models_listing_and_unknown_model() -> None:
     with Simulator(models=["alpha", "beta"]) as sim:
         listed = [m["id"] for m in httpx.get(f"{sim.base_url}/models").json()["data"]]

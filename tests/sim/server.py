@@ -4,8 +4,10 @@ It speaks real HTTP (aiohttp) on 127.0.0.1: `POST /v1/chat/completions` with `n`
 `finish_reason`, and `GET /v1/models`. Replies are valid for every TED stage (see `replies`).
 What it adds over a real server is control:
 
-- latency per call: fixed seconds, or a `Latency` distribution (uniform, exponential, lognormal),
-  plus optional seconds per completion token;
+- latency per call and per role: fixed seconds, or a `Latency` distribution (uniform,
+  exponential, lognormal), plus optional seconds per completion token; `teacher_latency` gives the
+  teacher's stages (solve, structure, extract, compress) their own (a frontier model is slower),
+  and the seconds each stage slept are counted, so a benchmark can compute its bound per role;
 - faults at `failure_rate`, drawn from a mix (`FAULTS`): 429 with Retry-After, 500, 503,
   connection reset, a hang longer than the client's timeout, an invalid JSON body, truncated JSON
   in the content, empty `choices`, a solve reply with no final answer;
@@ -51,6 +53,7 @@ from tests.sim.replies import SOLVE_STAGES, Behaviour, Reply, digest, estimate_t
 
 FAULTS = ("429", "500", "503", "reset", "timeout", "bad_json_body", "truncated_content", "empty_choices", "no_answer")
 CONTENT_FAULTS = frozenset({"truncated_content", "no_answer"})
+STUDENT_STAGES = frozenset({"student", "chat"})  # every other stage is the teacher's
 # Fields that do not change what a choice says: the choice's identity is the rest plus its seed.
 _NOT_CONTENT = ("n", "seed", "stream", "stream_options", "user")
 
@@ -92,6 +95,8 @@ class Stats:
     peak_in_flight: int = 0
     budgets: list[tuple[str, int, int]] = field(default_factory=list)  # (stage, prompt tokens, max_tokens) per answered request
     cut_off: Counter[str] = field(default_factory=Counter)  # choices that ended with finish_reason "length"
+    latency_s: Counter[str] = field(default_factory=Counter)  # seconds slept before successful replies, per stage
+    replies: Counter[str] = field(default_factory=Counter)  # successful replies per stage (what latency_s is over)
 
     @property
     def total_requests(self) -> int:
@@ -100,6 +105,14 @@ class Stats:
     @property
     def total_choices(self) -> int:
         return sum(self.choices.values())
+
+    def mean_latency(self, stage: str) -> float:
+        """Seconds one successful reply of `stage` took on average (0 when there was none)."""
+        return self.latency_s[stage] / self.replies[stage] if self.replies[stage] else 0.0
+
+
+def _as_latency(value: float | Latency) -> Latency:
+    return value if isinstance(value, Latency) else Latency(float(value))
 
 
 def _error(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -113,6 +126,7 @@ class Simulator:
         self,
         latency: float | Latency = 0.0,
         *,
+        teacher_latency: float | Latency | None = None,
         failure_rate: float = 0.0,
         faults: Sequence[str] | Mapping[str, float] = FAULTS,
         seed: int = 0,
@@ -137,7 +151,8 @@ class Simulator:
             raise ValueError(f"unknown fault kinds {unknown}; choose from {', '.join(FAULTS)}")
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError("failure_rate is a probability between 0 and 1")
-        self.latency = latency if isinstance(latency, Latency) else Latency(float(latency))
+        self.latency = _as_latency(latency)
+        self.teacher_latency = self.latency if teacher_latency is None else _as_latency(teacher_latency)
         self.failure_rate = failure_rate
         self.weights = {kind: w for kind, w in weights.items() if w > 0}
         self.seed = seed
@@ -225,7 +240,8 @@ class Simulator:
         """A snapshot of the counters (safe to read while the server runs)."""
         with self._lock:
             s = self._stats
-            return Stats(Counter(s.requests), Counter(s.choices), Counter(s.faults), s.peak_in_flight, list(s.budgets), Counter(s.cut_off))
+            return Stats(Counter(s.requests), Counter(s.choices), Counter(s.faults), s.peak_in_flight, list(s.budgets), Counter(s.cut_off),
+                         Counter(s.latency_s), Counter(s.replies))  # fmt: skip
 
     def requests_seen(self) -> list[tuple[str, dict]]:
         """(stage, request body) of every request, in arrival order (with `keep_requests=True`)."""
@@ -359,10 +375,14 @@ class Simulator:
             choice = self._content_fault(stage, key, reply(stage, messages, key, max_tokens, self.behaviour))
             choices.append(choice)
         completion_tokens = sum(estimate_tokens(c.text) + estimate_tokens(c.reasoning) for c in choices)
-        await asyncio.sleep(self.latency.sample(unit(self.seed, "latency", body_hash, attempt), completion_tokens))
+        latency = self.latency if stage in STUDENT_STAGES else self.teacher_latency
+        seconds = latency.sample(unit(self.seed, "latency", body_hash, attempt), completion_tokens)
+        await asyncio.sleep(seconds)
         with self._lock:
             self._stats.choices[stage] += 0 if fault == "empty_choices" else len(choices)
             self._stats.cut_off[stage] += 0 if fault == "empty_choices" else sum(c.truncated_by_length for c in choices)
+            self._stats.latency_s[stage] += seconds
+            self._stats.replies[stage] += 1
         payload = {
             "id": f"simcmpl-{body_hash:016x}",
             "object": "chat.completion",
