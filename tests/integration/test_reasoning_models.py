@@ -122,3 +122,37 @@ def test_distill_with_thinking_models_keeps_the_reasoning_and_counts_cut_off_rol
     assert sum(e.seen for e in lib.items) > 0
     assert lib.config["max_tokens"] == 200 and len(lib.config["prompts_sha256"]) == 64
     assert json.loads(out.read_text())["items"][0]["verdicts"].keys() == {"helpful", "harmful", "irrelevant"}
+
+
+def test_from_a_benchmark_copy_to_a_library_the_teacher_sees_the_figures(tmp_path) -> None:
+    """The README's path on fixture data: `ted data sample` (MathVerse minus MathVision), then `ted distill`
+    through the OpenAI backend; every structuring and extraction request carries the problem's figure."""
+    import os
+    import subprocess
+    import sys
+
+    from ted.library import Library
+    from tests.fixtures import benchmarks as fx
+
+    fx.write_mathverse(tmp_path / "mathverse")
+    fx.write_mathvision(tmp_path / "mathvision")
+
+    def ted(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+
+    sampled = ted("data", "sample", "mathverse", "--task", "mathverse", "--n", "2", "--seed", "0", "--exclude", "mathvision",
+                  "--exclude-task", "mathvision", "--out", "train.jsonl")  # fmt: skip
+    assert sampled.returncode == 0, sampled.stderr[-1000:]
+    assert "excluded 2 that the evaluation set has (by id 0, by question text 0, by image 2)" in sampled.stderr
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    with Simulator(reasoning="think", tokens_per_reply=60, keep_requests=True) as sim:
+        distilled = ted("distill", "--data", "train.jsonl", "--task", "mathverse", "--student", sim.spec("vl-student"),
+                        "--teacher", sim.spec("vl-teacher"), "--out", "lib.json", "--epochs", "1", "--rollouts", "2", env=env)  # fmt: skip
+        seen = sim.requests_seen()
+    assert distilled.returncode == 0, distilled.stderr[-1000:]
+    teacher_requests = [body for stage, body in seen if stage in ("structure", "extract")]
+    assert len(teacher_requests) == 4
+    for body in teacher_requests:
+        parts = body["messages"][0]["content"]
+        assert [p["type"] for p in parts] == ["image_url", "text"] and parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert len(Library.load(tmp_path / "lib.json").items) > 0
