@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -368,12 +369,16 @@ class Distiller:
         )
 
     # ------------------------------------------------------------------ calls
-    async def _call(self, role: Role, coro: Any) -> Any:
-        """Await one stage call, keeping the in-flight count and the ledger."""
+    async def _call(self, role: Role, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Await one stage call, keeping the in-flight count and the ledger.
+
+        The call is made here (`make()`), not by the caller: a call cancelled before it started
+        (Ctrl-C, a sibling's failure) then leaves no coroutine that was never awaited.
+        """
         self.status.in_flight += 1
         self.reporter.update(self.status)
         try:
-            value, result = await coro
+            value, result = await make()
         except BaseException:
             self.ledger.failure(role)
             raise
@@ -395,22 +400,16 @@ class Distiller:
     async def process(self, problem: Problem, snapshot: Library, epoch: int) -> ProblemResult:
         """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot."""
         key = (epoch, problem.id)
-        student_runs, teacher_run = await asyncio.gather(
-            self._call(
-                "student",
-                rollouts(self.student, snapshot, problem, self.task, self._params("student", *key, n=self.config.rollouts)),
+        student_runs, teacher_run = await gather_or_cancel(
+            self._call("student", lambda: rollouts(self.student, snapshot, problem, self.task, self._params("student", *key, n=self.config.rollouts)),
             ),
-            self._call("teacher", teacher_solution(self.teacher, problem, self.task, self._params("teacher", *key, "solve"))),
+            self._call("teacher", lambda: teacher_solution(self.teacher, problem, self.task, self._params("teacher", *key, "solve"))),
         )
         if self.config.skip_solved and teacher_run.correct and all(r.correct for r in student_runs):
             return ProblemResult(problem, student_runs, teacher_run, Extraction(), structured=True, skipped=True)
-        chains = await self._call(
-            "teacher",
-            structure(self.teacher, problem, student_runs, teacher_run, self._params("teacher", *key, "structure", json_out=True)),
+        chains = await self._call("teacher", lambda: structure(self.teacher, problem, student_runs, teacher_run, self._params("teacher", *key, "structure", json_out=True)),
         )
-        extraction = await self._call(
-            "teacher",
-            extract(
+        extraction = await self._call("teacher", lambda: extract(
                 self.teacher,
                 snapshot,
                 problem,
@@ -436,7 +435,7 @@ class Distiller:
         # ever-growing history as well made every batch cost O(steps so far).
         items = [item.model_copy(deep=True) for item in state.library.items]
         snapshot = state.library.model_copy(update={"items": items, "history": []})
-        results = await asyncio.gather(*(self.process(p, snapshot, epoch) for p in batch))
+        results = await gather_or_cancel(*(self.process(p, snapshot, epoch) for p in batch))
         library = state.library
         for result in results:  # problem order, not completion order
             state.step += 1
@@ -461,9 +460,7 @@ class Distiller:
             state.rollouts_correct += sum(r.correct for r in result.rollouts)
             state.rollouts_total += len(result.rollouts)
         self.status.rollouts_correct, self.status.rollouts_total = state.rollouts_correct, state.rollouts_total
-        report = await self._call(
-            "teacher",
-            compress(
+        report = await self._call("teacher", lambda: compress(
                 library,
                 self.config.compression,
                 self.counter,
@@ -488,10 +485,10 @@ class Distiller:
 
         async def one(problem: Problem) -> bool:
             params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_tokens, seed=derive_seed(self.config.seed, tag))
-            result = await self._call("student", _paired(self.student.chat(student_messages(library, problem, self.task), params)))
+            result = await self._call("student", lambda: _paired(self.student.chat(student_messages(library, problem, self.task), params)))
             return grade(result.text, problem, self.task, []).correct
 
-        outcomes = await asyncio.gather(*(one(p) for p in problems))
+        outcomes = await gather_or_cancel(*(one(p) for p in problems))
         return sum(outcomes) / len(outcomes)
 
     async def run(self, resume: bool = False) -> Library:
@@ -562,6 +559,22 @@ class Distiller:
         state.library.metrics.curve.append(point)
         if state.best is not None:
             state.best.metrics.curve = list(state.library.metrics.curve)
+
+
+async def gather_or_cancel(*calls: Awaitable[Any]) -> list[Any]:
+    """`asyncio.gather`, except that the first failure cancels the other calls and waits for them.
+
+    Plain gather leaves the siblings running; `asyncio.run` then cancels them at shutdown and
+    prints whatever they raise there, after the one error line.
+    """
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _paired(coro: Any) -> tuple[ChatResult, ChatResult]:

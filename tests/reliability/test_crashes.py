@@ -207,6 +207,7 @@ def test_ctrl_c_stops_cleanly_keeps_the_checkpoint_and_resume_finishes(determini
     stopped_in = time.perf_counter() - interrupted[0]
     assert proc.returncode not in (0, -signal.SIGINT), stderr[-2000:]  # exited by itself, non-zero
     assert "Traceback" not in stderr
+    assert "never awaited" not in stderr and "during asyncio.run() shutdown" not in stderr, stderr[-2000:]  # in-flight calls cancelled and awaited
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0] == stderr.strip().splitlines()[-1]
     assert "interrupted" in errors[0] and "--resume" in errors[0] and str(checkpoint_path(out)) in errors[0]

@@ -217,3 +217,30 @@ def test_the_ledger_keeps_requests_and_generations_apart() -> None:
     ledger.write_into(lib, 1.0)
     assert lib.cost.calls == {"student": 4, "teacher": 0} and lib.cost.generations == {"student": 6, "teacher": 0}
     assert lib.cost.roles["student"].calls == 4 and lib.cost.roles["student"].generations == 6
+
+
+def test_a_failed_call_cancels_and_awaits_its_siblings_before_the_error_surfaces() -> None:
+    import asyncio
+
+    from ted.distill.pipeline import gather_or_cancel
+
+    finished: list[str] = []
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            finished.append("slow cleaned up")
+
+    async def failing() -> None:
+        await asyncio.sleep(0.01)
+        raise ValueError("endpoint down")
+
+    async def main() -> list[str]:
+        try:
+            await gather_or_cancel(slow(), failing(), slow())
+        except ValueError:
+            return list(finished)  # by the time the error arrives, nothing is left running
+        return []
+
+    assert asyncio.run(main()) == ["slow cleaned up", "slow cleaned up"]
