@@ -157,8 +157,18 @@ def to_letter(candidate: str, letters: str, options: list[str] | None) -> str | 
     return None
 
 
+# A space between digits is a thousands separator only before a group of exactly three digits
+# ('1 000'); any other ('4 3') separates two numbers and must never merge them into one ('43').
+_THOUSANDS_SPACE = re.compile(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?!\d))")
+_DIGIT_GAP = re.compile(r"(?<=\d)\s+(?=\d)")
+
+
+def _join_digit_groups(text: str) -> str:
+    return _DIGIT_GAP.sub(",", _THOUSANDS_SPACE.sub("", text))
+
+
 def normalise_text(text: str) -> str:
-    text = clean_candidate(text).lower()
+    text = _join_digit_groups(clean_candidate(text).lower())
     text = re.sub(r"\\(?:left|right|,|;|!|\s)", "", text)
     return re.sub(r"\s+", "", text).rstrip(".")
 
@@ -169,7 +179,10 @@ def _looks_mathy(text: str) -> bool:
 
 def to_number(text: str) -> float | None:
     """A plain number ('1,234', '070', '-0.5', '50%' is not one), else None."""
-    text = clean_candidate(text).replace(",", "").replace("{,}", "").replace(" ", "")
+    text = _join_digit_groups(clean_candidate(text).strip()).replace("{,}", "")
+    if "," in text and not re.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
+        return None  # '4,3' or a list: not one number
+    text = text.replace(",", "").replace(" ", "")
     if _NUMBER.match(text):
         return float(text)
     return None

@@ -114,3 +114,17 @@ def test_generic_task_grades_like_the_benchmarks() -> None:
     half = Problem(id="x", question="?", answer="0.5")
     assert generic.grade("Answer: 0.5000001", half).correct  # within the default relative 1e-6
     assert not generic.grade("Answer: 0.51", half).correct
+
+
+@pytest.mark.parametrize("reply, answer, correct", [
+    ("Answer: 4 3", "43", False),  # two numbers, never one
+    ("The answer is 4 3.", "43", False),
+    ("Answer: 1 000", "1000", True),  # a thousands separator
+    ("Answer: 1,000", "1000", True),
+    ("Answer: 43", "43", True),
+])
+def test_digits_separated_by_a_space_are_not_one_number(reply: str, answer: str, correct: bool) -> None:
+    from ted.tasks import get_task
+    from ted.tasks.base import Problem
+
+    assert get_task("generic").grade(reply, Problem(id="p", question="q", answer=answer)).correct is correct
