@@ -137,9 +137,27 @@ def card_metadata(library: Library, *, version: str | None, license: str = DEFAU
             "without_library": metrics.baseline,
             "with_library": metrics.with_library,
             "delta": delta,
+            **significance(metrics.model_extra or {}),
         },
     }
     return meta
+
+
+def significance(extra: dict[str, Any]) -> dict[str, Any]:
+    """The recorded `ted eval` statistics (see ted.stats): the gain's 95% interval, p, whether it is significant.
+
+    Read from untrusted library JSON, so only finite numbers pass; nothing recorded gives nothing."""
+    stats = extra.get("stats")
+    ci = stats.get("delta_ci95") if isinstance(stats, dict) else None
+    if not isinstance(ci, list) or len(ci) != 2 or None in (low := _number(ci[0]), high := _number(ci[1])):
+        return {}
+    return {
+        "delta_ci95": [low, high],
+        "p_value": _number(stats.get("p_value")),
+        "problems": _number(stats.get("n")),
+        "repeats": _number(stats.get("repeats")),
+        "significant": not low <= 0.0 <= high,
+    }
 
 
 def render_card(

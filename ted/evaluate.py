@@ -15,20 +15,39 @@ from typing import Any
 from ted import charts
 from ted.errors import ConfigError, DataError, LibraryError
 from ted.library import Library, atomic_write
-from ted.lm_eval_docs import optional_library
+from ted.lm_eval_docs import optional_library, score_doc
 from ted.redact import scrub_text
+from ted.stats import Comparison, compare, per_problem
 from ted.tasks import LM_EVAL_TASKS
+
+MULTIMODAL_LOCAL_MODELS = ("hf-multimodal", "vllm-vlm")  # lm-eval models that read `<image>` placeholders
 
 
 @dataclass
 class RunScores:
-    """One lm-eval run of one task: accuracy, counts, and accuracy per category."""
+    """One lm-eval run of one task: each problem's verdicts (one per repeat), counts, categories."""
 
-    acc: float
-    samples: int
+    verdicts: dict[str, list[float]]  # problem id → acc of each reply
     no_answer: int
     image_errors: int
-    categories: dict[str, tuple[float, int]] = field(default_factory=dict)
+    category_of: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> int:
+        return len(self.verdicts)
+
+    @property
+    def acc(self) -> float:
+        means = per_problem(list(self.verdicts.values())) if self.verdicts else []
+        return sum(means) / len(means) if means else 0.0
+
+    @property
+    def categories(self) -> dict[str, tuple[float, int]]:
+        """Accuracy (mean@k) and problem count per category."""
+        grouped: dict[str, list[list[float]]] = defaultdict(list)
+        for pid, name in self.category_of.items():
+            grouped[name].append(self.verdicts[pid])
+        return {name: (sum(per_problem(rows)) / len(rows), len(rows)) for name, rows in sorted(grouped.items())}
 
 
 @dataclass
@@ -39,10 +58,22 @@ class EvalReport:
     library_tokens: int
     baseline: RunScores
     with_library: RunScores
+    repeats: int = 1
 
     @property
     def delta(self) -> float:
         return self.with_library.acc - self.baseline.acc
+
+    def comparison(self, category: str | None = None) -> Comparison:
+        """The statistics over the problems both runs scored (of one category, if given)."""
+        ids = [pid for pid in self.baseline.verdicts if pid in self.with_library.verdicts]
+        if category is not None:
+            ids = [pid for pid in ids if self.with_library.category_of.get(pid) == category]
+        return compare([self.baseline.verdicts[i] for i in ids], [self.with_library.verdicts[i] for i in ids])
+
+    def summary(self) -> dict[str, Any]:
+        """What `ted eval --json` prints and `--record` stores."""
+        return {"task": self.task, **self.comparison().to_dict()}
 
     def to_dict(self) -> dict[str, Any]:
         def run(scores: RunScores) -> dict[str, Any]:
@@ -54,8 +85,9 @@ class EvalReport:
 
         return {
             "task": self.task, "library": self.library, "library_items": self.library_items,
-            "library_tokens": self.library_tokens, "baseline": run(self.baseline),
-            "with_library": run(self.with_library), "delta": self.delta,
+            "library_tokens": self.library_tokens, "repeats": self.repeats, "baseline": run(self.baseline),
+            "with_library": run(self.with_library), "delta": self.delta, "stats": self.summary(),
+            "category_stats": {name: self.comparison(name).to_dict() for name in self.with_library.categories},
         }  # fmt: skip
 
 
@@ -89,8 +121,13 @@ def run_eval(
     system_instruction: str | None = None,
     device: str | None = None,
     system_in_user: bool = False,
+    repeats: int = 1,
+    temperature: float | None = None,
 ) -> EvalReport:
-    """Run `task` through lm-eval's Python API twice, baseline then with the library, on one model."""
+    """Run `task` through lm-eval's Python API twice, baseline then with the library, on one model.
+
+    `repeats` k > 1 samples k replies per problem (at `temperature`, default 1.0 then) and every
+    reply is graded, so the report holds mean@k with intervals over problems (see `ted.stats`)."""
     if task not in LM_EVAL_TASKS:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(LM_EVAL_TASKS)}")
     library = optional_library(library_ref)
@@ -109,15 +146,22 @@ def run_eval(
         raise ConfigError(scrub_text(f"cannot create lm-eval model {model!r} from {model_args!r}: {err}")) from None
     if not system_in_user:
         _probe_endpoint(model, model_args)
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+    sampling = [] if repeats == 1 and temperature is None else ["do_sample=true", f"temperature={1.0 if temperature is None else temperature}"]
+    gen_kwargs = ",".join([part for part in (gen_kwargs,) if part] + sampling) or None
     runs: dict[str, RunScores] = {}
     for label, ref in (("baseline", ""), ("with_library", library_ref)):
-        metadata: dict[str, Any] = {"library": ref, "system_in_user": system_in_user}
+        metadata: dict[str, Any] = {"library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
         if data_files:
             metadata["data_files"] = data_files
+        manager = TaskManager(include_path=str(folder), metadata=metadata)
+        task_object = manager.load([task])["tasks"][task]
+        task_object.set_config(key="repeats", value=repeats)
         results = lm_eval.simple_evaluate(
             model=lm,
-            tasks=[task],
-            task_manager=TaskManager(include_path=str(folder), metadata=metadata),
+            tasks=[task_object],
+            task_manager=manager,
             limit=limit,
             gen_kwargs=gen_kwargs,
             apply_chat_template=apply_chat_template,
@@ -135,6 +179,7 @@ def run_eval(
         library_tokens=library.tokens(),
         baseline=runs["baseline"],
         with_library=runs["with_library"],
+        repeats=repeats,
     )
 
 
@@ -164,19 +209,22 @@ def _probe_endpoint(model: str, model_args: str) -> None:
 
 
 def _scores(samples: list[dict[str, Any]]) -> RunScores:
-    """Scores from lm-eval's logged samples (one per document, with our metrics merged in)."""
-    by_category: dict[str, list[float]] = defaultdict(list)
+    """Every reply of lm-eval's logged samples graded again with the task's scorer (lm-eval's own
+    metrics see only the first reply of a repeated request)."""
+    verdicts: dict[str, list[float]] = {}
+    category_of: dict[str, str] = {}
+    no_answer = image_errors = 0
     for sample in samples:
-        if sample["doc"].get("category"):
-            by_category[str(sample["doc"]["category"])].append(sample["acc"])
-    n = len(samples)
-    return RunScores(
-        acc=sum(s["acc"] for s in samples) / n if n else 0.0,
-        samples=n,
-        no_answer=int(sum(s["no_answer"] for s in samples)),
-        image_errors=int(sum(s["image_errors"] for s in samples)),
-        categories={name: (sum(values) / len(values), len(values)) for name, values in sorted(by_category.items())},
-    )
+        doc = sample["doc"]
+        pid = str(doc["id"])
+        replies = [reply for group in sample["resps"] for reply in (group if isinstance(group, list) else [group])]
+        scores = [score_doc(doc, [reply]) for reply in replies] or [score_doc(doc, [])]
+        verdicts[pid] = [float(score["acc"]) for score in scores]
+        no_answer += int(sum(score["no_answer"] for score in scores))
+        image_errors += int(scores[0]["image_errors"])
+        if doc.get("category"):
+            category_of[pid] = str(doc["category"])
+    return RunScores(verdicts=verdicts, no_answer=no_answer, image_errors=image_errors, category_of=category_of)
 
 
 def record(report: EvalReport, library_ref: str) -> Path:
@@ -190,6 +238,7 @@ def record(report: EvalReport, library_ref: str) -> Path:
     library.metrics.with_library = report.with_library.acc
     extra = library.metrics.model_extra if library.metrics.model_extra is not None else {}
     extra["samples"] = report.with_library.samples
+    extra["stats"] = report.summary()
     if report.with_library.categories:
         extra["categories"] = {
             name: {"baseline": report.baseline.categories.get(name, (math.nan, 0))[0], "with_library": acc}

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ted.stats import Comparison
+
 
 def eval_command(
     task: Annotated[str, typer.Option("--task", "--tasks", help="lm-eval task: ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime, ted_aime24.")],
@@ -25,8 +27,11 @@ def eval_command(
     include_path: Annotated[Optional[str], typer.Option("--include_path", "--include-path", help="The eval_tasks/ folder (default: the checkout's).")] = None,
     record: Annotated[bool, typer.Option(help="Write the scores into the library's metrics (local libraries only).")] = False,
     chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default: ted-eval-<task>.png).")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Also write the report as JSON here.")] = None,
     system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library into the first user turn, for servers whose chat template drops system messages.")] = False,
+    output: Annotated[Optional[Path], typer.Option(help="Also write the full report (per category too) as JSON here.")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Replies per problem; k > 1 reports mean@k (sampled at --temperature).")] = 1,
+    temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature (default: greedy; 1.0 with --repeats > 1).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the statistics as one JSON object.")] = False,
 ) -> None:
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
     import logging
@@ -65,22 +70,35 @@ def eval_command(
         system_instruction=system_instruction,
         device=device,
         system_in_user=system_in_user,
+        repeats=repeats,
+        temperature=temperature,
     )
+    if record:
+        recorded = record_metrics(report, ref)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+        if chart:
+            bar_chart(report, chart)
+        if output:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(title=f"{task}: {ref} ({report.library_items} items, {report.library_tokens} tokens injected)")
-    for column in ("", "baseline", "with library", "delta", "samples"):
+    for column in ("", "baseline", "with library", "delta", "p (McNemar)", "problems"):
         table.add_column(column, justify="left" if not column else "right")
-    table.add_row("accuracy", f"{report.baseline.acc:.3f}", f"{report.with_library.acc:.3f}", f"{report.delta:+.3f}", str(report.with_library.samples))
-    for name, (acc, n) in report.with_library.categories.items():
-        base = report.baseline.categories.get(name, (float("nan"), 0))[0]
-        table.add_row(f"  {name}", f"{base:.3f}", f"{acc:.3f}", f"{acc - base:+.3f}", str(n))
-    table.add_row("no answer", str(report.baseline.no_answer), str(report.with_library.no_answer), "", "")
+    label = "accuracy" if report.repeats == 1 else f"mean@{report.repeats}"
+    table.add_row(label, *stats_cells(report.comparison()))
+    for name in report.with_library.categories:
+        table.add_row(f"  {name}", *stats_cells(report.comparison(name)))
+    table.add_row("no answer", str(report.baseline.no_answer), str(report.with_library.no_answer), "", "", "")
     if report.baseline.image_errors or report.with_library.image_errors:
-        table.add_row("undecodable images", str(report.baseline.image_errors), str(report.with_library.image_errors), "", "")
+        table.add_row("undecodable images", str(report.baseline.image_errors), str(report.with_library.image_errors), "", "", "")
     console.print(table)
+    console.print("[95% bootstrap intervals over problems; a difference whose interval includes 0 is not significant]")
     chart_path = bar_chart(report, chart or Path(f"ted-eval-{task}.png"))
     console.print(f"chart: {chart_path}")
     if output:
@@ -90,7 +108,19 @@ def eval_command(
             raise ConfigError(f"cannot write the report {output}: {err.strerror or err}") from None
         console.print(f"report: {output}")
     if record:
-        console.print(f"recorded in {record_metrics(report, ref)}")
+        console.print(f"recorded in {recorded}")
+
+
+def stats_cells(result: Comparison) -> list[str]:
+    """Table cells: each arm with its interval, the difference with its interval, p, problem count."""
+
+    def arm(acc: float, ci: tuple[float, float]) -> str:
+        return f"{acc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    delta = f"{result.delta:+.3f} [{result.delta_ci95[0]:+.3f}, {result.delta_ci95[1]:+.3f}]"
+    if not result.significant:
+        delta += " not significant"
+    return [arm(result.baseline.acc, result.baseline.ci95), arm(result.with_library.acc, result.with_library.ci95), delta, f"{result.p_value:.3g}", str(result.n)]
 
 
 def register(app: typer.Typer) -> None:

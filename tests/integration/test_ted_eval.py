@@ -47,6 +47,10 @@ def test_ted_eval_compares_records_and_charts(llama_server: Any, tmp_path: Path)
         assert set(report[run]["categories"]) == {"Algorithmic", "Analogical", "Deductive"}
         assert report[run]["no_answer"] + round(report[run]["acc"] * 3) <= 3
     assert report["delta"] == pytest.approx(report["with_library"]["acc"] - report["baseline"]["acc"])
+    stats = report["stats"]
+    assert (stats["n"], stats["repeats"], stats["delta"]) == (3, 1, pytest.approx(report["delta"]))
+    assert stats["delta_ci95"][0] <= stats["delta"] <= stats["delta_ci95"][1] and 0 <= stats["p_value"] <= 1
+    assert set(report["category_stats"]) == {"Algorithmic", "Analogical", "Deductive"}
     for text in ("baseline", "with library", "delta", "Algorithmic", "no answer", f"{lib.tokens()} tokens"):
         assert text in proc.stdout
     with Image.open(tmp_path / "chart.png") as chart:
@@ -56,6 +60,27 @@ def test_ted_eval_compares_records_and_charts(llama_server: Any, tmp_path: Path)
         "ted_visualpuzzles", report["baseline"]["acc"], report["with_library"]["acc"],
     )  # fmt: skip
     assert Library.load(path).items == lib.items
+    assert Library.load(path).metrics.model_extra["stats"] == stats
+
+
+def test_ted_eval_json_with_repeats(llama_server: Any, tmp_path: Path) -> None:
+    """`--json` prints one object with the documented keys; `--repeats 2` samples two replies per problem."""
+    data = fx.write_aime25(tmp_path / "aime")
+    lib = Library(name="eval-json")
+    lib.add("Box the final integer.", step=1)
+    path = lib.save(tmp_path / "library.json")
+    proc = ted(
+        "eval", "--task", "ted_aime", "--library", str(path), "--json", "--repeats", "2", "--temperature", "0.8",
+        "--model_args", f"base_url={llama_server.base_url}/chat/completions,model={llama_server.model}",
+        "--data_files", str(data), "--limit", "2", "--gen_kwargs", "max_gen_toks=4", "--output", "full.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert list(summary) == ["task", "n", "repeats", "baseline", "with_library", "delta", "delta_ci95", "p_value"]
+    assert (summary["task"], summary["n"], summary["repeats"]) == ("ted_aime", 2, 2)
+    assert len(summary["baseline"]["ci95"]) == len(summary["with_library"]["ci95"]) == 2
+    assert json.loads((tmp_path / "full.json").read_text())["stats"] == summary
 
 
 @pytest.mark.parametrize(
