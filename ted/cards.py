@@ -149,13 +149,13 @@ def significance(extra: dict[str, Any]) -> dict[str, Any]:
     Read from untrusted library JSON, so only finite numbers pass; nothing recorded gives nothing."""
     stats = extra.get("stats")
     ci = stats.get("delta_ci95") if isinstance(stats, dict) else None
-    if not isinstance(ci, list) or len(ci) != 2 or None in (low := _number(ci[0]), high := _number(ci[1])):
+    if not isinstance(ci, list) or len(ci) != 2 or None in (low := charts._number(ci[0]), high := charts._number(ci[1])):
         return {}
     return {
         "delta_ci95": [low, high],
-        "p_value": _number(stats.get("p_value")),
-        "problems": _number(stats.get("n")),
-        "repeats": _number(stats.get("repeats")),
+        "p_value": charts._number(stats.get("p_value")),
+        "problems": charts._number(stats.get("n")),
+        "repeats": charts._number(stats.get("repeats")),
         "significant": not low <= 0.0 <= high,
     }
 

@@ -13,6 +13,8 @@ from functools import partial
 
 from ted.lm_eval_docs import keep_system_text, lm_eval_docs, score_doc, total
 
+keep_system_text()  # a chat template without a system role must not drop the library
+
 mathvision = partial(lm_eval_docs, "ted_mathvision")
 mathvision_testmini = partial(lm_eval_docs, "ted_mathvision_testmini")
 visualpuzzles = partial(lm_eval_docs, "ted_visualpuzzles")
