@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ted.tasks import LM_EVAL_TASKS, BaseTask, BenchmarkTask, Problem, get_task,
 log = logging.getLogger(__name__)
 
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's hf-multimodal / vllm-vlm put one image per placeholder
+_DATASET_PLACEHOLDER = re.compile(r"<image\d*>")  # MathVision questions say where their figure goes
 _DATA_SUFFIXES = ("", ".parquet", ".jsonl", ".json", ".csv", ".arrow")
 
 
@@ -137,6 +139,8 @@ def _doc(task: BaseTask, problem: Problem, system: str, with_images: bool, place
         row["ted_images"] = [image.convert("RGB") if image.mode not in ("RGB", "L") else image for image in problem.images]
         if placeholders and problem.images:
             prompt = IMAGE_PLACEHOLDER * len(problem.images) + "\n" + prompt
+        elif not placeholders:  # a chat API gets the images as images: no `<image1>` text in the question
+            prompt = _DATASET_PLACEHOLDER.sub("", prompt)
     row["ted_prompt"] = prompt
     return row
 
