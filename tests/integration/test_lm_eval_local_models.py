@@ -101,4 +101,4 @@ def test_vision_group_on_hf_multimodal(tmp_path: Path, data_dir: Path, library: 
     for task in ("ted_mathvision", "ted_visualpuzzles"):
         (prompt,) = prompts(tmp_path, task)
         assert prompt.startswith(f"<bos>system: {block}\n\n") and prompt.count("<image>") == 1
-        assert "user: <image>Please solve" in prompt or "user: <image>Question: " in prompt  # the image, then the upstream prompt
+        assert "user: <image>\nPlease solve" in prompt or "user: <image>\nQuestion: " in prompt  # the image, then the upstream prompt
