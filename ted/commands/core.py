@@ -194,6 +194,7 @@ def distill(
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint next to --out.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing --out (written only when the run finishes).")] = False,
     system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library (the system text) into the first user turn, for servers whose chat template drops system messages.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Start a large run (over 1,000 problems × epochs, or over $10 of planned completion tokens) without asking.")] = False,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names); flags override it.")] = None,
 ) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
@@ -204,6 +205,7 @@ def distill(
     from ted.distill import Distiller, RunConfig, checkpoint_path
     from ted.models import load_model
     from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
+    from ted.run_plan import confirm
     from ted.system_probe import ensure_system_reaches
     from ted.tasks import get_task
     from ted.tasks.data import load_problems
@@ -240,6 +242,7 @@ def distill(
     task_obj = get_task(run.task)
     problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
     val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
+    confirm(run, len(problems), values["yes"], lambda line: err_console().print(line, soft_wrap=True))
     student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **_endpoint_options(run.student, values))
     teacher_model = (
         student_model

@@ -98,7 +98,7 @@ def distill(
     command = [
         sys.executable, "-m", "ted.cli", "distill",
         "--data", str(data), "--student", sim.spec("sim-student"), "--teacher", sim.spec("sim-teacher"),
-        "--out", str(out), "--force", "--epochs", str(epochs), "--rollouts", str(rollouts),
+        "--out", str(out), "--force", "--yes", "--epochs", str(epochs), "--rollouts", str(rollouts),
         "--batch-size", str(batch), "--concurrency", str(concurrency), "--max-tokens", str(max_tokens),
     ]  # fmt: skip
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", COLUMNS="120")

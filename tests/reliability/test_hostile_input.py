@@ -56,6 +56,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(ws / "data" / "duplicate_ids.jsonl", jsonl(GOOD_ROWS[0], {**GOOD_ROWS[1], "id": "p1"}))
     (ws / "data" / "a_folder.png").mkdir(parents=True)
     write(ws / "data" / "image_folder.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["a_folder.png"]}))
+    write(ws / "data" / "large.jsonl", jsonl(*({"id": f"p{i}", "question": f"Compute {i} + 1.", "answer": str(i + 1)} for i in range(1001))))
     # Options.
     write(ws / "wrong_type.toml", 'epochs = "three"\n')
     write(ws / "not_toml.toml", "epochs = [\n")
@@ -120,6 +121,8 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-budget-over-cap", distill("--data", "problems.jsonl", "--out", "new.json", "--budget-tokens", "99999999999999999999"), ("--budget-tokens",)),
     ("distill-epochs-over-cap", distill("--data", "problems.jsonl", "--out", "new.json", "--epochs", "1000000"), ("--epochs", "1000")),
     ("card-unwritable", ("card", "libs/good.json", "--out", "/proc/ted-card"), ("cannot write /proc/ted-card", "nothing was written")),
+    ("distill-large-without-yes", distill("--data", "data/large.jsonl", "--out", "new.json", "--epochs", "1"), ("1,001 problems × 1 epochs", "requests", "completion tokens", "pass --yes")),
+    ("distill-costly-without-yes", distill("--data", "problems.jsonl", "--out", "new.json", "--price", "teacher=5/400"), ("up to $", "for completion tokens alone", "pass --yes")),
     ("eval-limit-zero", ("eval", "--task", "ted_aime", "--library", "libs/good.json", "--limit", "0"), ("--limit 0", "1 or more")),
     ("distill-val-data-bad", distill("--data", "problems.jsonl", "--val-data", "data/truncated.jsonl", "--out", "new.json"), ("line 2",)),
     # Options.
