@@ -8,6 +8,7 @@ from the environment (Space variables and secrets):
                          Hub ids `org/name` (or `org/name@v2` to preselect a version) or local paths
   TED_SPACE_<LIMIT>      the limits in tedspace.Limits, e.g. TED_SPACE_MAX_IMAGES=2
   GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (127.0.0.1:7860 by default)
+A deployed Space (`ted space deploy`) also has space_settings.json: defaults for these variables.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tedspace import (
     citations,
     history_messages,
     interleave,
+    settings,
     short_error,
     shown,
 )
@@ -226,9 +228,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scrub_logs()  # request URLs in httpx's INFO lines may hold credentials
     try:
-        limits = Limits.from_env()
-        student = Student.from_env()
-        catalog = Catalog.from_env()
+        env = settings()
+        limits = Limits.from_env(env)
+        student = Student.from_env(env)
+        catalog = Catalog.from_env(env)
         student.warm()
     except TedError as err:
         print(f"error: {err}", file=sys.stderr)

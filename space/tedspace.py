@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
+import math
 import logging
 import os
 import re
@@ -45,6 +47,23 @@ _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 
 class InputProblem(TedError):
     """A visitor's message breaks a limit; the text says what to change."""
+
+
+SETTINGS_FILE = HERE / "space_settings.json"
+"""Written by `ted space deploy`: defaults for the Space's variables (never secrets)."""
+
+
+def settings(env: Mapping[str, str] = os.environ, path: Path = SETTINGS_FILE) -> dict[str, str]:
+    """The environment over the deployed defaults: a Space variable or secret of the same name wins."""
+    defaults: Any = {}
+    if path.is_file():
+        try:
+            defaults = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise ConfigError(f"{path.name}: not valid JSON ({err})") from None
+    if not isinstance(defaults, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
+        raise ConfigError(f"{path.name}: must map variable names to strings")
+    return {**defaults, **{key: value for key, value in env.items() if value}}
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,7 @@ def gpu_generator(model: Any) -> Any:
     a GPU while it runs (ZeroGPU streams sync generators, not async ones) and elsewhere is a no-op."""
     import spaces  # preinstalled on Spaces; imported only on ZeroGPU hardware
 
-    @spaces.GPU
+    @spaces.GPU(duration=gpu_seconds)
     def generate(messages: list[Message], params: SamplingParams) -> Generator[str, None, None]:
         loop = asyncio.new_event_loop()
         stream = model.stream(messages, params)
@@ -146,6 +165,18 @@ def gpu_generator(model: Any) -> Any:
             loop.close()
 
     return generate
+
+
+GPU_SETUP_S = 20
+"""Seconds a ZeroGPU reply needs before its first token (attaching the GPU, the prompt): an allowance."""
+GPU_TOKENS_PER_S = 15
+"""A cautious decode rate for an 8B model on a ZeroGPU slice: an assumption, not a measurement."""
+
+
+def gpu_seconds(messages: list[Message], params: SamplingParams) -> int:
+    """The `spaces.GPU` duration for one reply: ZeroGPU stops a call at its duration (60 s by
+    default), so it grows with the tokens asked for; a shorter request keeps a better queue place."""
+    return GPU_SETUP_S + math.ceil(params.max_tokens / GPU_TOKENS_PER_S)
 
 
 async def drain_in_thread(pieces: Generator[str, None, None]) -> AsyncIterator[str]:

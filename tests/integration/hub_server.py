@@ -18,6 +18,7 @@ same routes, JSON shapes and headers as the Hub (read from the client's source):
     DELETE /api/{type}s/{ns}/{name}/branch/{branch}   delete a branch (never main)
     POST   /api/{type}s/{ns}/{name}/paths-info/{rev}  metadata of given paths (what `datasets` asks)
     GET    /api/{type}s/{ns}/{name}/xet-write-token/… answered 501: Xet storage is not implemented (see below)
+    POST   /api/spaces/{ns}/{name}/secrets            set a Space secret (kept in `space_secrets`, never in git)
     HEAD   /{prefix}{ns}/{name}/resolve/{rev}/{path}  file metadata: X-Repo-Commit, ETag, size
     GET    /{prefix}{ns}/{name}/resolve/{rev}/{path}  file content (Range supported); LFS files redirect
     POST   /{prefix}{ns}/{name}.git/info/lfs/objects/batch   Git LFS batch API, `basic` transfer
@@ -147,6 +148,8 @@ class HubServer:
         self.lfs_dir = self.root / "lfs-objects"
         self.lfs_dir.mkdir(exist_ok=True)
         self._secret = os.urandom(16)
+        self.space_secrets: dict[str, dict[str, str]] = {}
+        """repo id → secret name → value, as the Space's settings hold them."""
         self._faults: dict[str, int] = {}
         self._lock = threading.RLock()
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -562,6 +565,13 @@ class HubServer:
                 raise HubHTTPError(404, f"Tag {tag} not found", "RevisionNotFound") from None
             self._git(repo.git_dir, "update-ref", "-d", ref, current)
 
+    def add_secret(self, repo: _Repo, body: dict[str, Any]) -> None:
+        key, value = body.get("key"), body.get("value")
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or not isinstance(value, str):
+            raise HubHTTPError(400, "A secret needs a key (letters, digits, _) and a string value")
+        with self._lock:
+            self.space_secrets.setdefault(repo.repo_id, {})[key] = value
+
     def create_branch(self, repo: _Repo, branch: str, body: dict[str, Any]) -> None:
         if not _REF_RE.match(branch) or ".." in branch:
             raise HubHTTPError(400, f"Invalid branch name {branch!r}")
@@ -695,6 +705,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return "branch", lambda t, b, p: self._done(hub.delete_branch(write(t), "/".join(tail[1:])))
                 if method == "POST" and len(tail) == 2 and tail[0] == "paths-info":
                     return "paths-info", lambda t, b, p: self._send(200, hub.paths_info(read(t), tail[1], _form_paths(self.headers, b)))
+                if method == "POST" and tail == ["secrets"] and repo_type == "space":
+                    return "secret", lambda t, b, p: self._done(hub.add_secret(write(t), _json(b)))
                 if tail[:1] == ["xet-write-token"] or tail[:1] == ["xet-read-token"]:
                     return "xet-token", lambda t, b, p: self._not_xet()
         elif parts[:1] == ["lfs"] and len(parts) == 3:
