@@ -70,8 +70,11 @@ def deploy(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for --dry-run (must be new or empty).")] = None,
 ) -> None:
     """Build a self-contained Hugging Face Space (app, front matter, requirements, this ted) and upload it as one commit."""
+    from ted.commands.hub import _quiet_downloads
     from ted.deploy import plan_space, upload, write_folder
+    from ted.hub import _Hub
 
+    _quiet_downloads()
     if dry_run != (out is not None):
         raise ConfigError("--dry-run and --out go together: `ted space deploy ORG/NAME --dry-run --out DIR`")
     plan = plan_space(repo_id, student=student, libraries=library or [], hardware=hardware, secret_names=secret or [])
@@ -81,10 +84,6 @@ def deploy(
         if plan.secrets:
             typer.echo(f"not uploaded: set the Space secret(s) {', '.join(sorted(plan.secrets))} yourself (their values stay on this machine)")
         return
-    from ted.commands.hub import _quiet_downloads
-    from ted.hub import _Hub
-
-    _quiet_downloads()
     commit = upload(plan, private=private)
     typer.echo(f"deployed {repo_id} (commit {commit[:10]}, {len(plan.files)} files; secrets set: {', '.join(sorted(plan.secrets)) or 'none'})")
     typer.echo(f"{_Hub().endpoint}/spaces/{repo_id}")
