@@ -1,6 +1,8 @@
 """The distillation loop: epochs of mini-batches over the training problems.
 
-Per problem: rollouts ∥ teacher solution → structuring → extraction. A batch of B problems shares
+Per problem: rollouts ∥ teacher solution → structuring → extraction. The teacher's solution does
+not depend on the library: it is asked once per run, from the start and ahead of the batches that
+need it, kept in the checkpoint and reused every epoch (`--fresh-teacher-solutions`: per epoch). A batch of B problems shares
 one library snapshot and runs concurrently; its operations are applied in problem order (so the
 result does not depend on which call finished first), then usage is counted and compression runs
 if the library is over budget. B=1 is exactly the paper's sequential loop.
@@ -19,7 +21,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -83,6 +85,7 @@ class RunConfig(BaseModel):
     name: str | None = None
     price: dict[str, tuple[float, float]] = Field(default_factory=dict)
     system_in_user: bool = False  # the student's system text folded into its first user turn (ted.system_probe)
+    fresh_teacher_solutions: bool = False  # ask the teacher to solve each problem again every epoch (default: once per run)
 
     def fingerprint(self) -> str:
         data = self.model_dump(mode="json", exclude=set(NOT_HASHED)) | {"prompts_sha256": self.prompt_set().digest}
@@ -204,6 +207,7 @@ class RunState:
     rollouts_total: int = 0
     extraction: ExtractionTally = field(default_factory=ExtractionTally)
     log: list[str] = field(default_factory=list)
+    solutions: dict[str, Rollout] = field(default_factory=dict)  # problem id → the teacher's own solution, asked once per run
 
 
 class _Checkpoint(BaseModel):
@@ -222,6 +226,7 @@ class _Checkpoint(BaseModel):
     extraction: ExtractionTally = Field(default_factory=ExtractionTally)
     log: list[str] = Field(default_factory=list)
     data: str | None = None  # fingerprint of the training problems
+    solutions: dict[str, Rollout] = Field(default_factory=dict)
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -292,7 +297,21 @@ class Distiller:
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, state: RunState) -> None:
+    async def save_checkpoint(self, state: RunState) -> None:
+        """Snapshot the state now, on the loop (the next batch cannot change it), and write it in a
+        thread while the next batch starts: the fsync is off the critical path. One write at a time,
+        each atomic, so a kill leaves the previous checkpoint or this one, and resume redoes the rest."""
+        text = self.checkpoint_text(state)
+        await self.checkpoint_written()
+        self._writing = asyncio.create_task(asyncio.to_thread(atomic_write, self.checkpoint, text))
+
+    async def checkpoint_written(self) -> None:
+        """Wait for the checkpoint write in flight, if any (its error, e.g. a full disk, is raised here)."""
+        writing, self._writing = getattr(self, "_writing", None), None
+        if writing is not None:
+            await writing
+
+    def checkpoint_text(self, state: RunState) -> str:
         self.ledger.write_into(state.library, state.wall_s)
         payload = {
             "format": CHECKPOINT_FORMAT,
@@ -309,8 +328,9 @@ class Distiller:
             "extraction": state.extraction.model_dump(),
             "log": state.log[-200:],
             "data": self.data_fingerprint,
+            "solutions": {key: asdict(solution) for key, solution in state.solutions.items()},
         }
-        atomic_write(self.checkpoint, json.dumps(payload, ensure_ascii=False))
+        return json.dumps(payload, ensure_ascii=False)
 
     @functools.cached_property
     def data_fingerprint(self) -> str:
@@ -366,6 +386,7 @@ class Distiller:
             rollouts_total=saved.rollouts[1],
             extraction=saved.extraction,
             log=saved.log,
+            solutions=saved.solutions,
         )
 
     # ------------------------------------------------------------------ calls
@@ -398,12 +419,12 @@ class Distiller:
         )
 
     async def process(self, problem: Problem, snapshot: Library, epoch: int) -> ProblemResult:
-        """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot."""
+        """Rollouts ∥ teacher solution (the run's, or per epoch) → structuring → extraction, against one snapshot."""
         key = (epoch, problem.id)
         student_runs, teacher_run = await gather_or_cancel(
             self._call("student", lambda: rollouts(self.student, snapshot, problem, self.task, self._params("student", *key, n=self.config.rollouts)),
             ),
-            self._call("teacher", lambda: teacher_solution(self.teacher, problem, self.task, self._params("teacher", *key, "solve"))),
+            self.teacher_run(problem, epoch),
         )
         if self.config.skip_solved and teacher_run.correct and all(r.correct for r in student_runs):
             return ProblemResult(problem, student_runs, teacher_run, Extraction(), structured=True, skipped=True)
@@ -496,15 +517,66 @@ class Distiller:
         with prompts.using(self.prompt_set):
             return await self._run(resume)
 
+    # ------------------------------------------------------------------ the teacher's own solutions
+    def solve_ahead(self, state: RunState) -> None:
+        """Ask the teacher for every solution the run lacks, from the start and in the order the batches need them.
+
+        A solution does not depend on the library, so it is asked once per run and reused every epoch
+        (unless --fresh-teacher-solutions): it then sits in the first round of the first batch only.
+        At most half the calls in flight are solutions, so the batches' own calls are never starved.
+        Each lands in `state.solutions` as it arrives, so the next checkpoint keeps it and a resumed
+        run never asks for it again.
+        """
+        self.solutions = state.solutions
+        self._solving: dict[str, asyncio.Task[Rollout]] = {}
+        if self.config.fresh_teacher_solutions:
+            return
+        ahead = asyncio.Semaphore(max(1, self.config.concurrency // 2))
+        needed = [p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems
+        for problem in needed:
+            if problem.id not in self.solutions and problem.id not in self._solving:
+                self._solving[problem.id] = asyncio.create_task(self._solve(problem, ahead))
+
+    async def _solve(self, problem: Problem, ahead: asyncio.Semaphore) -> Rollout:
+        async with ahead:
+            params = self._params("teacher", 0, problem.id, "solve")  # the seed epoch 0 asks with, per epoch or not
+            solution = await self._call("teacher", lambda: teacher_solution(self.teacher, problem, self.task, params))
+        self.solutions[problem.id] = solution
+        return solution
+
+    async def teacher_run(self, problem: Problem, epoch: int) -> Rollout:
+        """The teacher's solution of `problem`: the run's one (waiting for it if still on its way), or a fresh one."""
+        if self.config.fresh_teacher_solutions:
+            params = self._params("teacher", epoch, problem.id, "solve")
+            return await self._call("teacher", lambda: teacher_solution(self.teacher, problem, self.task, params))
+        if problem.id in self.solutions:
+            return self.solutions[problem.id]
+        return await self._solving[problem.id]
+
+    async def stop_solving(self) -> None:
+        """Cancel the solutions still on their way (the run ended or failed) and wait for them, so nothing prints after the run."""
+        for task in self._solving.values():
+            task.cancel()
+        await asyncio.gather(*self._solving.values(), return_exceptions=True)
+
     async def _run(self, resume: bool) -> Library:
         for path in (self.checkpoint, Path(self.config.out)):  # a killed run may have left half-written temp files
             remove_stale_temps(path)
         state = self.load_checkpoint() if resume and self.checkpoint.exists() else RunState(library=self.new_library())
-        limiter = asyncio.Semaphore(self.config.concurrency)
-        for model in {id(self.student): self.student, id(self.teacher): self.teacher}.values():
+        limiters: dict[object, asyncio.Semaphore] = {}  # one bound on calls in flight per endpoint (a router counts as one)
+        for model in (self.student, self.teacher):
             if hasattr(model, "limiter"):
-                model.limiter = limiter  # one bound on calls in flight for the whole run
+                endpoint = getattr(model, "base_url", None) or id(model)
+                model.limiter = limiters.setdefault(endpoint, asyncio.Semaphore(self.config.concurrency))
         started = time.perf_counter() - state.wall_s
+        self.solve_ahead(state)
+        try:
+            return await self._loop(state, started)
+        finally:
+            await self.stop_solving()
+            await self.checkpoint_written()
+
+    async def _loop(self, state: RunState, started: float) -> Library:
         metrics = state.library.metrics
         metrics.task = self.task.name
         if self.val_problems and metrics.baseline is None:
@@ -527,12 +599,12 @@ class Distiller:
                 state.wall_s = time.perf_counter() - started
                 self.status.done += len(batches[state.batch - 1])
                 self.status.items, self.status.tokens = len(state.library.items), state.library.tokens(self.counter)
-                self.save_checkpoint(state)
+                await self.save_checkpoint(state)
                 self.reporter.update(self.status)
             await self.end_epoch(state, epoch)
             state.epoch, state.batch = epoch + 1, 0
             state.wall_s = time.perf_counter() - started
-            self.save_checkpoint(state)
+            await self.save_checkpoint(state)
         final = state.best if (self.config.keep_best and state.best is not None) else state.library
         self.ledger.write_into(final, time.perf_counter() - started)
         if self.val_problems:

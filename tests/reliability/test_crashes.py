@@ -33,7 +33,10 @@ pytestmark = pytest.mark.integration
 
 RNG = random.Random(20261123)
 # (kind, detail): kill on the n-th request of a stage, on the n-th checkpoint write seen, or after a delay.
+# The teacher's solutions are asked once per run, all at its start, and kept in the checkpoint: only
+# a run without one asks for them, so the kill during a solution comes first.
 KILLS: list[tuple[str, object]] = [
+    ("request", ("teacher_solve", 4)),  # solutions in flight, before the first checkpoint
     ("request", ("student", 4)),  # rollouts of the second batch
     ("request", ("compress", 2)),  # a compression
     ("checkpoint", 2),  # while the second checkpoint is written
@@ -42,7 +45,6 @@ KILLS: list[tuple[str, object]] = [
     ("request", ("structure", 4)),
     ("checkpoint", 1),
     ("after", round(RNG.uniform(0.1, 0.6), 2)),
-    ("request", ("teacher_solve", 4)),
     ("request", ("compress", 1)),
 ]
 
