@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ted.control_tokens import find_control, special_tokens
-from ted.errors import ConfigError, LibraryError, TedError
+from ted.errors import ConfigError, LibraryError, ModelError, TedError
 from ted.hub import VersionInfo, list_versions, load_library, parse_ref
 from ted.library import FILENAME, Library, cited_ids, item_line
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
 from ted.redact import scrub_text
+from ted.system_probe import ensure_system_reaches
 from ted.tasks import student_system
 from ted.tokens import get_counter
 
@@ -119,7 +120,9 @@ class Student:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Student:
-        return cls(env.get("TED_STUDENT") or "local")
+        student = cls(env.get("TED_STUDENT") or "local")
+        student.model.system_in_user = env.get("TED_SYSTEM_IN_USER", "").lower() in ("1", "true")  # as --system-in-user
+        return student
 
     @property
     def supports_images(self) -> bool:
@@ -138,6 +141,17 @@ class Student:
         elif self.model.backend == "llama_cpp":
             asyncio.run(self.model.chat([Message("user", "Hi")], SamplingParams(max_tokens=1, temperature=0.0)))
         special_tokens(self.model)  # read once here (a llama.cpp vocabulary scan), not while a visitor waits
+        if self.model.backend == "openai":
+            async def probe() -> None:
+                try:
+                    await ensure_system_reaches(self.model, fold="set TED_SYSTEM_IN_USER=1")
+                finally:
+                    await self.model.aclose()  # its connections belong to this start-up loop
+
+            try:  # a template that drops system messages would show every visitor the plain student
+                asyncio.run(probe())
+            except ModelError as err:  # unreachable right now: visitors get the error line; the Space still starts
+                log.warning("could not check that the student keeps system messages: %s", short_error(err))
 
     def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str]:
         if self._gpu_generate is None:

@@ -19,7 +19,7 @@ PROBE_USER = "Say OK."
 FIXES = (
     "serve it with a chat template that keeps system messages (for Gemma: llama_cpp.server --chat_format hf-tokenizer-config "
     "--hf_tokenizer_config_path FILE, FILE holding ted.models.llama_cpp.GEMMA_CHAT_CONFIG; see the README's serving section), "
-    "or pass --system-in-user to fold the library into the first user turn"
+    "or {fold} to fold the library into the first user turn"
 )
 
 
@@ -33,7 +33,7 @@ async def system_kept(model: Any) -> bool | None:
     return with_system.usage.prompt_tokens > without.usage.prompt_tokens
 
 
-async def ensure_system_reaches(model: Any, option: str = "--system-in-user") -> None:
+async def ensure_system_reaches(model: Any, fold: str = "pass --system-in-user") -> None:
     """Stop with one line when an OpenAI-compatible server drops system messages (nothing to check elsewhere)."""
     if getattr(model, "backend", None) != "openai" or getattr(model, "system_in_user", False):
         return
@@ -41,5 +41,5 @@ async def ensure_system_reaches(model: Any, option: str = "--system-in-user") ->
         where = getattr(model, "shown_url", model.spec)
         raise ConfigError(
             f"the library would never reach the model: {where} gives the same prompt_tokens with and without a system message "
-            f"(its chat template drops system messages); {FIXES.replace('--system-in-user', option)}"
+            f"(its chat template drops system messages); {FIXES.format(fold=fold)}"
         )

@@ -276,6 +276,8 @@ class OpenAIChatModel(BaseChatModel):
                 raise ModelError(
                     f"{self.shown_url} answered with an HTML page, not an OpenAI-compatible API; check the base URL (it usually ends in /v1)"
                 )
+            if stream and kind not in ("", "text/event-stream", "application/json"):  # would stream nothing: an empty reply
+                raise ModelError(f"{self.shown_url} answered a stream with {kind}, not server-sent events; is it an OpenAI-compatible endpoint?")
             if asks_json:
                 self._json_accepted = True
             return raw, sent, retried

@@ -2,7 +2,7 @@
 
 `llama_cpp.server --chat_format gemma` (the obvious way to serve the bundled model) drops system
 messages: distill, chat and eval against it stop with one line naming the cause and the fixes, before
-any paid call. `--system-in-user` folds the library into the first user turn, and then it does reach
+any paid call (the Space at start-up). `--system-in-user` folds the library into the first user turn, and then it does reach
 the model. The shipped GEMMA_CHAT_CONFIG server (the session's `llama_server`) passes the probe.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from ted.library import Library
 from tests.conftest import LlamaServer, serve_llama
 from tests.fixtures import benchmarks as fx
-from tests.reliability.common import assert_one_line_error, clean_env, ted
+from tests.reliability.common import REPO, assert_one_line_error, clean_env, ted
 from tests.reliability.recording_proxy import RecordingProxy, message_texts
 from tests.sim import write_problems
 
@@ -58,6 +58,11 @@ def test_a_server_that_drops_system_messages_stops_every_command(gemma_format: L
     evaluated = ted("eval", "--task", "ted_aime", "--library", str(library), "--data-files", str(fx.write_aime25(tmp_path / "aime")), "--limit", "1",
                     "--model_args", f"base_url={gemma_format.base_url}/chat/completions,model={gemma_format.model}", cwd=tmp_path, timeout=300)  # fmt: skip
     lines.append(assert_one_line_error(evaluated, *phrases))
+    space = subprocess.run([sys.executable, str(REPO / "space" / "app.py")], env=clean_env({"TED_STUDENT": gemma_format.spec}),
+                           capture_output=True, text=True, timeout=180)  # fmt: skip
+    last = space.stderr.strip().splitlines()[-1]  # the Space logs its requests at INFO before the line
+    assert space.returncode != 0 and "Traceback" not in space.stderr and last.startswith("error: "), space.stderr[-2000:]
+    assert "same prompt_tokens" in last and "set TED_SYSTEM_IN_USER=1" in last
     print("\nsystem probe:", json.dumps(lines[0][:160]))
 
 
