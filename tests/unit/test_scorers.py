@@ -128,3 +128,15 @@ def test_digits_separated_by_a_space_are_not_one_number(reply: str, answer: str,
     from ted.tasks.base import Problem
 
     assert get_task("generic").grade(reply, Problem(id="p", question="q", answer=answer)).correct is correct
+
+
+def test_distillation_grades_rollouts_as_the_eval_task_scores_them() -> None:
+    """`ted distill --task X`: a rollout is right exactly when the lm-eval task's `acc` says so."""
+    from ted.distill.rollouts import grade, student_messages
+
+    task = get_task("mathvision")
+    assert grade("\\boxed{B}", MV_MC, task, []).correct
+    assert not grade("Answer: circle", MV_MC, task, []).correct  # right for acc_lenient only
+    assert task.grade_lenient("Answer: circle", MV_MC).correct
+    # The baseline prompt is the upstream one alone: no system message without a library.
+    assert [m.role for m in student_messages(None, MV_MC, task)] == ["user"]
