@@ -93,6 +93,7 @@ class Estimator:
 
     def __init__(self, config: ReproduceConfig, question_tokens: int = QUESTION_TOKENS, eval_sizes: dict[str, int] | None = None):
         self.c = config
+        self.question_tokens = question_tokens
         self.q = question_tokens + _template_tokens("task_question")
         self.eval_sizes = {b: (eval_sizes or {}).get(b, BENCHMARKS[b].eval_size) for b in config.benchmarks}
         if config.eval_limit:
@@ -161,7 +162,7 @@ class Estimator:
 
     def assumptions(self) -> dict[str, Any]:
         return {
-            "question_prompt_tokens": self.q, "reply_tokens": self.reply, "eval_reply_tokens": self.eval_reply,
+            "question_tokens": self.question_tokens, "question_prompt_tokens": self.q, "reply_tokens": self.reply, "eval_reply_tokens": self.eval_reply,
             "lesson_tokens": LESSON_TOKENS, "chain_fraction": CHAIN_FRACTION, "ops_tokens": OPS_TOKENS,
             "compress_fill": COMPRESS_FILL, "eval_sizes": self.eval_sizes, "server_honours_n": True,
         }  # fmt: skip

@@ -23,6 +23,7 @@ from ted.distill.compress import Strategy
 from ted.distill.pipeline import RunConfig
 from ted.errors import ConfigError
 from ted.library import atomic_write, remove_stale_temps
+from ted.redact import scrub_text
 
 STATE_FORMAT = "ted-reproduce/1"
 STATE_FILE = "state.json"
@@ -285,7 +286,8 @@ class Tracker:
         self.save()
 
     def save(self) -> None:
-        atomic_write(self.dir.state, self.state.model_dump_json(indent=1))
+        """The state, with credentials scrubbed out of any URL (the fingerprint is of the real configuration)."""
+        atomic_write(self.dir.state, scrub_text(self.state.model_dump_json(indent=1)))
 
     def pending(self) -> list[Step]:
         return [step for step in self.steps if not self.state.done(step)]

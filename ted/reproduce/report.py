@@ -20,6 +20,7 @@ import jinja2
 
 from ted import __version__
 from ted.library import atomic_write
+from ted.redact import scrub_value
 from ted.reproduce import paper
 from ted.reproduce.estimate import Estimator
 from ted.reproduce.plan import BASELINE, BENCHMARKS, Arm, ReproduceConfig, RunDir, Step, Tracker, arms
@@ -81,7 +82,7 @@ def _row(benchmark: str, name: str, arm: Arm | None, result: dict[str, Any], bas
 def _cost(distilled: dict[str, Any]) -> dict[str, Any]:
     roles = distilled["roles"]
     return {
-        role: {k: roles[role][k] for k in ("calls", "retries", "prompt_tokens", "completion_tokens", "usd", "wall_s")}
+        role: {k: roles[role][k] for k in ("calls", "generations", "retries", "prompt_tokens", "completion_tokens", "usd", "wall_s")}
         for role in sorted(roles)
     }
 
@@ -192,9 +193,12 @@ def _environment() -> jinja2.Environment:
 
 
 def write(report: dict[str, Any], run_dir: RunDir, html: bool = True) -> list[Path]:
-    """Write report.json, the two charts, report.md and (html) report.html; return the paths."""
+    """Write report.json, the two charts, report.md and (html) report.html; return the paths.
+
+    Rendered from the scrubbed data only, so the Markdown and HTML cannot hold what the JSON does not."""
     from ted import charts
 
+    report = scrub_value(report)  # no credential in an endpoint URL reaches a report (or the Hub, with --push)
     written = [atomic_write(run_dir.report_json, json.dumps(report, indent=2, ensure_ascii=False) + "\n")]
     images = {}
     curve = charts.learning_curves({name: points for name, points in report["curves"].items()})

@@ -14,6 +14,7 @@ evaluations only calls are compared.
 
     python -m tests.bench.reproduce                 # full size
     python -m tests.bench.reproduce --samples 10 --epochs 1 --strategies teacher,none   # a smoke run
+    KEEP=DIR python -m tests.bench.reproduce    # also keep the run folder (report.md, state.json, …) in DIR
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main() -> None:
     from ted.reproduce.plan import ReproduceConfig, plan
 
     config = ReproduceConfig(**{**report["config"], "reply_tokens": None})
-    default = {e.step: e.to_dict({}) for e in Estimator(config, question_tokens=report["cost"]["assumptions"]["question_prompt_tokens"] - 0).steps(plan(config))}
+    default = {e.step: e.to_dict({}) for e in Estimator(config, question_tokens=report["cost"]["assumptions"]["question_tokens"], eval_sizes=report["cost"]["assumptions"]["eval_sizes"]).steps(plan(config))}
     estimate, recorded = report["cost"]["estimate"], report["cost"]["recorded"]
     print(f"ted reproduce against the simulator ({args.latency} s per call): {args.samples} samples × {args.epochs} epochs × "
           f"{args.rollouts} rollouts × {len(args.strategies.split(','))} strategies, eval {EVAL_PROBLEMS} problems × {len(args.strategies.split(',')) + 1} arms")
