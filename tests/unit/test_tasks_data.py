@@ -122,4 +122,4 @@ def test_benchmark_copies_load_as_training_data(tmp_path: Path) -> None:
     mathvision = load_problems(str(fx.write_mathvision(tmp_path / "mv")), split="testmini")
     assert len(mathvision) == 2 and isinstance(mathvision[0].images[0], Image.Image)
     assert mathvision[1].options == ["square", "circle", "triangle", "star", "line"]
-    assert get_task("mathvision").score("Answer: circle", mathvision[1])
+    assert get_task("mathvision").score("\\boxed{circle}", mathvision[1])  # the lmms-eval protocol reads the box
