@@ -55,12 +55,6 @@ Pick a library, ask a question (you can attach an image if the student reads ima
 **Compare** to see the same question answered with and without the library, side by side.
 The student cites the experiences it used as `[E#]`; they are highlighted under *Experience block*.
 """
-EXAMPLES = [
-    {"text": "What is 17 + 25? Give the final answer as a number."},
-    {"text": "A shop sells pens at 3 dollars each. How much do 7 pens cost?"},
-    {"text": "Is 91 a prime number? Explain briefly."},
-    {"text": "Write the next number in the sequence 2, 4, 8, 16, ..."},
-]
 CSS = """
 .ted-block { white-space: pre-wrap; font-size: 0.85rem; max-height: 24rem; overflow-y: auto; }
 .ted-block mark.ted-cited { background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 2px; }
@@ -199,7 +193,8 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             max_plain_text_length=1_000_000,  # pasted text stays text, so the length check can say what is wrong
             elem_id="ask",
         )
-        gr.Examples(EXAMPLES, inputs=box, label="Examples (they suit the bundled model)")
+        examples_label, examples = student.examples
+        gr.Examples(examples, inputs=box, label=examples_label)
         with gr.Accordion("Experience block injected into the system prompt", open=False):
             block = gr.HTML(preview(default_key, default_version), elem_id="block")
         with gr.Accordion("Settings", open=False):

@@ -26,7 +26,7 @@ from typing import Any
 from ted.control_tokens import find_control, special_tokens
 from ted.errors import ConfigError, LibraryError, ModelError, TedError
 from ted.hub import VersionInfo, list_versions, load_library, parse_ref
-from ted.library import FILENAME, Library, cited_ids, item_line
+from ted.library import FILENAME, Library, cited_ids, item_line, lesson_shape_error
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
 from ted.redact import scrub_text
@@ -100,6 +100,19 @@ class Limits:
 
 
 # --------------------------------------------------------------------------- the student
+BASE_MODEL_EXAMPLES = [
+    {"text": "17 + 25 ="},
+    {"text": "Question: A shop sells pens at 3 dollars each. How much do 7 pens cost?\nAnswer:"},
+    {"text": "The next number in the sequence 2, 4, 8, 16 is"},
+]
+PROBLEM_EXAMPLES = [
+    {"text": "A shop sells pens at 3 dollars each. How much do 7 pens cost? Give the final answer as a number."},
+    {"text": "Is 91 a prime number? Explain briefly."},
+    {"text": "How many positive divisors does 360 have?"},
+    {"text": "A right triangle has legs 5 and 12. What is the radius of its inscribed circle?"},
+]
+
+
 class Student:
     """The student model, chosen by a spec like the CLI's `--student` (default: the bundled model).
 
@@ -127,6 +140,14 @@ class Student:
     @property
     def supports_images(self) -> bool:
         return bool(getattr(self.model, "supports_images", True))
+
+    @property
+    def examples(self) -> tuple[str, list[dict[str, str]]]:
+        """Example prompts that suit this student, with their label (a base model continues text;
+        an instruction model answers problems)."""
+        if self.spec == "local":
+            return "Examples (short completions: the bundled 270M base model continues text, it does not follow instructions)", BASE_MODEL_EXAMPLES
+        return f"Examples for {self.model.model}", PROBLEM_EXAMPLES
 
     def describe(self) -> str:
         """A one-line name for the page (never the endpoint URL, which may be private)."""
@@ -253,8 +274,11 @@ class Catalog:
         return [(entry.label, entry.key) for entry in self.entries.values()]
 
     def default(self) -> str:
-        """The first library with experiences, so a visitor sees them at work straight away."""
-        return next((key for key, entry in self.entries.items() if entry.hub or (key in self._local and self._local[key].items)), NONE)
+        """The first library with real lessons, so a visitor sees them at work straight away.
+
+        A shipped library whose items are not lesson-shaped (the bundled base model's demo output is
+        a ramble) is listed but not preselected: the page then opens on the plain student."""
+        return next((key for key, entry in self.entries.items() if entry.hub or (key in self._local and has_lessons(self._local[key]))), NONE)
 
     def entry(self, key: str) -> Entry:
         try:
@@ -289,6 +313,10 @@ class Catalog:
         if version is None:  # the versions could not be listed: let ted.hub find the newest
             return _load_hub(entry.key)
         return _load_hub_version(entry.key, version)
+
+
+def has_lessons(library: Library) -> bool:
+    return any(lesson_shape_error(item.text) is None for item in library.items)
 
 
 def experiences(count: int) -> str:

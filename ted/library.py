@@ -45,6 +45,16 @@ MAX_SOURCES = 64  # problem ids kept per item, newest last
 LESSON_MIN_CHARS = 20
 LESSON_MAX_CHARS = 400
 LESSON_MAX_WORDS = 40
+
+
+def lesson_shape_error(text: str) -> str | None:
+    """Why `text` is not lesson-shaped (too short, too long), or None. One policy for extraction
+    and for anything that asks whether a library holds real lessons (the Space's preselection)."""
+    if not LESSON_MIN_CHARS <= len(text) <= LESSON_MAX_CHARS:
+        return f"length {len(text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters"
+    if len(text.split()) > LESSON_MAX_WORDS:
+        return f"{len(text.split())} words, over {LESSON_MAX_WORDS}"
+    return None
 MAX_ITEM_CHARS = 2_000
 
 _ID_RE = re.compile(r"^E([1-9][0-9]{0,5})$")

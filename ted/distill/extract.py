@@ -21,7 +21,7 @@ from ted.control_tokens import find_control
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
 from ted.distill.traces import EXCERPT_CHARS, teacher_images, trace
-from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, LESSON_MIN_CHARS, Library, Rejection, Verdict, clean_text
+from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, LESSON_MIN_CHARS, Library, Rejection, Verdict, clean_text, lesson_shape_error
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tasks.base import Problem
 from ted.tokens import TokenCounter
@@ -113,10 +113,8 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
         return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
     if _copies_the_prompt(op.text):
         return Rejected(op, Rejection.PLACEHOLDER, "placeholder text, not a lesson")
-    if not LESSON_MIN_CHARS <= len(op.text) <= LESSON_MAX_CHARS:
-        return Rejected(op, Rejection.LENGTH, f"length {len(op.text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters")
-    if len(op.text.split()) > LESSON_MAX_WORDS:
-        return Rejected(op, Rejection.LENGTH, f"{len(op.text.split())} words, over {LESSON_MAX_WORDS}")
+    if shape := lesson_shape_error(op.text):
+        return Rejected(op, Rejection.LENGTH, shape)
     if found := find_control(op.text):
         return Rejected(op, Rejection.CONTROL, f"chat-template control sequence {found!r}")
     copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}

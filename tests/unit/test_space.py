@@ -113,10 +113,22 @@ def test_replies_are_shown_without_html_or_images_and_given_back_intact() -> Non
 
 
 # --------------------------------------------------------------------------- catalog
+def test_a_shipped_ramble_is_listed_but_not_preselected(tmp_path: Path) -> None:
+    """The bundled base model's demo library holds a ramble, not a lesson: the page opens on the plain student."""
+    shipped = tmp_path / "library_cards"
+    ramble = "... (a + b) / 2 = (a + c) / 2 = " + " = ".join(f"(a + {c}) / 2" for c in "defghijklmnopqrstuvwxyz")
+    make_library(shipped / "examples" / "demo", "demo", [ramble])
+    catalog = Catalog([], shipped_dirs=[shipped])
+    assert [label for label, _ in catalog.choices()][1] == "demo v1.0.0 · 1 experience (shipped)"
+    assert catalog.default() == NONE
+    make_library(shipped / "examples" / "real", "real", ["When a figure is symmetric, use the symmetry to halve the casework."])
+    assert Catalog([], shipped_dirs=[shipped]).default() == "library_cards/examples/real/library.json"
+
+
 def test_catalog_lists_none_shipped_and_configured_libraries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     shipped = tmp_path / "library_cards"
     make_library(shipped / "examples" / "empty", "empty", [])
-    make_library(shipped / "examples" / "full", "full", ["Check units.", "Draw a figure."])
+    make_library(shipped / "examples" / "full", "full", ["Check the units of every quantity.", "Draw a figure before computing."])
     (shipped / "examples" / "broken").mkdir()
     (shipped / "examples" / "broken" / "library.json").write_text('{"format": "ted-library/1", "items": [{"id": "X"}]}')
     extra = make_library(tmp_path / "extra", "extra", ["Estimate first."])
