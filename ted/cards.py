@@ -28,6 +28,7 @@ import yaml
 from ted import charts
 from ted.errors import LibraryError
 from ted.library import Library, clean_text
+from ted.repo_ids import check_repo_id
 from ted.tasks import LM_EVAL_TASKS
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
@@ -68,8 +69,6 @@ def hub_dataset_id(value: str | None) -> str | None:
     A run records what `--data` was given: a local file or folder is not a Hub id even when it
     looks like one (`data/train`), so anything that exists here or ends like a data file is left out.
     """
-    from ted.hub import check_repo_id  # ted.hub imports this module
-
     text = clean_text(value or "")
     if not text or text.lower().endswith(_DATA_FILE_SUFFIXES) or Path(text).expanduser().exists():
         return None

@@ -10,7 +10,7 @@ import io
 import math
 from typing import Any
 
-from ted.library import Library
+from ted.library import CurvePoint, Library
 
 
 def _number(value: Any) -> float | None:
@@ -19,8 +19,9 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def curve_row(point: dict[str, Any]) -> dict[str, Any]:
-    return {key: _number(point.get(key)) for key in ("epoch", "step", "items", "tokens", "train_accuracy", "val_accuracy")}
+def curve_row(point: CurvePoint) -> dict[str, float | None]:
+    """A point's figures, each a finite number or None (a library from elsewhere may hold NaN or worse)."""
+    return {key: _number(getattr(point, key)) for key in ("epoch", "step", "items", "tokens", "train_accuracy", "val_accuracy")}
 
 
 def learning_curve(library: Library) -> bytes | None:
@@ -117,7 +118,7 @@ def learning_curves(curves: dict[str, list[dict[str, Any]]]) -> bytes | None:
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     drawn = False
     for name, points in curves.items():
-        rows = [curve_row(p) for p in points]
+        rows = [curve_row(CurvePoint.model_validate(p)) for p in points]
         for key, style in (("train_accuracy", "o-"), ("val_accuracy", "s--")):
             xy = [(r["epoch"], r[key]) for r in rows if r["epoch"] is not None and r[key] is not None]
             if xy:

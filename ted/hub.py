@@ -59,6 +59,7 @@ from ted.cards import (
 )
 from ted.errors import LibraryError, TedError
 from ted.library import MAX_FILE_BYTES, Library, atomic_write, write_folder
+from ted.repo_ids import check_repo_id, check_revision
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -69,8 +70,6 @@ MAX_ASSET_BYTES = 10_000_000
 LAYOUT = (LIBRARY_FILE, EXPERIENCES_FILE, CARD_FILE, CURVE_IMAGE, USAGE_IMAGE)
 """The files of a published version; only these are ever downloaded."""
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
-_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION_RE = re.compile(r"^v(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?$")
 
 
@@ -151,22 +150,6 @@ def parse_ref(ref: str | os.PathLike[str], *, allow_local: bool = True) -> Libra
     if "@" in text:
         check_revision(version)
     return LibraryRef("hub", repo_id=repo_part, version=version or None)
-
-
-def check_repo_id(repo_id: str) -> str:
-    parts = repo_id.split("/")
-    if len(parts) != 2 or not all(_NAME_RE.match(p) and "--" not in p and ".." not in p for p in parts):
-        raise LibraryError(
-            f"{repo_id!r} is neither an existing local path nor a Hub dataset id like org/name "
-            "(letters, digits, '-', '_', '.'; no '..' or '--')"
-        )
-    return repo_id
-
-
-def check_revision(version: str) -> str:
-    if not _REVISION_RE.match(version) or ".." in version:
-        raise LibraryError(f"{version!r} is not a valid version: use a tag like v2 or v1.0.0")
-    return version
 
 
 def version_key(tag: str) -> tuple[int, int, int] | None:

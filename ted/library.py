@@ -251,6 +251,26 @@ class ExtractionTally(BaseModel):
         return bool(self.accepted or self.rejected)
 
 
+class CurvePoint(BaseModel):
+    """One learning-curve point, written after each epoch. `val_accuracy` only with a validation split."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: int | None = None
+    step: int | None = None
+    items: int | None = None
+    tokens: int | None = None
+    train_accuracy: float | None = None  # rollouts graded correct this epoch
+    val_accuracy: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _to_file(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("val_accuracy") is None:
+            data.pop("val_accuracy", None)
+        return data
+
+
 class Metrics(BaseModel):
     """Scores with and without the library, and the learning curve (one point per epoch)."""
 
@@ -259,7 +279,7 @@ class Metrics(BaseModel):
     task: str | None = None
     baseline: float | None = None
     with_library: float | None = None
-    curve: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    curve: list[CurvePoint] = Field(default_factory=list, max_length=10_000)
     extraction: ExtractionTally | None = None
 
 

@@ -349,7 +349,7 @@ def show(
     console.print(table)
     if lib.metrics.curve:
         points = ", ".join(
-            f"epoch {p.get('epoch')}: train {p.get('train_accuracy', '-')}" + (f" val {p['val_accuracy']}" if "val_accuracy" in p else "")
+            f"epoch {p.epoch}: train {p.train_accuracy}" + (f" val {p.val_accuracy}" if p.val_accuracy is not None else "")
             for p in lib.metrics.curve
         )
         console.print(f"learning curve: {points}")

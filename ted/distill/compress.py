@@ -16,18 +16,17 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from ted import prompts
 from ted.control_tokens import find_control
+from ted.distill.config import STRATEGIES, Strategy
 from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, Library, clean_text, id_number
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tokens import TokenCounter
 
-Strategy = Literal["teacher", "truncate", "random", "none"]
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 class CompressOp(BaseModel):
@@ -49,6 +48,18 @@ class CompressionReport:
     after_tokens: int
     rounds: int = 0
     fallback: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rounds) or self.after_items != self.before_items
+
+    def message(self, step: int) -> str:
+        """The run-log line of a compression that did something."""
+        text = (
+            f"step {step}: compression ({self.strategy}) {self.before_items}→{self.after_items} items, "
+            f"{self.before_tokens}→{self.after_tokens} tokens"
+        )
+        return text + ("; teacher result did not fit, dropped lowest-priority items (fallback)" if self.fallback else "")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from ted import prompts
 from ted.control_tokens import find_control
+from ted.distill.config import MAX_OPS
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
 from ted.distill.traces import EXCERPT_CHARS, teacher_images, trace
@@ -26,7 +27,6 @@ from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat
 from ted.tasks.base import Problem
 from ted.tokens import TokenCounter
 
-MAX_OPS = 3
 NEARLY_FULL = 0.8  # the share of the item or token budget from which extraction is asked to prefer updates
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")

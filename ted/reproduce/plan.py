@@ -19,8 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ted.distill.compress import Strategy
-from ted.distill.pipeline import RunConfig
+from ted.distill.config import RunConfig, Strategy
 from ted.errors import ConfigError
 from ted.library import atomic_write, remove_stale_temps
 from ted.redact import scrub_text

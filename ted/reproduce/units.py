@@ -78,15 +78,17 @@ def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str
 
 def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> dict[str, Any]:
     """Run `ted distill` for one arm; a checkpoint left by a killed attempt is resumed, a finished library kept."""
-    import typer.main
+    import typer
 
-    from ted.cli import app
+    from ted.commands.core import distill as distill_command
     from ted.distill import checkpoint_path
 
     out = run_dir.library(arm.name)
     if not (out.exists() and not checkpoint_path(out).exists()):
         args = distill_args(config, run_dir, arm) + ["--resume"]  # --resume starts afresh when there is no checkpoint
-        typer.main.get_command(app).main(args, prog_name="ted", standalone_mode=False)
+        app = typer.Typer(add_completion=False)  # the `ted distill` command alone: its options, checks and wiring
+        app.command()(distill_command)
+        typer.main.get_command(app).main(args[1:], prog_name="ted distill", standalone_mode=False)
     library = Library.load(out)
     roles = {role: cost.model_dump(mode="json") for role, cost in library.cost.roles.items()}
     return {
@@ -96,7 +98,7 @@ def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> dict[str, Any
         "roles": roles,
         "wall_s": library.cost.wall_s,
         "usd": library.cost.usd,
-        "curve": library.metrics.curve,
+        "curve": [point.model_dump(mode="json") for point in library.metrics.curve],
     }
 
 

@@ -35,7 +35,7 @@ def test_distill_against_llama_server_writes_valid_library_within_budget(llama_s
     assert lib.cost.calls["student"] == 4
     assert lib.cost.calls["teacher"] >= 6  # solve + structure + extract per problem
     assert lib.cost.roles["teacher"].completion_tokens > 0
-    assert [p["epoch"] for p in lib.metrics.curve] == [1]
+    assert [p.epoch for p in lib.metrics.curve] == [1]
     assert not out.with_name(out.name + ".checkpoint.json").exists()
 
     shown = ted("show", str(out))

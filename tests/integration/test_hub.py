@@ -29,7 +29,7 @@ import ted
 from ted.cards import render_card, split_card
 from ted.errors import LibraryError, TedError
 from ted.hub import HubError, PushResult, VersionInfo
-from ted.library import MAX_FILE_BYTES, Library, RoleCost
+from ted.library import MAX_FILE_BYTES, CurvePoint, Library, RoleCost
 
 pytestmark = pytest.mark.integration
 
@@ -99,8 +99,8 @@ def make_library(path: Path, texts: list[str], *, name: str = "demo", with_libra
         lib.add(text, step, sources=[f"sample-{step}"]).usage = step
     lib.metrics.task, lib.metrics.baseline, lib.metrics.with_library = "ted_demo", 0.4, with_library
     lib.metrics.curve = [
-        {"epoch": 1, "step": 6, "items": len(texts), "tokens": 80, "train_accuracy": 0.3, "val_accuracy": 0.45},
-        {"epoch": 2, "step": 12, "items": len(texts), "tokens": 90, "train_accuracy": 0.4, "val_accuracy": with_library},
+        CurvePoint(epoch=1, step=6, items=len(texts), tokens=80, train_accuracy=0.3, val_accuracy=0.45),
+        CurvePoint(epoch=2, step=12, items=len(texts), tokens=90, train_accuracy=0.4, val_accuracy=with_library),
     ]
     lib.cost.calls = {"student": 48, "teacher": 24}
     lib.cost.roles = {"student": RoleCost(calls=48, prompt_tokens=9000, completion_tokens=3000, wall_s=30.5)}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ted.distill.pipeline import checkpoint_path
+from ted.distill.checkpoint import checkpoint_path
 from ted.library import Library, remove_stale_temps
 from tests.reliability.common import REPO
 from tests.reliability.conftest import Deterministic

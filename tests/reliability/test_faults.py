@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ted.distill.pipeline import checkpoint_path, derive_seed
+from ted.distill.checkpoint import checkpoint_path
+from ted.distill.config import derive_seed
 from ted.library import Library
 from ted.tasks.data import load_problems
 from tests.reliability.common import clean_env, ted_command
@@ -66,7 +67,7 @@ def test_distill_survives_a_fifth_of_calls_failing(tmp_path: Path) -> None:
     solved = sim.usable("teacher_solve")
     assert set(solved) == expected
     assert set(solved.values()) == {1}
-    assert [point["step"] for point in library.metrics.curve] == [PROBLEMS * (e + 1) for e in range(EPOCHS)]
+    assert [point.step for point in library.metrics.curve] == [PROBLEMS * (e + 1) for e in range(EPOCHS)]
 
     # The ledger counts every retry: one per request that got no usable reply (each injected transport
     # fault, and any reply the client gave up waiting for), one per re-ask of an unusable JSON reply.

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ted.distill.pipeline import CHECKPOINT_FORMAT, RunConfig
+from ted.distill.checkpoint import CHECKPOINT_FORMAT
+from ted.distill.config import RunConfig
 from ted.library import Library
 from tests.reliability.common import assert_one_line_error, clean_env, ted, ted_command, tree_digest
 from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, jsonl, png, write

@@ -13,7 +13,7 @@ import yaml
 from ted.cards import experiences_jsonl, render_card, render_files, split_card
 from ted.errors import LibraryError
 from ted.hub import LibraryRef, next_version, newest_version, parse_ref, render_folder, version_key
-from ted.library import Library
+from ted.library import CurvePoint, Library
 
 
 def test_hub_references() -> None:
@@ -61,7 +61,7 @@ def hostile_library() -> Library:
     lib = Library(name="evil\n---\nlicense: stolen", student={"model": "x`; rm -rf ~ #"}, source={"dataset": "<img src=x>"})
     lib.add("Close the table | then <script>alert(1)</script> and **shout**", 1).usage = 2
     lib.add("A plain lesson.", 2)
-    lib.metrics.curve = [{"epoch": 1, "val_accuracy": "NaN"}, {"epoch": 2, "val_accuracy": float("inf"), "items": 2}]
+    lib.metrics.curve = [CurvePoint(epoch=1, val_accuracy="NaN"), CurvePoint(epoch=2, val_accuracy=float("inf"), items=2)]
     return lib
 
 

@@ -7,7 +7,7 @@ import pytest
 from ted.distill import Distiller, RunConfig, checkpoint_path
 from ted.distill.compress import compress
 from ted.distill.extract import apply_ops, extract
-from ted.distill.pipeline import derive_seed
+from ted.distill.config import derive_seed
 from ted.distill.rollouts import rollouts
 from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
@@ -40,7 +40,7 @@ def test_run_produces_library_within_budget_with_usage_and_ledger(tmp_path):
     lib = run(config(tmp_path), sum_problems(10))
     assert 0 < len(lib.items) <= 4 and lib.fits()
     assert any(e.usage > 0 for e in lib.items)
-    assert [p["epoch"] for p in lib.metrics.curve] == [1, 2]
+    assert [p.epoch for p in lib.metrics.curve] == [1, 2]
     # per problem per epoch: k rollouts (n=3 in one request counts 3) + structure + extract; one solution per problem per run
     assert lib.cost.calls["student"] == 2 * 10 * 3
     assert lib.cost.calls["teacher"] >= 10 + 2 * 10 * 2
@@ -76,7 +76,7 @@ def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
     # The paper's loop, written out by hand with the stage functions.
     student, teacher, task, counter = ScriptedModel("s"), ScriptedModel("t"), SumTask(), get_counter()
     d = Distiller(cfg, student, teacher, task, problems)
-    hand = d.new_library()
+    hand = d.new_state().library
     step = 0
 
     def params(role, *parts, n=1, json_out=False):
@@ -170,10 +170,10 @@ def test_budget_smaller_than_one_item_is_refused(tmp_path):
 def test_validation_curve_and_keep_best(tmp_path):
     lib = run(config(tmp_path, epochs=3, keep_best=True), sum_problems(8), val=sum_problems(12)[8:])
     curve = lib.metrics.curve
-    assert [p["epoch"] for p in curve] == [1, 2, 3]
-    assert all(0 <= p["val_accuracy"] <= 1 for p in curve)
+    assert [p.epoch for p in curve] == [1, 2, 3]
+    assert all(0 <= p.val_accuracy <= 1 for p in curve)
     assert lib.metrics.baseline is not None
-    assert lib.metrics.with_library == max(p["val_accuracy"] for p in curve)
+    assert lib.metrics.with_library == max(p.val_accuracy for p in curve)
 
 
 @pytest.mark.parametrize("strategy", ["teacher", "truncate", "random"])
@@ -241,7 +241,7 @@ def test_resume_never_asks_again_for_solutions_it_has(tmp_path):
 
 
 def test_the_ledger_keeps_requests_and_generations_apart() -> None:
-    from ted.distill.pipeline import Ledger
+    from ted.distill.ledger import Ledger
     from ted.library import Library
     from ted.models.base import ChatResult
 
@@ -257,7 +257,7 @@ def test_the_ledger_keeps_requests_and_generations_apart() -> None:
 def test_a_failed_call_cancels_and_awaits_its_siblings_before_the_error_surfaces() -> None:
     import asyncio
 
-    from ted.distill.pipeline import gather_or_cancel
+    from ted.distill.calls import gather_or_cancel
 
     finished: list[str] = []
 
