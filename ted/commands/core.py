@@ -144,16 +144,12 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({err.strerror or err}); choose another path") from None
 
 
-def _endpoint_options(spec: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Timeout and retry bounds for an OpenAI-compatible endpoint, so an outage ends the run instead of hanging it."""
-    from ted.models import parse_spec
-
+def _endpoint_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Timeout and retry bounds for the models' endpoints, so an outage ends the run instead of hanging it."""
     if not values["request_timeout"] > 0:
         raise ConfigError(f"--request-timeout {values['request_timeout']!r}: give a number of seconds above 0")
     if values["max_retries"] < 0:
         raise ConfigError(f"--max-retries {values['max_retries']!r}: give 0 or more")
-    if parse_spec(spec)[0] != "openai":
-        return {}
     return {"timeout": float(values["request_timeout"]), "max_retries": int(values["max_retries"])}
 
 
@@ -204,6 +200,7 @@ def distill(
     from pydantic import ValidationError
 
     from ted.distill import Distiller, RunConfig, checkpoint_path
+    from ted.distill.config import STRATEGIES
     from ted.models import load_model
     from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
     from ted.run_plan import confirm
@@ -226,8 +223,8 @@ def distill(
         raise ConfigError(f"{out_path} exists; use --force to overwrite it or --resume to continue its run")
     if values["resume"] and not ckpt.exists() and out_path.exists():
         raise ConfigError(f"nothing to resume: {out_path} is complete and there is no checkpoint; use --force to start over")
-    if values["compression"] not in ("teacher", "truncate", "random", "none"):
-        raise ConfigError(f"--compression {values['compression']!r}: choose teacher, truncate, random or none")
+    if values["compression"] not in STRATEGIES:
+        raise ConfigError(f"--compression {values['compression']!r}: choose {', '.join(STRATEGIES)}")
 
     try:
         run = RunConfig(
@@ -244,7 +241,7 @@ def distill(
     problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
     val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
     confirm(run, len(problems), values["yes"], lambda line: err_console().print(line, soft_wrap=True))
-    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **_endpoint_options(run.student, values))
+    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **_endpoint_options(values))
     teacher_model = (
         student_model
         if run.teacher == run.student and not values["teacher_api_key_env"]
@@ -252,7 +249,7 @@ def distill(
             run.teacher,
             api_key_env=values["teacher_api_key_env"] or values["api_key_env"],
             max_concurrency=run.concurrency,
-            **_endpoint_options(run.teacher, values),
+            **_endpoint_options(values),
         )
     )
     reporter = RichReporter(total=run.epochs * len(problems))

@@ -59,15 +59,29 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     raise ModelError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
 
 
-def load_model(spec: str, *, api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 8, **options: Any) -> ChatModel:
-    """Build the backend a spec names. Heavy backends are imported only when asked for."""
+def load_model(
+    spec: str,
+    *,
+    api_key_env: str = "OPENAI_API_KEY",
+    max_concurrency: int = 8,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    **options: Any,
+) -> ChatModel:
+    """Build the backend a spec names. Heavy backends are imported only when asked for.
+
+    `timeout` (seconds per reply) and `max_retries` (per request) bound an endpoint, so an outage
+    ends a run instead of hanging it; every caller may pass them whatever the spec, and in-process
+    backends, which make no requests, have nothing to bound. None: the backend's default.
+    """
     backend, model, base_url = parse_spec(spec)
     if backend == "openai":
         from ted.models.openai_api import OpenAIChatModel
 
         api_key = os.environ.get(api_key_env)
+        bounds = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
         return OpenAIChatModel(
-            spec, model, base_url=base_url, api_key=api_key, api_key_env=api_key_env, max_concurrency=max_concurrency, **options
+            spec, model, base_url=base_url, api_key=api_key, api_key_env=api_key_env, max_concurrency=max_concurrency, **bounds, **options
         )
     if backend == "hf":
         from ted.models.transformers_local import HFChatModel
