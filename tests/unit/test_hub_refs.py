@@ -69,7 +69,7 @@ def test_card_metadata_survives_hostile_text() -> None:
     card = render_card(hostile_library(), ref="alice/lib@v1", version="v1")
     meta, body = split_card(card)
     assert meta["license"] == "apache-2.0" and meta["ted"]["name"] == "evil --- license: stolen"
-    assert meta["source_datasets"] == ["<img src=x>"]  # data in YAML is fine; it is the body that renders
+    assert "source_datasets" not in meta  # the Hub links Hub dataset ids only; "<img src=x>" is not one
     assert "<script>" not in body and "<img" not in body
     row = next(line for line in body.splitlines() if line.startswith("| E1 |"))
     assert row.count(" | ") == 3  # the lesson's `|` is escaped, so the row keeps four cells
