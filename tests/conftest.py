@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import NamedTuple
 
 import pytest
 
+from tests import support
 from tests.processes import stop
 
 # huggingface_hub sends LFS-mode files through Xet whenever hf_xet is installed; the local Hub
@@ -54,16 +54,10 @@ class LlamaServer(NamedTuple):
         return f"openai:{self.model}@{self.base_url}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (for "server unreachable" tests)."""
-    return _free_port()
+    return support.free_port()
 
 
 def _served_models(base_url: str) -> list[str] | None:
@@ -79,7 +73,7 @@ def serve_llama(workdir: Path, *chat_format: str) -> Iterator[LlamaServer]:
     """`python -m llama_cpp.server` with the bundled model and the given `--chat_format …` arguments."""
     from ted.models.llama_cpp import bundled_model_path
 
-    port = _free_port()
+    port = support.free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",

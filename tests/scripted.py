@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ted import prompts
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
+from tests.sim.replies import stage_of
 
 WORDS = ["units", "signs", "cases", "bounds", "parity", "symmetry", "diagrams", "invariants", "edge cases", "definitions",
          "estimates", "substitution", "factoring", "counting", "ratios", "angles"]
@@ -37,18 +38,8 @@ class ScriptedModel(BaseChatModel):
 
     @staticmethod
     def stage(messages: list[Message]) -> str:
-        text = messages[0].text
-        if text.startswith("You are a careful problem solver"):
-            return "student"
-        if text.startswith("You are an expert problem solver"):
-            return "teacher_solve"
-        if text.startswith("You turn raw reasoning traces"):
-            return "structure"
-        if text.startswith("You are a teacher distilling"):
-            return "extract"
-        if text.startswith("You maintain a student model's experience library"):
-            return "compress"
-        return "chat"
+        """The stage that sent `messages`, read from the prompt files as the simulator reads it."""
+        return stage_of([{"content": message.text} for message in messages[:1]])
 
     async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
         stage = self.stage(messages)

@@ -199,8 +199,9 @@ def distill(
 
     from pydantic import ValidationError
 
-    from ted.distill import Distiller, RunConfig, checkpoint_path
-    from ted.distill.config import STRATEGIES
+    from ted.distill.checkpoint import checkpoint_path
+    from ted.distill.config import STRATEGIES, RunConfig
+    from ted.distill.pipeline import Distiller
     from ted.models import load_model
     from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
     from ted.run_plan import confirm

@@ -81,7 +81,7 @@ def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> dict[str, Any
     import typer
 
     from ted.commands.core import distill as distill_command
-    from ted.distill import checkpoint_path
+    from ted.distill.checkpoint import checkpoint_path
 
     out = run_dir.library(arm.name)
     if not (out.exists() and not checkpoint_path(out).exists()):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -29,15 +28,10 @@ from pathlib import Path
 from ted.library import Budget, Library
 from ted.models.base import ChatModel, Message, SamplingParams
 from tests.processes import stop
+from tests.support import free_port
 
 LIBRARY_TOKENS = 4000
 SERVED_MODEL = "gemma-3-270m"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _library(first: str) -> Library:
@@ -75,7 +69,7 @@ def measure_ttft(workdir: Path) -> list[str]:
 
     config = workdir / "gemma_chat_config.json"
     config.write_text(json.dumps(GEMMA_CHAT_CONFIG))
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--model_alias", SERVED_MODEL,

@@ -2,17 +2,20 @@
 
 import json
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
 from ted.library import Library
+from tests.support import run_ted
 
 pytestmark = pytest.mark.integration
 
 
-def ted(*args, cwd=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def ted(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:
+    return run_ted(*args, cwd=cwd, timeout=600)  # distilling with the bundled model takes minutes
 
 
 def test_distill_against_llama_server_writes_valid_library_within_budget(llama_server, tmp_path):

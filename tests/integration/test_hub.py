@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_server import HubServer, Token
+from tests.integration.hub_server import HubServer, Token
+from tests.support import assert_one_line_error, run_ted
 from huggingface_hub import CommitOperationAdd, HfApi
 
 import ted
@@ -73,18 +74,7 @@ def cli_env(hub: HubServer, tmp_path: Path, cache: Path) -> dict[str, str]:
 
 
 def ted_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ted.cli", *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *phrases: str) -> str:
-    """A user error: non-zero exit, one line on stderr, no traceback, the expected words."""
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
-    return lines[0]
+    return run_ted(*args, env=env)
 
 
 def make_library(path: Path, texts: list[str], *, name: str = "demo", with_library: float = 0.55) -> Path:

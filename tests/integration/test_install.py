@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_server import HubServer, Token
+from tests.integration.hub_server import HubServer, Token
 
 from ted.library import Library
 from tests.fixtures import benchmarks as fx

@@ -121,7 +121,7 @@ def test_visualpuzzles_sends_images_and_counts_undecodable_ones(llama_server: An
 
 def test_hub_reference_resolves_through_the_hub_client(llama_server: Any, data: dict, library: tuple[Path, str], cache_dir: Path, tmp_path: Path) -> None:
     """`--metadata '{"library": "org/name@v1"}'`: the real huggingface_hub client, a local Hub-compatible server."""
-    from hub_server import HubServer, Token
+    from tests.integration.hub_server import HubServer, Token
 
     from ted.hub import push_library
 

@@ -188,7 +188,7 @@ def test_sigkill_then_resume_gives_the_same_report(llama_server: Any, uninterrup
 
 
 def test_push_publishes_the_best_library_with_its_scores_and_the_report(llama_server: Any, uninterrupted: Path, tmp_path: Path) -> None:
-    from hub_server import HubServer, Token
+    from tests.integration.hub_server import HubServer, Token
     from huggingface_hub import HfApi, hf_hub_download
 
     cwd = uninterrupted.parent.parent

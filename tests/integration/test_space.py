@@ -23,7 +23,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import ValidationError
-from hub_server import HubServer, Token
+from tests.integration.hub_server import HubServer, Token
 from PIL import Image
 
 from ted import prompts

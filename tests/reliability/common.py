@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from tests.support import assert_one_line_error, run_ted, ted_command
+
+__all__ = ["REPO", "assert_one_line_error", "clean_env", "ted", "ted_command", "tree_digest"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,13 +24,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def ted_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ted.cli", *args]
-
-
 def ted(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run `ted ARGS` in `cwd` and wait for it."""
-    return subprocess.run(ted_command(*args), cwd=cwd, env=clean_env(env), capture_output=True, text=True, timeout=timeout)
+    """Run `ted ARGS` in `cwd` with a clean environment and wait for it."""
+    return run_ted(*args, cwd=cwd, env=clean_env(env), timeout=timeout)
 
 
 def tree_digest(*roots: Path) -> dict[str, str]:
@@ -43,14 +42,3 @@ def tree_digest(*roots: Path) -> dict[str, str]:
             elif path.is_file():
                 digest[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return digest
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *phrases: str) -> str:
-    """A user error: non-zero exit, exactly one line on stderr (`error: …`), no traceback, the expected words."""
-    assert proc.returncode != 0, f"exit 0 for bad input; stdout: {proc.stdout[-500:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
-    return lines[0]

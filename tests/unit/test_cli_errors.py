@@ -8,10 +8,7 @@ import sys
 import pytest
 
 from ted.library import Library
-
-
-def ted(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+from tests.support import run_ted as ted
 
 
 @pytest.fixture

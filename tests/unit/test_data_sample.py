@@ -4,8 +4,6 @@ normalised question text and by image — read back by `--data` as it was writte
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +12,7 @@ from PIL import Image
 from ted.tasks.data import load_problems
 from ted.tasks.splits import question_key, read_source, sample_disjoint
 from tests.fixtures import benchmarks as fx
-
-
-def ted(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+from tests.support import run_ted as ted
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -4,7 +4,9 @@ import random
 
 import pytest
 
-from ted.distill import Distiller, RunConfig, checkpoint_path
+from ted.distill.checkpoint import checkpoint_path
+from ted.distill.config import RunConfig
+from ted.distill.pipeline import Distiller
 from ted.distill.compress import compress
 from ted.distill.extract import apply_ops, extract
 from ted.distill.config import derive_seed

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from ted import prompts
-from ted.distill import Distiller, RunConfig
+from ted.distill.config import RunConfig
+from ted.distill.pipeline import Distiller
 from ted.distill.compress import compress
 from ted.distill.extract import ExtractOp, extract, validate
 from ted.distill.rollouts import Rollout
