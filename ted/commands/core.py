@@ -21,10 +21,14 @@ if TYPE_CHECKING:  # `ted` imports every command module at start-up: heavy modul
 
 
 @functools.cache
+@functools.lru_cache(maxsize=1)
 def err_console() -> Console:
+    """stderr; piped or logged (not a terminal), lines are not wrapped at 80 columns."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def resolve_library(ref: str) -> Library:
@@ -43,39 +47,88 @@ def resolve_library(ref: str) -> Library:
 
 # --------------------------------------------------------------------------- progress
 class RichReporter:
-    """Live progress: epoch, batch, calls in flight, library size, rollout accuracy."""
+    """Live progress on a terminal: epoch, batch, the batch's calls per stage, library size, rollout accuracy."""
 
     def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("epoch {task.fields[epoch]} batch {task.fields[batch]}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[problems]} problems"),
             TimeElapsedColumn(),
-            TextColumn("in flight {task.fields[in_flight]:>3} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]} · cut off {task.fields[cut_off]}"),
+            TextColumn("{task.fields[calls]} · library {task.fields[items]} items/{task.fields[tokens]} tok · rollout acc {task.fields[acc]} · cut off {task.fields[cut_off]}"),
             console=err_console(),
             refresh_per_second=4,
             transient=True,  # the bar goes away at the end: the summary (or the one error line) stays
         )
-        self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", in_flight=0, items=0, tokens=0, acc="-", cut_off=0)
+        self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", problems=f"0/{total}", calls="", items=0, tokens=0, acc="-", cut_off=0)
 
     def update(self, status: Any) -> None:
-        self.progress.update(
-            self.task_id,
-            completed=status.done,
-            epoch=f"{status.epoch}/{status.epochs}",
-            batch=f"{status.batch}/{status.batches}",
-            in_flight=status.in_flight,
-            items=status.items,
-            tokens=status.tokens,
-            acc=f"{status.rollout_accuracy:.0%}" if status.rollouts_total else "-",
-            cut_off=status.cut_off,
-        )
+        self.progress.update(self.task_id, completed=status.progress, **_fields(status))
 
     def log(self, message: str) -> None:
         self.progress.console.log(message)
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+class PlainReporter:
+    """Progress when stderr is not a terminal (CI, `| tee`, nohup): a plain line every `every` seconds."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every, self.last = every, float("-inf")
+
+    def update(self, status: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            f = _fields(status)
+            err_console().print(
+                f"epoch {f['epoch']} batch {f['batch']} · {f['problems']} problems · {f['calls']} · "
+                f"library {f['items']} items/{f['tokens']} tok · rollout acc {f['acc']} · cut off {f['cut_off']}",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+
+    def log(self, message: str) -> None:
+        err_console().print(message, highlight=False, soft_wrap=True)
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        return None
+
+
+def _fields(status: Any) -> dict[str, Any]:
+    return {
+        "epoch": f"{status.epoch}/{status.epochs}",
+        "batch": f"{status.batch}/{status.batches}",
+        "problems": f"{status.done}/{status.total}",
+        "calls": status.calls() or "-",
+        "items": status.items,
+        "tokens": status.tokens,
+        "acc": f"{status.rollout_accuracy:.0%}" if status.rollouts_total else "-",
+        "cut_off": status.cut_off,
+    }
+
+
+def make_reporter(total: int) -> RichReporter | PlainReporter:
+    return RichReporter(total) if err_console().is_terminal else PlainReporter()
 
 
 # --------------------------------------------------------------------------- options
@@ -253,7 +306,7 @@ def distill(
             **_endpoint_options(values),
         )
     )
-    reporter = RichReporter(total=run.epochs * len(problems))
+    reporter = make_reporter(total=run.epochs * len(problems))
     distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)
     _check_writable(out_path)
     lock = RunLock(out_path).acquire()  # one run per --out; released at exit, a killed run's lock is taken over
@@ -274,11 +327,11 @@ def distill(
             if teacher_model is not student_model:
                 await teacher_model.aclose()
 
-    with reporter.progress:
+    with reporter:
         try:
             library = asyncio.run(_go())
         except KeyboardInterrupt:
-            reporter.progress.stop()
+            reporter.stop()
             if not ckpt.exists():
                 raise TedError("interrupted before the first batch finished; nothing was saved") from None
             raise TedError(f"interrupted; progress up to the last finished batch is in {ckpt}: rerun with --resume") from None

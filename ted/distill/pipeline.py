@@ -28,7 +28,7 @@ from ted.distill.compress import compress
 from ted.distill.config import RunConfig, derive_seed
 from ted.distill.extract import Extraction, apply_ops, extract
 from ted.distill.ledger import Ledger
-from ted.distill.progress import Reporter, SilentReporter, Status
+from ted.distill.progress import STAGE_ROLE, Reporter, SilentReporter, Stage, Status
 from ted.distill.rollouts import Rollout, grade, rollouts, student_messages
 from ted.distill.solutions import TeacherSolutions
 from ted.distill.structure import structure
@@ -78,7 +78,7 @@ class Distiller:
         self.counter = counter or get_counter(config.tokenizer)
         self.source = source or SourceInfo(dataset=config.data, split=config.split)
         self.ledger = Ledger(prices=config.price)
-        self.status = Status(epochs=config.epochs, total=config.epochs * len(problems))
+        self.status = Status(epochs=config.epochs, total=config.epochs * len(problems), solutions_total=0 if config.fresh_teacher_solutions else len(problems))
         self.checkpoint = checkpoint_path(config.out)
         self.writer = CheckpointWriter(self.checkpoint)
         self.data = problems_fingerprint(problems)  # once: hashing at every checkpoint cost O(problems) per batch
@@ -135,7 +135,7 @@ class Distiller:
         params = self._params("teacher", state.epoch, state.step, "compress", json_out=True)
         c = self.config
         report = await self._call(
-            "teacher", lambda: compress(state.library, c.compression, self.counter, state.step, c.seed, teacher=self.teacher, params=params)
+            "compress", lambda: compress(state.library, c.compression, self.counter, state.step, c.seed, teacher=self.teacher, params=params)
         )
         if report.changed:
             state.log.append(report.message(state.step))
@@ -147,16 +147,17 @@ class Distiller:
         student, teacher = self.student, self.teacher
         sample = self._params("student", *key, n=self.config.rollouts)
         student_runs, teacher_run = await gather_or_cancel(
-            self._call("student", lambda: rollouts(student, snapshot, problem, self.task, sample)),
+            self._call("rollouts", lambda: rollouts(student, snapshot, problem, self.task, sample)),
             self.solutions.get(problem, epoch),
         )
         if self.config.skip_solved and teacher_run.correct and all(r.correct for r in student_runs):
+            self.status.skip("structure", "extract")
             return ProblemResult(problem, student_runs, Extraction(), structured=True, skipped=True)
         params = self._params("teacher", *key, "structure", json_out=True)
-        chains = await self._call("teacher", lambda: structure(teacher, problem, student_runs, teacher_run, params))
+        chains = await self._call("structure", lambda: structure(teacher, problem, student_runs, teacher_run, params))
         params = self._params("teacher", *key, "extract", json_out=True)
         extraction = await self._call(
-            "teacher",
+            "extract",
             lambda: extract(teacher, snapshot, problem, student_runs, teacher_run, chains, params, self.counter, max_ops=self.config.max_ops),
         )
         return ProblemResult(problem, student_runs, extraction, chains.parsed)
@@ -215,7 +216,7 @@ class Distiller:
 
         async def one(problem: Problem) -> bool:
             params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_tokens, seed=derive_seed(self.config.seed, tag))
-            result = await self._call("student", lambda: paired(self.student.chat(student_messages(library, problem, self.task), params)))
+            result = await self._call("validate", lambda: paired(self.student.chat(student_messages(library, problem, self.task), params)))
             return grade(result.text, problem, self.task, []).correct
 
         outcomes = await gather_or_cancel(*(one(p) for p in problems))
@@ -258,25 +259,30 @@ class Distiller:
     async def solve(self, problem: Problem, epoch: int) -> Rollout:
         """The teacher solves `problem` on its own (no library)."""
         params = self._params("teacher", epoch, problem.id, "solve")
-        return await self._call("teacher", lambda: teacher_solution(self.teacher, problem, self.task, params))
+        return await self._call("solve", lambda: teacher_solution(self.teacher, problem, self.task, params))
 
-    async def _call(self, role: Role, make: Callable[[], Awaitable[tuple[Any, ChatResult]]]) -> Any:
-        """Await one stage call, keeping the in-flight count and the ledger.
+    async def _call(self, stage: Stage, make: Callable[[], Awaitable[tuple[Any, ChatResult]]]) -> Any:
+        """Await one stage call, keeping the progress counts and the ledger (under the stage's role).
 
         The call is made here (`make()`), not by the caller: a call cancelled before it started
         (Ctrl-C, a sibling's failure) then leaves no coroutine that was never awaited.
         """
-        self.status.in_flight += 1
-        self.reporter.update(self.status)
+        role = STAGE_ROLE[stage]
+        s = self.status
+        s.in_flight += 1
+        self.reporter.update(s)
         try:
             value, result = await make()
         except BaseException:
             self.ledger.failure(role)
             raise
         finally:
-            self.status.in_flight -= 1
+            s.in_flight -= 1
         self.ledger.record(role, result)
-        self.status.cut_off = self.ledger.roles["student"].truncated
+        s.call_done(stage)
+        s.cut_off = self.ledger.roles["student"].truncated
+        s.solutions = len(self.solutions.known)
+        self.reporter.update(s)
         return value
 
     def _params(self, role: Role, *parts: object, n: int = 1, json_out: bool = False) -> SamplingParams:
@@ -294,4 +300,7 @@ class Distiller:
         s.done = state.epoch * len(self.problems) + sum(len(b) for b in batches[: state.batch])
         s.rollouts_correct, s.rollouts_total = state.rollouts_correct, state.rollouts_total
         s.items, s.tokens = len(state.library.items), state.library.tokens(self.counter)
+        size = len(batches[state.batch]) if state.batch < len(batches) else 0
+        s.start_batch(size, per_epoch_solutions=self.config.fresh_teacher_solutions)
+        s.solutions = len(self.solutions.known)
         self.reporter.update(s)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Stage = Literal["rollouts", "solve", "structure", "extract", "compress", "validate"]
+# Which model each stage calls: the ledger books a call under its role.
+STAGE_ROLE: dict[Stage, Literal["student", "teacher"]] = {
+    "rollouts": "student", "validate": "student",
+    "solve": "teacher", "structure": "teacher", "extract": "teacher", "compress": "teacher",
+}  # fmt: skip
+# The stages a problem of a batch goes through, in order ("solve" only with per-epoch solutions:
+# by default the teacher's solutions are asked once per run, ahead of the batches).
+BATCH_STAGES: tuple[Stage, ...] = ("rollouts", "solve", "structure", "extract")
 
 
 @dataclass
@@ -20,10 +30,44 @@ class Status:
     rollouts_correct: int = 0
     rollouts_total: int = 0
     cut_off: int = 0  # student generations that hit the token limit, this run
+    # Calls of the current batch, per stage: the bar moves while a batch runs, not only after it.
+    planned: dict[str, int] = field(default_factory=dict)
+    finished: dict[str, int] = field(default_factory=dict)
+    solutions: int = 0  # teacher solutions in hand (asked once per run, ahead of the batches)
+    solutions_total: int = 0
 
     @property
     def rollout_accuracy(self) -> float:
         return self.rollouts_correct / self.rollouts_total if self.rollouts_total else 0.0
+
+    def start_batch(self, size: int, per_epoch_solutions: bool) -> None:
+        self.planned = {stage: size for stage in BATCH_STAGES if per_epoch_solutions or stage != "solve"}
+        self.finished = {}
+
+    def skip(self, *stages: Stage) -> None:
+        """A problem that will not make these calls (e.g. `--skip-solved`)."""
+        for stage in stages:
+            self.planned[stage] -= 1
+
+    def call_done(self, stage: Stage) -> None:
+        self.finished[stage] = self.finished.get(stage, 0) + 1
+
+    @property
+    def progress(self) -> float:
+        """Problems done, counting the current batch's finished calls as a fraction of its problems."""
+        planned = sum(self.planned.get(stage, 0) for stage in BATCH_STAGES)
+        if not planned:
+            return float(self.done)
+        finished = sum(min(self.finished.get(stage, 0), self.planned.get(stage, 0)) for stage in BATCH_STAGES)
+        return self.done + self.planned.get("rollouts", 0) * finished / planned
+
+    def calls(self) -> str:
+        """`rollouts 3/3 · structure 1/3 · extract 0/3 · solutions 5/6` (and compress/validate when they ran)."""
+        parts = [f"{stage} {self.finished.get(stage, 0)}/{self.planned[stage]}" for stage in BATCH_STAGES if stage in self.planned]
+        parts += [f"{stage} {self.finished[stage]}" for stage in ("compress", "validate") if self.finished.get(stage)]
+        if self.solutions_total:
+            parts.append(f"solutions {self.solutions}/{self.solutions_total}")
+        return " · ".join(parts)
 
 
 class Reporter(Protocol):

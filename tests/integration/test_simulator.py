@@ -76,6 +76,9 @@ def test_distill_cli_through_the_openai_backend_writes_a_library_within_budget(t
     assert lib.cost.generations["student"] == stats.choices["student"] == 18  # n=3 honoured: 6 requests, 18 generations
     assert lib.cost.calls["teacher"] == stats.total_requests - stats.requests["student"] - stats.requests["chat"]
     assert stats.peak_in_flight >= 2  # a batch's calls ran concurrently
+    # stderr is a pipe, not a terminal: progress comes as plain lines (the first at once), no bar, no escapes.
+    progress = [line for line in result.stderr.splitlines() if line.startswith("epoch 1/1 batch ")]
+    assert progress and "rollouts 0/3" in progress[0] and "\x1b" not in result.stderr
 
 
 def test_replies_depend_on_the_request_and_seed_only() -> None:

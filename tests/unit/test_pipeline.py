@@ -281,3 +281,30 @@ def test_a_failed_call_cancels_and_awaits_its_siblings_before_the_error_surfaces
         return []
 
     assert asyncio.run(main()) == ["slow cleaned up", "slow cleaned up"]
+
+
+class Recorder:
+    """A Reporter that keeps a copy of every status it was shown."""
+
+    def __init__(self):
+        self.seen = []
+
+    def update(self, status):
+        self.seen.append((status.batch, status.progress, status.calls()))
+
+    def log(self, message):
+        pass
+
+
+def test_progress_moves_within_a_batch(tmp_path):
+    """One batch holding every problem (the demo's old shape) must not sit at 0/N until it ends."""
+    reporter = Recorder()
+    problems = sum_problems(6)
+    d = Distiller(config(tmp_path, epochs=1, batch_size=6), ScriptedModel("s"), ScriptedModel("t"), SumTask(), problems, reporter=reporter)
+    asyncio.run(d.run())
+    inside = [progress for batch, progress, _ in reporter.seen if 0 < progress < 6]
+    assert len(set(inside)) >= 6  # every finished call of the batch moves the bar
+    assert [p for _, p, _ in reporter.seen] == sorted(p for _, p, _ in reporter.seen)  # never backwards
+    last_calls = reporter.seen[-1][2]
+    assert "rollouts 6/6" in last_calls and "structure 6/6" in last_calls and "extract 6/6" in last_calls
+    assert "solutions 6/6" in last_calls
