@@ -53,7 +53,9 @@ class LessonVerdict(BaseModel):
 class ExtractionOps(BaseModel):
     """The reply, in the order the teacher is asked to think: diagnosis, verdicts, operations."""
 
-    diagnosis: str = Field(default="", json_schema_extra={"maxLength": 2000})
+    # llama.cpp turns maxLength into nested optional rules; past about 1,100 characters (with 64
+    # verdicts) its grammar parser gives up and the process crashes (tests: every reply schema compiles).
+    diagnosis: str = Field(default="", json_schema_extra={"maxLength": 1000})
     lesson_verdicts: list[LessonVerdict] = Field(default_factory=list, json_schema_extra={"maxItems": 64})
     operations: list[ExtractOp] = Field(default_factory=list, json_schema_extra={"maxItems": 2 * MAX_OPS})
 

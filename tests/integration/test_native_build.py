@@ -72,3 +72,22 @@ def test_probe_runs_once_per_build(tmp_path):
 def test_readme_gives_users_the_same_flags():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f'CMAKE_ARGS="{native.portable_cmake_args("x86_64")}"' in readme
+
+
+@pytest.mark.parametrize("module, model", [("ted.distill.extract", "ExtractionOps"), ("ted.distill.structure", "Chains"), ("ted.distill.compress", "CompressionOps")])
+def test_every_reply_schema_compiles_to_a_llama_cpp_grammar(module, model):
+    """llama.cpp (in process and llama_cpp.server) turns a reply schema into a grammar; one it cannot
+    parse crashes the process (a 2,000-character maxLength did). Each schema in its own child."""
+    code = (
+        "import importlib\n"
+        "from llama_cpp import Llama\n"
+        "from ted.models.base import schema_of\n"
+        "from ted.models.llama_cpp import bundled_model_path\n"
+        f"schema = schema_of(getattr(importlib.import_module({module!r}), {model!r}))\n"
+        "llm = Llama(model_path=bundled_model_path(), n_ctx=256, n_threads=1, verbose=False)\n"
+        "reply = llm.create_chat_completion(messages=[{'role': 'user', 'content': 'JSON:'}], max_tokens=4,\n"
+        "                                   response_format={'type': 'json_object', 'schema': schema})\n"
+        "print('ok', reply['choices'][0]['message']['content'] is not None)\n"
+    )
+    done = _child(code)
+    assert done.returncode == 0 and "ok True" in done.stdout, f"exit {done.returncode}: {done.stderr[-1500:]}"
