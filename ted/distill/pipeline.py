@@ -13,7 +13,6 @@ seeds are `config.py`, the cost ledger `ledger.py`; progress goes to a `Reporter
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable

@@ -23,7 +23,6 @@ differences of some percent on top of the model's own error. Dollars come from `
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources

@@ -24,7 +24,6 @@ from ted.library import strip_trailer
 from ted.tasks.base import Problem
 from ted.tasks.benchmark import BenchmarkTask
 from ted.tasks.generic import Grade
-from ted.tasks import answers
 
 LETTERS = "ABCD"
 # The harness's rules in order; `True` marks the rules read from the reply with one leading space.

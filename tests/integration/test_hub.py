@@ -542,22 +542,12 @@ def test_every_command_on_the_card_runs(hub: HubServer, cli_env: dict[str, str],
 
 def check_space_serves(argv: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
     """`ted space …` comes up and offers the card's library."""
-    import time
-    import urllib.request
-
     from tests.processes import stop
+    from tests.support import wait_for_gradio_config
 
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        started, config = time.monotonic(), None
-        while config is None and time.monotonic() - started < 120:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
-                    config = json.load(response)
-            except OSError:
-                time.sleep(0.5)
-        assert config is not None, "ted space did not come up"
+        config = wait_for_gradio_config(process, port)
         labels = [c[0] for comp in config["components"] if comp.get("props", {}).get("elem_id") == "library" for c in comp["props"]["choices"]]
         assert any("alice/card-cmds" in label for label in labels), labels
     finally:

@@ -3,17 +3,15 @@ settings stop it with one line."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from ted.library import Library
+from tests.support import wait_for_gradio_config
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +31,7 @@ def test_ted_space_serves_the_given_library(tmp_path: Path, free_port: int) -> N
     lib.save(tmp_path / "library.json")
     process = ted("space", "--port", str(free_port), "--library", str(tmp_path / "library.json"), env={"TED_SPACE_LIBRARIES": ""})
     try:
-        config = None
-        started = time.perf_counter()
-        while config is None and time.perf_counter() - started < 120:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{free_port}/config", timeout=2) as response:
-                    config = json.load(response)
-            except OSError:
-                time.sleep(0.5)
-        assert config is not None, "ted space did not serve within 120 s"
+        config = wait_for_gradio_config(process, free_port)
         dropdowns = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "library"]
         assert len(dropdowns) == 1
         labels = [choice[0] for choice in dropdowns[0]["choices"]]

@@ -43,3 +43,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for_gradio_config(process: subprocess.Popen, port: int, timeout: float = 120) -> dict:
+    """Poll a Gradio app started as `process` until it serves `/config`; fail if it exits or never comes up."""
+    import json
+    import time
+    import urllib.request
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the Gradio app did not serve on port {port} within {timeout:.0f} s")

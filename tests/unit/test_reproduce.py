@@ -12,7 +12,7 @@ import pytest
 
 from ted.errors import ConfigError
 from ted.reproduce.estimate import Estimator
-from ted.reproduce.plan import ReproduceConfig, RunDir, Step, Tracker, arms, plan
+from ted.reproduce.plan import ReproduceConfig, RunDir, Tracker, arms, plan
 
 ENDPOINT = "openai:m@http://127.0.0.1:9/v1"
 
