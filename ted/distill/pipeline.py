@@ -1,10 +1,9 @@
 """The distillation loop, as in the paper: epochs of mini-batches over the training problems.
 
-Per problem: rollouts ∥ teacher solution → structuring → extraction. The teacher's solution does
-not depend on the library: it is asked once per run, ahead of the batches (`solutions.py`). A batch of B problems shares
-one library snapshot and runs concurrently; its results are applied in problem order (so the
-library does not depend on which call finished first): usage, then the teacher's operations. Then
-compression runs if the library is over budget. B=1 is exactly the paper's sequential loop.
+Per problem: rollouts ∥ teacher solution (asked once per run, ahead of need: `solutions.py`) →
+structuring → extraction. A batch of B problems shares one library snapshot and runs concurrently;
+its results (usage, then the teacher's operations) are applied in problem order, then compression
+runs if the library is over budget. B=1 is exactly the paper's sequential loop.
 
 After every batch the run's state is checkpointed atomically (`checkpoint.py`), so `resume=True`
 continues at the next batch and ends with the same library as an uninterrupted run. Options and
@@ -18,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ted import prompts
 from ted.distill.calls import gather_or_cancel, paired, share_limiters
@@ -27,7 +26,7 @@ from ted.distill.compress import compress
 from ted.distill.config import RunConfig, derive_seed
 from ted.distill.extract import Extraction, apply_ops, extract
 from ted.distill.ledger import Ledger
-from ted.distill.progress import STAGE_ROLE, Reporter, SilentReporter, Stage, Status
+from ted.distill.progress import STAGE_ROLE, Reporter, Role, SilentReporter, Stage, Status
 from ted.distill.rollouts import Rollout, grade, rollouts, student_messages
 from ted.distill.solutions import TeacherSolutions
 from ted.distill.structure import structure
@@ -37,9 +36,6 @@ from ted.library import CurvePoint, Library, ModelInfo, Rejection, SourceInfo, c
 from ted.models.base import ChatModel, ChatResult, SamplingParams
 from ted.tasks.base import Problem, Task
 from ted.tokens import TokenCounter, get_counter
-
-Role = Literal["student", "teacher"]
-
 
 @dataclass
 class ProblemResult:
@@ -264,20 +260,18 @@ class Distiller:
         """Await one stage call, keeping the progress counts and the ledger (under the stage's role).
 
         The call is made here (`make()`), not by the caller: a call cancelled before it started
-        (Ctrl-C, a sibling's failure) then leaves no coroutine that was never awaited.
-        """
-        role = STAGE_ROLE[stage]
+        (Ctrl-C, a sibling's failure) then leaves no coroutine that was never awaited."""
         s = self.status
         s.in_flight += 1
         self.reporter.update(s)
         try:
             value, result = await make()
         except BaseException:
-            self.ledger.failure(role)
+            self.ledger.failure(STAGE_ROLE[stage])
             raise
         finally:
             s.in_flight -= 1
-        self.ledger.record(role, result)
+        self.ledger.record(STAGE_ROLE[stage], result)
         s.call_done(stage)
         s.cut_off = self.ledger.roles["student"].truncated
         s.solutions = len(self.solutions.known)

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Stage = Literal["rollouts", "solve", "structure", "extract", "compress", "validate"]
+Role = Literal["student", "teacher"]
 # Which model each stage calls: the ledger books a call under its role.
-STAGE_ROLE: dict[Stage, Literal["student", "teacher"]] = {
+STAGE_ROLE: dict[Stage, Role] = {
     "rollouts": "student", "validate": "student",
     "solve": "teacher", "structure": "teacher", "extract": "teacher", "compress": "teacher",
 }  # fmt: skip
