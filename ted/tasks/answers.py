@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ted.library import strip_trailer
+from ted.models.base import split_thinking
 
 LETTERS = string.ascii_uppercase
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"\b(?:final\s+)?answer\s*\**\s*[:：]\s*\**(?P<rest>[^\n]*)", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\bthe\s+(?:final\s+|correct\s+)?answer\s+is\s*[:：]?\s*(?P<rest>[^\n]*)", re.IGNORECASE)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -46,14 +46,8 @@ _SHORT_REPLY_CHARS = 40
 
 
 def strip_reasoning(text: str) -> str:
-    """The reply without thinking blocks and without the `Used: [...]` trailer."""
-    text = _THINK_BLOCK.sub(" ", text)
-    lowered = text.lower()
-    if "<think>" in lowered:
-        text = text[: lowered.index("<think>")]
-    elif "</think>" in lowered:
-        text = text[lowered.rindex("</think>") + len("</think>") :]
-    return strip_trailer(text).strip()
+    """The reply without thinking blocks (the backends' one reading of `<think>`) and without the `Used: [...]` trailer."""
+    return strip_trailer(split_thinking(text)[1]).strip()
 
 
 def _boxed_spans(text: str) -> list[tuple[int, str]]:
