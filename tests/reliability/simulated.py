@@ -12,6 +12,7 @@ the request's Authorization header, the worst a careless server or proxy does wi
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 from collections import Counter
@@ -97,8 +98,14 @@ def distill_args(sim: Simulator, data: Path, out: Path, *extra: str) -> list[str
 
 
 def start_ted(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`ted ARGS` in the background, with Ctrl-C (SIGINT) as a terminal would deliver it.
+
+    A command that a non-interactive shell starts with `&` (a CI script, `nohup`) runs with SIGINT
+    ignored, and its children inherit that: the Ctrl-C tests then saw `ted` finish with exit 0.
+    The child gets SIGINT's default back, so the tests measure ted, not how pytest was started."""
     return subprocess.Popen(
-        ted_command(*args), cwd=cwd, env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ted_command(*args), cwd=cwd, env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
