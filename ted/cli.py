@@ -7,8 +7,6 @@ Every failure ends with one line on stderr and a non-zero exit, never a tracebac
 anything else is reported as an internal error (TED_DEBUG=1 shows the traceback).
 """
 
-from __future__ import annotations
-
 import importlib
 import os
 import sys
@@ -59,6 +57,21 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _bad_value(err: TyperException) -> Optional[str]:
+    """A value Typer refused (its checks are pydantic's), said as ted says it: `--flag VALUE: what is wrong`,
+    and where the value came from when it was the `--config` file."""
+    param, ctx, cause = getattr(err, "param", None), getattr(err, "ctx", None), err.__cause__
+    if param is None or ctx is None or not hasattr(cause, "errors") or not cause.errors():
+        return None
+    first = cause.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    value = str(first.get("input"))
+    source = getattr(ctx.get_parameter_source(param.name), "name", None)  # by name: Typer vendors Click's enum
+    origin = f" (from --config {ctx.params.get('config')})" if source == "DEFAULT_MAP" else ""
+    shown = "" if repr(value) in message else f" {value}"
+    return f"{param.opts[0]}{shown}{origin}: {message[:1].lower()}{message[1:]}"
+
+
 def main() -> None:
     scrub_logs()  # a warning that reaches stderr through logging's last resort is scrubbed like our own lines
     try:
@@ -71,7 +84,7 @@ def main() -> None:
             typer.echo(err.format_message())
             sys.exit(USAGE_EXIT)
         hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
-        _fail(f"{err.format_message()}{hint}", getattr(err, "exit_code", USAGE_EXIT))
+        _fail(f"{_bad_value(err) or err.format_message()}{hint}", getattr(err, "exit_code", USAGE_EXIT))
     except (KeyboardInterrupt, typer.Abort):
         typer.secho("interrupted", err=True, fg="yellow")
         sys.exit(130)

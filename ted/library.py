@@ -28,13 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
+from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS
 from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
 
 FORMAT = "ted-library/1"
 FILENAME = "library.json"
 MAX_FILE_BYTES = 4_000_000
-MAX_ITEMS = 500
 MAX_HISTORY = 20_000
 MAX_SOURCES = 64  # problem ids kept per item, newest last
 
@@ -175,8 +175,8 @@ class SourceInfo(BaseModel):
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int = Field(default=4000, ge=1)
-    max_items: int = Field(default=15, ge=1, le=MAX_ITEMS)
+    max_tokens: int = Field(default=BUDGET_TOKENS, ge=1)
+    max_items: int = Field(default=BUDGET_ITEMS, ge=1, le=MAX_ITEMS)
     tokenizer: str = DEFAULT_TOKENIZER
 
 

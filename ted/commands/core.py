@@ -1,16 +1,15 @@
 """`ted distill`, `ted show`, `ted chat`: the core commands."""
 
-from __future__ import annotations
-
 import functools
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from ted.commands.options import config_option, parse_fields, parse_prices, with_options
+from ted.distill.options import OPTIONS, RUN
 from ted.errors import ConfigError, TedError
 from ted.redact import scrub_text
 
@@ -22,7 +21,7 @@ if TYPE_CHECKING:  # `ted` imports every command module at start-up: heavy modul
 
 @functools.cache
 @functools.lru_cache(maxsize=1)
-def err_console() -> Console:
+def err_console() -> "Console":
     """stderr; piped or logged (not a terminal), lines are not wrapped at 80 columns."""
     from rich.console import Console
 
@@ -31,7 +30,7 @@ def err_console() -> Console:
     return console
 
 
-def resolve_library(ref: str) -> Library:
+def resolve_library(ref: str) -> "Library":
     """A library reference: a local file or folder, or a Hub dataset `org/name[@version]`."""
     from ted.library import Library
 
@@ -71,7 +70,7 @@ class RichReporter:
     def log(self, message: str) -> None:
         self.progress.console.log(message)
 
-    def __enter__(self) -> RichReporter:
+    def __enter__(self) -> "RichReporter":
         self.progress.start()
         return self
 
@@ -104,7 +103,7 @@ class PlainReporter:
     def log(self, message: str) -> None:
         err_console().print(message, highlight=False, soft_wrap=True)
 
-    def __enter__(self) -> PlainReporter:
+    def __enter__(self) -> "PlainReporter":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -127,62 +126,11 @@ def _fields(status: Any) -> dict[str, Any]:
     }
 
 
-def make_reporter(total: int) -> RichReporter | PlainReporter:
+def make_reporter(total: int) -> "RichReporter | PlainReporter":
     return RichReporter(total) if err_console().is_terminal else PlainReporter()
 
 
-# --------------------------------------------------------------------------- options
-def _parse_fields(fields: list[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for item in fields:
-        ours, sep, theirs = item.partition("=")
-        if not sep or not ours or not theirs:
-            raise ConfigError(f"--field {item!r}: use OURS=THEIRS, e.g. --field question=problem")
-        mapping[ours.strip()] = theirs.strip()
-    return mapping
-
-
-def _parse_prices(prices: list[str]) -> dict[str, tuple[float, float]]:
-    parsed: dict[str, tuple[float, float]] = {}
-    for item in prices:
-        role, _, rates = item.partition("=")
-        try:
-            per_in, per_out = (float(x) for x in rates.split("/"))
-        except ValueError:
-            raise ConfigError(f"--price {item!r}: use ROLE=IN/OUT in USD per 1M tokens, e.g. --price teacher=0.6/2.5") from None
-        if role not in ("student", "teacher"):
-            raise ConfigError(f"--price {item!r}: the role is student or teacher")
-        if per_in < 0 or per_out < 0 or not all(map(math.isfinite, (per_in, per_out))):
-            raise ConfigError(f"--price {item!r}: prices are USD per 1M tokens, 0 or more")
-        parsed[role] = (per_in, per_out)
-    return parsed
-
-
-def _merge_config(ctx: typer.Context, values: dict[str, Any], config_file: Path | None, section: str = "distill") -> dict[str, Any]:
-    """Flags given on the command line win over the TOML file (its keys, or those under [section]), which wins over defaults."""
-    if config_file is None:
-        return values
-    import tomllib
-
-    try:
-        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--config {config_file}: no such file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"--config {config_file}: invalid TOML ({err})") from None
-    data = data.get(section, data)
-    merged = dict(values)
-    for key, value in data.items():
-        name = key.replace("-", "_")
-        if name not in values:
-            raise ConfigError(f"--config {config_file}: unknown option {key!r}")
-        # By name: Typer ≥ 0.29 vendors Click, so click.core.ParameterSource is another enum than the
-        # one its Context returns (comparing with it let the file override every flag).
-        if getattr(ctx.get_parameter_source(name), "name", None) != "COMMANDLINE":
-            merged[name] = value
-    return merged
-
-
+# --------------------------------------------------------------------------- distill
 def _check_writable(out: Path) -> None:
     """Fail before the first paid call, not at the first checkpoint, if nothing can be written next to `out`."""
     import tempfile
@@ -197,63 +145,13 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({err.strerror or err}); choose another path") from None
 
 
-def _endpoint_options(values: dict[str, Any]) -> dict[str, Any]:
-    """Timeout and retry bounds for the models' endpoints, so an outage ends the run instead of hanging it."""
-    if not values["request_timeout"] > 0:
-        raise ConfigError(f"--request-timeout {values['request_timeout']!r}: give a number of seconds above 0")
-    if values["max_retries"] < 0:
-        raise ConfigError(f"--max-retries {values['max_retries']!r}: give 0 or more")
-    return {"timeout": float(values["request_timeout"]), "max_retries": int(values["max_retries"])}
-
-
-def distill(
-    ctx: typer.Context,
-    data: Annotated[Optional[str], typer.Option(help="Training data: JSONL/CSV file, a local `datasets` folder, or a Hub dataset id.")] = None,
-    student: Annotated[Optional[str], typer.Option(help="Student model spec: openai:MODEL@URL, hf:MODEL, gguf:PATH or local.")] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="Teacher model spec (same forms as --student).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the library (library.json).")] = None,
-    task: Annotated[str, typer.Option(help="Scorer and prompt format: generic, mathvision, visualpuzzles, aime, aime24.")] = "generic",
-    field: Annotated[list[str], typer.Option("--field", help="Map a data column: OURS=THEIRS (question, answer, options, images, id).")] = [],
-    split: Annotated[Optional[str], typer.Option(help="Dataset split (Hub or datasets folders).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N problems (at most 100,000,000).")] = None,
-    val_data: Annotated[Optional[str], typer.Option(help="Validation data scored after each epoch (learning curve).")] = None,
-    keep_best: Annotated[bool, typer.Option(help="Keep the library with the best validation score, not the last.")] = False,
-    epochs: Annotated[int, typer.Option(help="Passes over the training problems (at most 1,000).")] = 3,
-    rollouts: Annotated[int, typer.Option(help="Student answers per problem (k).")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Problems per batch sharing one library snapshot; 1 is the paper's sequential loop (at most 4,096).")] = 8,
-    budget_tokens: Annotated[int, typer.Option(help="Token budget of the rendered library (at most 1,000,000).")] = 4000,
-    max_items: Annotated[int, typer.Option(help="Item budget of the library.")] = 15,
-    compression: Annotated[str, typer.Option(help="teacher (default), truncate, random or none.")] = "teacher",
-    seed: Annotated[int, typer.Option(help="Seed for shuffling, sampling and random compression.")] = 0,
-    temperature: Annotated[float, typer.Option(help="Student sampling temperature for rollouts.")] = 0.7,
-    teacher_temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 0.3,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens per student rollout, reasoning included (lowered to fit a server's reported context; at most 1,000,000).")] = 16384,
-    teacher_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens for the teacher's own solution, reasoning included (default: as --max-tokens).")] = None,
-    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies (structuring, extraction, compression), reasoning included (at most 1,000,000).")] = 16384,
-    skip_solved: Annotated[bool, typer.Option(help="Skip structuring and extraction when all rollouts and the teacher are right (saves teacher calls).")] = False,
-    fresh_teacher_solutions: Annotated[bool, typer.Option(help="Ask the teacher to solve every problem again in each epoch (default: once per run, ahead of the batches, reused).")] = False,
-    prompts: Annotated[Optional[str], typer.Option(help="A folder of prompt files (same names as ted/prompts/*.md) replacing the package's; recorded by hash.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once per endpoint (student and teacher on one server share it; a router in front of replicas is one endpoint; at most 4,096).")] = 16,
-    tokenizer: Annotated[str, typer.Option(help="Tokenizer for the budget: cl100k_base or a local tokenizer path.")] = "cl100k_base",
-    name: Annotated[Optional[str], typer.Option(help="Library name (default: the output file's stem).")] = None,
-    price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],
-    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the student's API key.")] = "OPENAI_API_KEY",
-    teacher_api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable for the teacher's key (default: --api-key-env).")] = None,
-    request_timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply from an OpenAI-compatible endpoint before retrying it (a reply comes whole: 16k tokens take minutes).")] = 1800.0,
-    max_retries: Annotated[int, typer.Option(help="Retries per request (timeouts, resets, 429, 5xx, broken replies) before the run stops, resumable.")] = 6,
-    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint next to --out.")] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing --out (written only when the run finishes).")] = False,
-    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library (the system text) into the first user turn, for servers whose chat template drops system messages.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Start a large run (over 1,000 problems × epochs, or over $10 of planned completion tokens) without asking.")] = False,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names); flags override it.")] = None,
-) -> None:
+@with_options(*OPTIONS.values())  # the whole table: every option is a distill option
+def distill(config: config_option("distill") = None, **values: Any) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
     import asyncio
 
-    from pydantic import ValidationError
-
     from ted.distill.checkpoint import checkpoint_path
-    from ted.distill.config import STRATEGIES, RunConfig
+    from ted.distill.config import RunConfig
     from ted.distill.pipeline import Distiller
     from ted.models import load_model
     from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
@@ -262,10 +160,6 @@ def distill(
     from ted.tasks import get_task
     from ted.tasks.data import load_problems
 
-    values = _merge_config(ctx, {k: v for k, v in ctx.params.items() if k != "config"}, config)
-    for required in ("data", "student", "teacher", "out"):
-        if not values.get(required):
-            raise ConfigError(f"--{required} is required (on the command line or in --config)")
     out_path = Path(values["out"])
     if out_path.is_dir():
         out_path = out_path / "library.json"
@@ -277,25 +171,18 @@ def distill(
         raise ConfigError(f"{out_path} exists; use --force to overwrite it or --resume to continue its run")
     if values["resume"] and not ckpt.exists() and out_path.exists():
         raise ConfigError(f"nothing to resume: {out_path} is complete and there is no checkpoint; use --force to start over")
-    if values["compression"] not in STRATEGIES:
-        raise ConfigError(f"--compression {values['compression']!r}: choose {', '.join(STRATEGIES)}")
-
-    try:
-        run = RunConfig(
-            **{name: values[name] for name in RunConfig.model_fields if name in values and name not in ("out", "price")},
-            out=str(out_path),
-            fields=_parse_fields(values["field"]) if isinstance(values["field"], list) else dict(values["field"]),
-            price=_parse_prices(values["price"]),
-        )
-    except ValidationError as err:  # a wrong value from the command line or the TOML file
-        first = err.errors()[0]
-        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "an option"
-        raise ConfigError(f"{option} {first.get('input')!r}: {first['msg'][:1].lower()}{first['msg'][1:]}") from None
+    run = RunConfig(
+        **{option.name: values[option.name] for option in RUN if option.name != "out"},
+        out=str(out_path),
+        fields=parse_fields(values["field"], "--field"),
+        price=parse_prices(values["price"]),
+    )
     task_obj = get_task(run.task)
     problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
     val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
     confirm(run, len(problems), values["yes"], lambda line: err_console().print(line, soft_wrap=True))
-    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **_endpoint_options(values))
+    bounds = {"timeout": values["request_timeout"], "max_retries": values["max_retries"]}  # an outage ends the run instead of hanging it
+    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **bounds)
     teacher_model = (
         student_model
         if run.teacher == run.student and not values["teacher_api_key_env"]
@@ -303,7 +190,7 @@ def distill(
             run.teacher,
             api_key_env=values["teacher_api_key_env"] or values["api_key_env"],
             max_concurrency=run.concurrency,
-            **_endpoint_options(values),
+            **bounds,
         )
     )
     reporter = make_reporter(total=run.epochs * len(problems))
@@ -318,7 +205,7 @@ def distill(
 
     student_model.system_in_user = run.system_in_user
 
-    async def _go() -> Library:
+    async def _go() -> "Library":
         try:
             await ensure_system_reaches(student_model)  # before the first paid call: the library must reach the student
             return await distiller.run(resume=values["resume"])
@@ -410,13 +297,15 @@ def show(
 
 
 # --------------------------------------------------------------------------- chat
+@with_options(
+    OPTIONS["student"].but(default="local", required=False),
+    OPTIONS["temperature"].but(help="Sampling temperature."),
+    OPTIONS["max_tokens"].but(default=512, help="Max new tokens per reply."),
+    OPTIONS["api_key_env"].but(help="Environment variable holding the API key."),
+    "system_in_user",
+)
 def chat(
-    student: Annotated[str, typer.Option(help="Student model spec: openai:MODEL@URL, hf:MODEL, gguf:PATH or local.")] = "local",
-    library: Annotated[Optional[str], typer.Option(help="Library reference to inject (none: the plain student).")] = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens per reply.")] = 512,
-    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
-    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library (the system text) into the first user turn, for servers whose chat template drops system messages.")] = False,
+    library: Annotated[Optional[str], typer.Option(help="Library reference to inject (none: the plain student).")] = None, **values: Any
 ) -> None:
     """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
     from ted.control_tokens import check_library, special_tokens
@@ -430,8 +319,9 @@ def chat(
     from rich.console import Console
 
     lib = resolve_library(library) if library else None
-    model = load_model(student, api_key_env=api_key_env)
-    model.system_in_user = system_in_user
+    student = values["student"]
+    model = load_model(student, api_key_env=values["api_key_env"])
+    model.system_in_user = values["system_in_user"]
     if lib is not None:
         check_library(lib, special_tokens(model))
     history: list[Message] = [Message("system", student_system(lib) or "")]
@@ -451,7 +341,7 @@ def chat(
                     break
                 history.append(Message("user", line))
                 pieces: list[str] = []
-                async for piece in model.stream(history, SamplingParams(temperature=temperature, max_tokens=max_tokens)):
+                async for piece in model.stream(history, SamplingParams(temperature=values["temperature"], max_tokens=values["max_tokens"])):
                     pieces.append(piece)
                     console.print(piece, end="", markup=False, highlight=False)
                 console.print()

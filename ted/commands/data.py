@@ -1,25 +1,14 @@
 """`ted data sample`: a training file disjoint from an evaluation set (see `ted.tasks.splits`)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ted.commands.options import parse_fields
 from ted.errors import ConfigError
 
 data_app = typer.Typer(help="Prepare training data.", no_args_is_help=True, rich_markup_mode=None)
-
-
-def _fields(items: list[str], option: str) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for item in items:
-        ours, sep, theirs = item.partition("=")
-        if not sep or not ours.strip() or not theirs.strip():
-            raise ConfigError(f"{option} {item!r}: use OURS=THEIRS, e.g. {option} question=problem")
-        mapping[ours.strip()] = theirs.strip()
-    return mapping
 
 
 @data_app.command()
@@ -46,7 +35,7 @@ def sample(
         raise ConfigError(f"--out {out} is a folder; name the JSONL file to write")
     if n < 1:
         raise ConfigError(f"--n {n}: ask for at least one problem")
-    pool_fields, eval_fields = _fields(field, "--field"), _fields(exclude_field, "--exclude-field")
+    pool_fields, eval_fields = parse_fields(field, "--field"), parse_fields(exclude_field, "--exclude-field")
     source = read_source(pool, task, split, pool_fields)
     evals = [read_source(ref, exclude_task, exclude_split, eval_fields) for ref in exclude]
     chosen = sample_disjoint(source, evals, n, seed)

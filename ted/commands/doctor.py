@@ -1,7 +1,5 @@
 """`ted doctor` (what a bug report needs: versions, CPU, which backends load, caches) and `ted tasks-path`."""
 
-from __future__ import annotations
-
 import importlib.util
 import os
 import sys

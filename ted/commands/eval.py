@@ -1,17 +1,18 @@
 """`ted eval`: score a student on a benchmark with and without a library, side by side."""
 
-from __future__ import annotations
-
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+
+from ted.commands.options import with_options
 
 from ted.stats import Comparison
 
 
+@with_options("system_in_user")
 def eval_command(
     task: Annotated[str, typer.Option("--task", "--tasks", help="lm-eval task: ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime, ted_aime24.")],
     library: Annotated[Optional[str], typer.Option(help="Library: a local path or org/name@version (default: $TED_LIBRARY).")] = None,
@@ -27,11 +28,11 @@ def eval_command(
     include_path: Annotated[Optional[str], typer.Option("--include_path", "--include-path", help="The eval_tasks/ folder (default: the checkout's).")] = None,
     record: Annotated[bool, typer.Option(help="Write the scores into the library's metrics (local libraries only).")] = False,
     chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default: ted-eval-<task>.png).")] = None,
-    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library into the first user turn, for servers whose chat template drops system messages.")] = False,
     output: Annotated[Optional[Path], typer.Option(help="Also write the full report (per category too) as JSON here.")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Replies per problem; k > 1 reports mean@k (sampled at --temperature).")] = 1,
     temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature (default: greedy; 1.0 with --repeats > 1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the statistics as one JSON object.")] = False,
+    **values: Any,
 ) -> None:
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
     import logging
@@ -69,7 +70,7 @@ def eval_command(
         apply_chat_template=apply_chat_template,
         system_instruction=system_instruction,
         device=device,
-        system_in_user=system_in_user,
+        system_in_user=values["system_in_user"],
         repeats=repeats,
         temperature=temperature,
     )

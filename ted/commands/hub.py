@@ -4,8 +4,6 @@ The work is done by `ted.hub` (imported inside each command, so `ted --help` sta
 functions only parse options and print. Errors are `TedError`s: one line, non-zero exit.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,7 +17,7 @@ if TYPE_CHECKING:  # rich loads inside the commands: `ted` imports this module a
 
 
 @functools.cache
-def _console() -> Console:
+def _console() -> "Console":
     from rich.console import Console
 
     return Console(highlight=False)

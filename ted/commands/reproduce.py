@@ -1,14 +1,14 @@
 """`ted reproduce`: from two endpoints to the paper's main and ablation tables, as one resumable job."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from ted.commands.core import _merge_config, _parse_prices, err_console
+from ted.commands.core import err_console
+from ted.commands.options import config_option, parse_prices, with_options
+from ted.distill.options import OPTIONS
 from ted.errors import ConfigError
 
 
@@ -46,7 +46,7 @@ def _config(values: dict[str, Any]) -> Any:
         teachers=_list(values["teachers"]),
         transfer_to=_list(values["transfer_to"]),
         eval_data=_eval_data(values["eval_data"], values["benchmark"]),
-        price=_parse_prices(values["price"]) if isinstance(values["price"], list) else dict(values["price"]),
+        price=parse_prices(values["price"]),
         out=str(values["out"]),
     )
     try:
@@ -106,6 +106,23 @@ def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, An
     )
 
 
+@with_options(
+    OPTIONS["epochs"].but(help="Passes over the training problems per library."),
+    "rollouts",
+    "batch_size",
+    OPTIONS["seed"].but(help="Seed of the split and of every distillation."),
+    OPTIONS["budget_tokens"].but(help="Token budget of each library."),
+    OPTIONS["max_items"].but(help="Item budget of each library."),
+    OPTIONS["max_tokens"].but(default=1024, help="Max new tokens for rollouts and the teacher's solution."),
+    OPTIONS["json_max_tokens"].but(default=2048, help="Max new tokens for the teacher's JSON replies."),
+    "temperature",
+    "teacher_temperature",
+    OPTIONS["concurrency"].but(help="Model calls in flight at once."),
+    OPTIONS["system_in_user"].but(help="Fold the library into the first user turn (servers whose chat template drops system messages), in distillation and evaluation."),
+    "price",
+    "api_key_env",
+    "teacher_api_key_env",
+)
 def reproduce(
     ctx: typer.Context,
     benchmark: Annotated[Optional[str], typer.Option(help="mathvision, visualpuzzles or aime: the benchmark of the main table.")] = None,
@@ -115,9 +132,6 @@ def reproduce(
     train_from: Annotated[Optional[str], typer.Option(help="Training pool: a local copy in the pool's Hub schema, or a Hub id (default: the paper's pool).")] = None,
     train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for the multimodal benchmarks, dapo for aime).")] = None,
     samples: Annotated[int, typer.Option(help="Training problems, disjoint from every evaluated benchmark.")] = 100,
-    epochs: Annotated[int, typer.Option(help="Passes over the training problems per library.")] = 3,
-    rollouts: Annotated[int, typer.Option(help="Student answers per problem (k).")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Problems per batch sharing one library snapshot.")] = 8,
     strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none.")] = "teacher,truncate,random,none",
     teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",
     transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 too).")] = "",
@@ -125,31 +139,19 @@ def reproduce(
     eval_data: Annotated[list[str], typer.Option("--eval-data", help="Local copy of an evaluated benchmark in its Hub schema: PATH (main) or BENCH=PATH.")] = [],
     eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems of each benchmark.")] = None,
     eval_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per evaluation answer (default: the task's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split and of every distillation.")] = 0,
-    budget_tokens: Annotated[int, typer.Option(help="Token budget of each library.")] = 4000,
-    max_items: Annotated[int, typer.Option(help="Item budget of each library.")] = 15,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens for rollouts and the teacher's solution.")] = 1024,
-    json_max_tokens: Annotated[int, typer.Option(help="Max new tokens for the teacher's JSON replies.")] = 2048,
-    temperature: Annotated[float, typer.Option(help="Student sampling temperature for rollouts.")] = 0.7,
-    teacher_temperature: Annotated[float, typer.Option(help="Teacher sampling temperature.")] = 0.3,
-    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 16,
-    system_in_user: Annotated[bool, typer.Option("--system-in-user", help="Fold the library into the first user turn (servers whose chat template drops system messages), in distillation and evaluation.")] = False,
-    price: Annotated[list[str], typer.Option("--price", help="USD per 1M tokens: ROLE=IN/OUT, e.g. teacher=0.6/2.5.")] = [],
     reply_tokens: Annotated[Optional[int], typer.Option(help="For the estimate: typical answer length in tokens (default: half the max tokens).")] = None,
-    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the student's API key.")] = "OPENAI_API_KEY",
-    teacher_api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable for the teacher's key (default: --api-key-env).")] = None,
     push: Annotated[Optional[str], typer.Option(help="Publish the best library to this Hub dataset, org/name, with its scores and the report.")] = None,
     html: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
     dry_run: Annotated[bool, typer.Option(help="Print what the run would cost (calls, tokens, USD with --price) and stop.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out: finished steps are not repeated.")] = False,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file with the same options (keys as flag names, optionally under [reproduce]).")] = None,
+    config: config_option("reproduce") = None,
+    **values: Any,
 ) -> None:
     """Build the training split, distil a library per strategy (and teacher), evaluate all of them and the baseline, write the report."""
     from ted.reproduce.report import command_line
     from ted.reproduce.run import Reproduction
 
-    values = _merge_config(ctx, {k: v for k, v in ctx.params.items() if k not in ("config", "dry_run", "resume", "html")}, config, section="reproduce")
-    cfg = _config(values)
+    cfg = _config({k: v for k, v in ctx.params.items() if k not in ("config", "dry_run", "resume", "html")})
     job = Reproduction(cfg, command_line())
     if dry_run:
         _print_estimate(cfg, job.estimates(), job.estimator.assumptions())

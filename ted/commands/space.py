@@ -5,8 +5,6 @@ only set them, then the app replaces this process (so Ctrl-C and signals reach i
 `ted space deploy` builds the Space's files with `ted.deploy` and uploads them as one commit.
 """
 
-from __future__ import annotations
-
 import importlib.util
 import os
 import sys

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from ted import prompts
 from ted.control_tokens import find_control
-from ted.distill.config import STRATEGIES, Strategy
+from ted.distill.options import STRATEGIES, Strategy
 from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, Library, clean_text, id_number
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tokens import TokenCounter

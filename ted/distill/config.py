@@ -1,8 +1,8 @@
-"""The options of a run, their defaults and bounds: one place, read by the engine and by the CLI.
+"""The options of a run as the engine reads them: `RunConfig`, built from the table in
+`ted.distill.options` (from which `ted distill`'s flags are built too), the seeds, the new library.
 
-`ted distill`'s flags are generated from these fields' defaults, bounds and choices, and its
-`--config` TOML fills the same names. The hash of the options that change the result guards
-`--resume`; every per-call seed is derived from the run seed and the call's identity.
+The hash of the options that change the result guards `--resume`; every per-call seed is derived
+from the run seed and the call's identity.
 """
 
 from __future__ import annotations
@@ -10,64 +10,41 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ted.distill.options import RUN, Option
 from ted.errors import ConfigError
-from ted.library import MAX_ITEMS, Budget, Library, ModelInfo, SourceInfo
+from ted.library import Budget, Library, ModelInfo, SourceInfo
 from ted.redact import scrub_value
-from ted.tokens import DEFAULT_TOKENIZER, TokenCounter
+from ted.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from ted.prompts import PromptSet
-
-Strategy = Literal["teacher", "truncate", "random", "none"]  # compression; `compress.STRATEGY_TABLE` runs them
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
-MAX_OPS = 3  # teacher operations applied per problem
 
 # Options that change nothing in the result; they may differ on --resume.
 NOT_HASHED = ("out", "concurrency", "price", "name")
 
 
-class RunConfig(BaseModel):
-    """Every option of a run. It is recorded in the library, and its hash guards `--resume`."""
+def _field(option: Option) -> tuple[Any, Any]:
+    """A table entry as a pydantic field: its type, its default (none when required) and its bounds."""
+    bounds = {key: value for key, value in (("ge", option.ge), ("le", option.le)) if value is not None}
+    return option.annotation(), Field(... if option.required else option.default, description=option.help, **bounds)
 
-    model_config = ConfigDict(extra="forbid")
 
-    data: str
-    task: str = "generic"
-    student: str
-    teacher: str
-    out: str
-    fields: dict[str, str] = Field(default_factory=dict)
-    split: str | None = None
-    limit: int | None = Field(default=None, ge=1, le=100_000_000)
-    val_data: str | None = None
-    keep_best: bool = False
-    epochs: int = Field(default=3, ge=1, le=1000)
-    rollouts: int = Field(default=5, ge=1, le=64)
-    batch_size: int = Field(default=8, ge=1, le=4096)
-    budget_tokens: int = Field(default=Budget.model_fields["max_tokens"].default, ge=1, le=1_000_000)
-    max_items: int = Field(default=Budget.model_fields["max_items"].default, ge=1, le=MAX_ITEMS)
-    compression: Strategy = "teacher"
-    seed: int = 0
-    temperature: float = Field(default=0.7, ge=0)
-    teacher_temperature: float = Field(default=0.3, ge=0)
-    # Generation budgets: thinking models reason for thousands of tokens before answering. An
-    # OpenAI-compatible server's reported context lowers them per request (see models.openai_api).
-    max_tokens: int = Field(default=16384, ge=1, le=1_000_000)  # student rollouts
-    teacher_max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # the teacher's own solution; None: as max_tokens
-    json_max_tokens: int = Field(default=16384, ge=1, le=1_000_000)  # the teacher's structuring, extraction, compression
-    max_ops: int = Field(default=MAX_OPS, ge=1, le=10)
-    skip_solved: bool = False  # no structuring or extraction when all rollouts and the teacher are right
-    prompts: str | None = None  # a folder of prompt files replacing the package's
-    concurrency: int = Field(default=16, ge=1, le=4096)
-    tokenizer: str = DEFAULT_TOKENIZER
-    name: str | None = None
-    price: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    system_in_user: bool = False  # the student's system text folded into its first user turn (ted.system_probe)
-    fresh_teacher_solutions: bool = False  # ask the teacher to solve each problem again every epoch (default: once per run)
+_RunOptions: type[BaseModel] = create_model(
+    "_RunOptions",
+    __config__=ConfigDict(extra="forbid"),
+    fields=(dict[str, str], Field(default_factory=dict)),  # --field OURS=THEIRS, parsed
+    price=(dict[str, tuple[float, float]], Field(default_factory=dict)),  # --price ROLE=IN/OUT, parsed
+    **{option.name: _field(option) for option in RUN},
+)
+
+
+class RunConfig(_RunOptions):  # type: ignore[misc,valid-type]
+    """Every option of a run: the fields are the entries of `options.RUN` (their types, defaults and
+    bounds). It is recorded in the library, and its hash guards `--resume`."""
 
     def fingerprint(self) -> str:
         data = self.model_dump(mode="json", exclude=set(NOT_HASHED)) | {"prompts_sha256": self.prompt_set().digest}

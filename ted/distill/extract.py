@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ted import prompts
 from ted.control_tokens import find_control
-from ted.distill.config import MAX_OPS
+from ted.distill.options import MAX_OPS
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
 from ted.distill.traces import EXCERPT_CHARS, teacher_images, trace

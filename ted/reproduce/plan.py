@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ted.distill.config import RunConfig, Strategy
+from ted.distill.config import RunConfig
+from ted.distill.options import Strategy
 from ted.errors import ConfigError
 from ted.library import atomic_write, remove_stale_temps
 from ted.redact import scrub_text

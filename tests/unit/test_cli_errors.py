@@ -21,6 +21,7 @@ def workspace(tmp_path):
     lib.save(tmp_path / "existing.json")
     (tmp_path / "bad.json").write_text('{"format": "ted-library/1", "items": [{"id": "E1"}]}')
     (tmp_path / "run.toml").write_text('epochs = 2\nrollouts = "many"\n')
+    (tmp_path / "unknown.toml").write_text("[distill]\nbogus = 1\n")
     return tmp_path
 
 
@@ -39,6 +40,7 @@ CASES = [
     ("bad price", [*BASE, "--out", "o.json", "--price", "teacher=cheap"], "--price"),
     ("bad config value", [*BASE, "--out", "o.json", "--config", "run.toml"], "rollouts"),
     ("missing config", [*BASE, "--out", "o.json", "--config", "missing.toml"], "missing.toml"),
+    ("unknown config key", [*BASE, "--out", "o.json", "--config", "unknown.toml"], "unknown option 'bogus'"),
     ("unreachable endpoint", [*BASE, "--student", "openai:m@http://127.0.0.1:9/v1", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--out", "o.json", "--epochs", "1"], "127.0.0.1:9"),
     ("show malformed library", ["show", "bad.json"], "items.0.text"),
     ("show missing library", ["show", "nothere.json"], "nothere.json"),

@@ -53,7 +53,7 @@ def test_show_of_a_local_library_imports_no_heavy_module(tmp_path):
 
 
 def test_a_flag_wins_over_the_config_file(tmp_path):
-    """Typer ≥ 0.29 vendors Click: the parameter source is compared by name, so the command line wins."""
+    """The file fills Click's defaults (`ctx.default_map`): a flag on the command line wins over it."""
     (tmp_path / "run.toml").write_text("rollouts = 2\n")
     result = subprocess.run(
         [sys.executable, "-m", "ted.cli", "distill", "--data", "none.jsonl", "--student", "local", "--teacher", "local",
