@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from ted.library import atomic_write
+from ted.files import atomic_write
 
 _TEMPLATES = [
     ("A box holds {a} red pens and {b} blue pens. How many pens are in the box?", lambda a, b: a + b),

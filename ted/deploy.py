@@ -181,7 +181,7 @@ def write_folder(plan: SpacePlan, out: Path) -> list[str]:
     """The dry run: the Space's files in `out` (which must not hold anything yet)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: exists and is not an empty folder; pick a new --out")
-    from ted.library import atomic_write
+    from ted.files import atomic_write
 
     for path, data in plan.files.items():
         atomic_write(out / path, data)

@@ -14,7 +14,8 @@ from typing import Any
 
 from ted import charts
 from ted.errors import ConfigError, DataError, LibraryError
-from ted.library import Library, atomic_write
+from ted.files import atomic_write
+from ted.library import Library
 from ted.lm_eval_docs import optional_library, score_doc
 from ted.redact import scrub_text
 from ted.stats import Comparison, compare, per_problem

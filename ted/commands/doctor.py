@@ -31,7 +31,8 @@ def doctor() -> None:
     import platform
 
     from ted.evaluate import TASKS_DIR
-    from ted.models.llama_cpp import bundled_model_path, cache_dir
+    from ted.files import cache_dir
+    from ted.models.llama_cpp import bundled_model_path
     from ted.models.native import cpu_flags, portable_cmake_args, probe
 
     echo = typer.echo

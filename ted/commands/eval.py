@@ -38,8 +38,8 @@ def eval_command(
     import logging
 
     from ted.errors import ConfigError, LibraryError
-    from ted.library import atomic_write
     from ted.evaluate import bar_chart, record as record_metrics, run_eval
+    from ted.files import atomic_write
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give 1 or more (or leave it out to score every problem)")

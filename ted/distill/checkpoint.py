@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ted.distill.config import RunConfig
 from ted.distill.rollouts import Rollout
 from ted.errors import ConfigError
-from ted.library import ExtractionTally, Library, atomic_write
+from ted.files import atomic_write
+from ted.library import ExtractionTally, Library
 from ted.tasks.base import Problem
 
 CHECKPOINT_FORMAT = "ted-checkpoint/2"

@@ -32,7 +32,8 @@ from ted.distill.solutions import TeacherSolutions
 from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
 from ted.errors import ConfigError
-from ted.library import CurvePoint, Library, ModelInfo, Rejection, SourceInfo, clean_text, remove_stale_temps
+from ted.files import remove_stale_temps
+from ted.library import CurvePoint, Library, ModelInfo, Rejection, SourceInfo, clean_text
 from ted.models.base import ChatModel, ChatResult, SamplingParams
 from ted.tasks.base import Problem, Task
 from ted.tokens import TokenCounter, get_counter
@@ -83,8 +84,7 @@ class Distiller:
     async def run(self, resume: bool = False) -> Library:
         """Distill and return the final library (the best one with keep_best and a validation split)."""
         with prompts.using(self.prompt_set):  # before any task starts: tasks copy the prompt set they are created under
-            for path in (self.checkpoint, Path(self.config.out)):  # a killed run may have left half-written temp files
-                remove_stale_temps(path)
+            remove_stale_temps(self.checkpoint, Path(self.config.out))  # a killed run may have left half-written temp files
             state = self.load_checkpoint() if resume and self.checkpoint.exists() else self.new_state()
             share_limiters((self.student, self.teacher), self.config.concurrency)
             c = self.config

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ted.errors import ModelError
+from ted.files import cache_dir
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
 from ted.models.native import ensure_runs, rebuild_hint
 
@@ -68,11 +69,6 @@ def _native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def cache_dir() -> Path:
-    """Where ted keeps assembled model files: $TED_CACHE, else ~/.cache/ted."""
-    return Path(os.environ.get("TED_CACHE") or Path.home() / ".cache" / "ted")
 
 
 def bundled_model_path() -> str:

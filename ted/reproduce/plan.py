@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ted.distill.config import RunConfig
 from ted.distill.options import Strategy
 from ted.errors import ConfigError
-from ted.library import atomic_write, remove_stale_temps
+from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
 
 STATE_FORMAT = "ted-reproduce/1"

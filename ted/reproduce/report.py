@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from ted import __version__
-from ted.library import atomic_write
+from ted.files import atomic_write
 from ted.redact import scrub_value
 from ted.reproduce import paper
 from ted.reproduce.estimate import Estimator

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from ted.library import Library, atomic_write
+from ted.files import atomic_write
+from ted.library import Library
 from ted.reproduce import report, units
 from ted.reproduce.estimate import Estimator, StepEstimate
 from ted.reproduce.plan import BASELINE, ReproduceConfig, RunDir, Step, Tracker, arms, plan

@@ -171,7 +171,7 @@ def sample_disjoint(pool: Source, exclude: Sequence[Source], n: int, seed: int =
 
 def write_jsonl(problems: Sequence[Problem], out: Path) -> Path:
     """Problems as JSONL in ted's field names; images as PNG files in `<stem>-images/` beside it."""
-    from ted.library import atomic_write
+    from ted.files import atomic_write
 
     folder = out.with_name(f"{out.stem}-images")
     lines = []

