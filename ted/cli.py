@@ -1,19 +1,26 @@
 """The `ted` command.
 
-Core commands live here; integration commands (hub, eval, space) register themselves from
-`ted/commands/` modules listed in COMMAND_MODULES, each exposing `register(app)`.
+The subcommands register themselves from the `ted/commands/` modules listed in COMMAND_MODULES,
+each exposing `register(app)`. A subcommand's Click command is built only when it is used: Typer
+builds one by reading every parameter's annotation, and `ted --help` needs only the names and the
+first lines of the docstrings (the CPU `ted --help` may take is the bench's `help_cpu_s`).
 Every failure ends with one line on stderr and a non-zero exit, never a traceback: user errors
 (`TedError`) print their message, usage errors (unknown flag, extra argument) print Click's, and
 anything else is reported as an internal error (TED_DEBUG=1 shows the traceback).
 """
 
 import importlib
+import inspect
 import os
 import sys
-from typing import Annotated, Optional
+from collections.abc import Iterator, MutableMapping
+from typing import Annotated, Any, Optional, Union
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
+from typer.main import get_command_from_info, get_command_name, get_group_from_info, solve_typer_info_help
+from typer.models import CommandInfo, TyperInfo
 
 from ted import __version__
 from ted.errors import TedError
@@ -22,9 +29,50 @@ from ted.redact import scrub_logs, scrub_text
 INTERNAL_EXIT = 70  # EX_SOFTWARE: a bug in ted, not in the user's input
 USAGE_EXIT = 2
 
+class _Commands(MutableMapping):
+    """The root's subcommands by name: each Click command is built on first access."""
+
+    def __init__(self) -> None:
+        self.built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.built:
+            self.built[name] = _build(registered[name])  # KeyError for an unknown name, as a dict
+        return self.built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self.built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered)
+
+    def __len__(self) -> int:
+        return len(registered)
+
+
+class _Root(TyperGroup):
+    """The `ted` group; its command list (`ted --help`) comes from the registrations, building nothing."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Commands()
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(registered)
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        summaries = {name: TyperCommand(name=name, help=_help(info), short_help=info.short_help) for name, info in registered.items() if not info.hidden}
+        limit = formatter.width - 6 - max(map(len, summaries))
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary.get_short_help_str(limit)) for name, summary in summaries.items()])
+
+
 app = typer.Typer(
     name="ted",
-    help="Training-free experience distillation: a teacher writes a budgeted library of lessons for a frozen student.",
+    cls=_Root,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -48,8 +96,24 @@ def _root(
 
 COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor", "ted.commands.data", "ted.commands.reproduce"]
 
+_commands = typer.Typer()  # what the modules register: commands and groups, not yet built
 for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(app)
+    importlib.import_module(_module).register(_commands)
+registered: dict[str, Union[CommandInfo, TyperInfo]] = {
+    **{info.name or get_command_name(info.callback.__name__): info for info in _commands.registered_commands},  # type: ignore[union-attr]
+    **{str(info.name): info for info in _commands.registered_groups},
+}
+
+
+def _help(info: Union[CommandInfo, TyperInfo]) -> Optional[str]:
+    return solve_typer_info_help(info) if isinstance(info, TyperInfo) else info.help or inspect.getdoc(info.callback)
+
+
+def _build(info: Union[CommandInfo, TyperInfo]) -> Union[TyperCommand, TyperGroup]:
+    """One subcommand as Typer builds it, with the root's settings."""
+    if isinstance(info, TyperInfo):
+        return get_group_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short, suggest_commands=app.suggest_commands, rich_markup_mode=app.rich_markup_mode)
+    return get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
 
 
 def _fail(message: str, code: int) -> None:

@@ -35,7 +35,22 @@ def imported(*args: str, cwd=None) -> set[str]:
 
 
 def test_help_imports_no_heavy_module():
-    assert not imported("--help") & {*HEAVY, "rich", "pydantic"}  # Click's plain help; no model class is built
+    assert not imported("--help") & {*HEAVY, "rich", "pydantic", "tiktoken"}  # Click's plain help; no model class is built
+
+
+def test_root_help_builds_no_subcommand():
+    """`ted --help` lists the commands from their registrations; a command is built when it is used."""
+    import typer
+    from typer.main import get_command
+
+    from ted.cli import app
+
+    group = get_command(app)
+    text = group.get_help(typer.Context(group, info_name="ted"))
+    assert "distill " in text and "Distill an experience library" in text and "data " in text
+    assert group.commands.built == {}
+    assert group.get_command(typer.Context(group), "show").name == "show"
+    assert list(group.commands.built) == ["show"]
 
 
 @pytest.mark.parametrize("args", [["distill", "--help"], ["data", "sample", "--help"], ["show", "--help"]])
