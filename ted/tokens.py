@@ -19,8 +19,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from ted.files import atomic_write, cache_dir
+from ted.limits import DEFAULT_TOKENIZER  # the budget's default, which every counter reads here
 
-DEFAULT_TOKENIZER = "cl100k_base"
 CACHED_COUNTS = 4096  # newest counts kept on disk per tokenizer
 
 

@@ -1,7 +1,6 @@
 """`ted distill`, `ted show`, `ted chat`: the core commands."""
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -265,6 +264,8 @@ def show(
     if as_json:
         sys.stdout.write(lib.to_json())
         return
+    import json
+
     from rich.console import Console
     from rich.table import Table
 

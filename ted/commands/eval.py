@@ -3,13 +3,14 @@
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ted.commands.options import with_options
 
-from ted.stats import Comparison
+if TYPE_CHECKING:
+    from ted.stats import Comparison
 
 
 @with_options("system_in_user")
@@ -112,7 +113,7 @@ def eval_command(
         console.print(f"recorded in {recorded}")
 
 
-def stats_cells(result: Comparison) -> list[str]:
+def stats_cells(result: "Comparison") -> list[str]:
     """Table cells: each arm with its interval, the difference with its interval, p, problem count."""
 
     def arm(acc: float, ci: tuple[float, float]) -> str:

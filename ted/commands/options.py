@@ -11,7 +11,6 @@ file is refused by the same type as on the command line.
 
 import inspect
 import math
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -52,6 +51,8 @@ def read_config(ctx: typer.Context, param: typer.CallbackParam, path: Optional[P
     """Load `--config` into the command's defaults (`ctx.default_map`), before the other options are read."""
     if path is None:
         return None
+    import tomllib  # only when a file is given
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, get_args
 
-from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS
-from ted.tokens import DEFAULT_TOKENIZER
+from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, DEFAULT_TOKENIZER, MAX_ITEMS
 
 Strategy = Literal["teacher", "truncate", "random", "none"]  # compression; `compress.STRATEGY_TABLE` runs them
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
