@@ -3,9 +3,10 @@
 A 370k-row file, or a `--price` that adds up to real money, used to start with no word. Runs over
 `MAX_UNCONFIRMED_PROBLEMS` problems × epochs, or whose planned ceiling passes `MAX_UNCONFIRMED_USD`,
 print their plan and need `--yes` (or a "yes" typed at a terminal). The figures are ceilings from
-the options: requests per problem (k rollouts, or one request where the server honours n; the
-teacher's solution, structuring and extraction; one compression per batch), and completion tokens
-at each call's `max_tokens`. Prompt tokens depend on the data and the library, so dollars count
+the options and the pipeline's stage table (`ted.distill.progress`): requests per problem and
+epoch (k rollouts, or one request where the server honours n; structuring and extraction), the
+teacher's solution once per problem (every epoch with `--fresh-teacher-solutions`), one
+compression per batch, and completion tokens at each call's `max_tokens`. Prompt tokens depend on the data and the library, so dollars count
 completion tokens only and say so.
 """
 
@@ -22,19 +23,24 @@ MAX_UNCONFIRMED_USD = 10.0
 
 def plan(run: object, problems: int) -> tuple[str, bool]:
     """The plan as one phrase, and whether it needs confirmation."""
+    from ted.distill.progress import STAGE_ROLE, batch_stages
+
     c = run  # a RunConfig
     steps = problems * c.epochs  # type: ignore[attr-defined]
-    batches = c.epochs * math.ceil(problems / c.batch_size)  # type: ignore[attr-defined]
+    fresh = c.fresh_teacher_solutions  # type: ignore[attr-defined]
+    calls = {stage: steps for stage in batch_stages(fresh)} | ({} if fresh else {"solve": problems})
+    calls["compress"] = c.epochs * math.ceil(problems / c.batch_size)  # type: ignore[attr-defined]
     k = c.rollouts  # type: ignore[attr-defined]
-    teacher_tokens = c.teacher_max_tokens or c.max_tokens  # type: ignore[attr-defined]
-    student_completion = steps * k * c.max_tokens  # type: ignore[attr-defined]
-    teacher_completion = steps * (teacher_tokens + 2 * c.json_max_tokens) + batches * c.json_max_tokens  # type: ignore[attr-defined]
-    requests = f"{steps * 1:,}–{steps * k:,} student and up to {steps * 3 + batches:,} teacher requests"
-    tokens = f"up to {student_completion + teacher_completion:,} completion tokens"
+    ceiling = {stage: c.max_tokens_for(STAGE_ROLE[stage], json_out=stage not in ("rollouts", "solve")) for stage in calls}  # type: ignore[attr-defined]
+    ceiling["rollouts"] *= k
+    completion = {role: sum(n * ceiling[s] for s, n in calls.items() if STAGE_ROLE[s] == role) for role in ("student", "teacher")}
+    teacher_requests = sum(n for s, n in calls.items() if STAGE_ROLE[s] == "teacher")
+    requests = f"{steps * 1:,}–{steps * k:,} student and up to {teacher_requests:,} teacher requests"
+    tokens = f"up to {sum(completion.values()):,} completion tokens"
     usd = None
     prices = c.price  # type: ignore[attr-defined]
     if prices:
-        usd = sum(prices.get(role, (0.0, 0.0))[1] * n / 1e6 for role, n in (("student", student_completion), ("teacher", teacher_completion)))
+        usd = sum(prices.get(role, (0.0, 0.0))[1] * n / 1e6 for role, n in completion.items())
     money = f", up to ${usd:,.2f} for completion tokens alone" if usd is not None else ""
     text = f"{problems:,} problems × {c.epochs} epochs: {requests}, {tokens}{money}"  # type: ignore[attr-defined]
     return text, steps > MAX_UNCONFIRMED_PROBLEMS or (usd is not None and usd > MAX_UNCONFIRMED_USD)

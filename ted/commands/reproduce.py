@@ -87,20 +87,26 @@ def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, An
 
     console = Console()
     table = Table(title=f"ted reproduce --dry-run: what {config.out} would cost (no call made)")
-    for column in ("step", "role", "calls", "prompt tokens", "completion tokens", "USD"):
+    for column in ("step", "role", "calls", "prompt tokens", "completion tokens", "completion ceiling", "USD", "USD ceiling"):
         table.add_column(column, justify="left" if column in ("step", "role") else "right")
+
+    def row(step: str, role: str, cost: Any) -> None:
+        price = config.price.get(role)
+        usd = ["–" if price is None else f"{cost.usd(price, ceiling=ceiling):,.2f}" for ceiling in (False, True)]
+        table.add_row(step, role, f"{cost.calls:,}", f"{cost.prompt_tokens:,}", f"{cost.completion_tokens:,}", f"{cost.completion_ceiling:,}", *usd)
+
     for estimate in estimates:
         for role, cost in estimate.roles.items():
-            usd = cost.usd(config.price.get(role))
-            table.add_row(estimate.step, role, f"{cost.calls:,}", f"{cost.prompt_tokens:,}", f"{cost.completion_tokens:,}", "–" if usd is None else f"{usd:.2f}")
+            row(estimate.step, role, cost)
     for role, cost in total(estimates).items():
-        usd = cost.usd(config.price.get(role))
-        table.add_row("[bold]total[/]", role, f"{cost.calls:,}", f"{cost.prompt_tokens:,}", f"{cost.completion_tokens:,}", "–" if usd is None else f"{usd:.2f}")
+        row("[bold]total[/]", role, cost)
     console.print(table)
     console.print(
-        "How: per problem and epoch one student request with n = rollouts (k requests on servers that ignore n), "
-        "a teacher solution, a structuring and an extraction call; teacher compression once per batch when the library is full; "
-        "one call per evaluated problem and repeat. Assumed: " + ", ".join(f"{k}={v}" for k, v in assumptions.items()) + ". "
+        "How: the calls of ted distill's stage table — per problem and epoch one student request with n = rollouts "
+        "(k requests on servers that ignore n), a structuring and an extraction call; the teacher's solution once per problem; "
+        "teacher compression once per batch when the library is full; one call per evaluated problem and repeat. "
+        "Completion tokens at a typical reply length (not the max; never above a call's max tokens); the ceiling has every call "
+        "at its max tokens. Assumed: " + ", ".join(f"{k}={v}" for k, v in assumptions.items()) + ". "
         "Set --reply-tokens to your models' typical answer length; --price ROLE=IN/OUT gives dollars.",
         soft_wrap=False,
     )
@@ -113,8 +119,8 @@ def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, An
     OPTIONS["seed"].but(help="Seed of the split and of every distillation."),
     OPTIONS["budget_tokens"].but(help="Token budget of each library."),
     OPTIONS["max_items"].but(help="Item budget of each library."),
-    OPTIONS["max_tokens"].but(default=1024, help="Max new tokens for rollouts and the teacher's solution."),
-    OPTIONS["json_max_tokens"].but(default=2048, help="Max new tokens for the teacher's JSON replies."),
+    OPTIONS["max_tokens"].but(help="Max new tokens for rollouts and the teacher's solution."),
+    OPTIONS["json_max_tokens"].but(help="Max new tokens for the teacher's JSON replies."),
     "temperature",
     "teacher_temperature",
     OPTIONS["concurrency"].but(help="Model calls in flight at once."),
@@ -139,7 +145,7 @@ def reproduce(
     eval_data: Annotated[list[str], typer.Option("--eval-data", help="Local copy of an evaluated benchmark in its Hub schema: PATH (main) or BENCH=PATH.")] = [],
     eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems of each benchmark.")] = None,
     eval_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per evaluation answer (default: the task's).")] = None,
-    reply_tokens: Annotated[Optional[int], typer.Option(help="For the estimate: typical answer length in tokens (default: half the max tokens).")] = None,
+    reply_tokens: Annotated[Optional[int], typer.Option(help="For the --dry-run estimate: your models' typical answer length in tokens (default: the assumption --dry-run prints; capped at each call's max tokens).")] = None,
     push: Annotated[Optional[str], typer.Option(help="Publish the best library to this Hub dataset, org/name, with its scores and the report.")] = None,
     html: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
     dry_run: Annotated[bool, typer.Option(help="Print what the run would cost (calls, tokens, USD with --price) and stop.")] = False,

@@ -13,8 +13,15 @@ STAGE_ROLE: dict[Stage, Role] = {
     "solve": "teacher", "structure": "teacher", "extract": "teacher", "compress": "teacher",
 }  # fmt: skip
 # The stages a problem of a batch goes through, in order ("solve" only with per-epoch solutions:
-# by default the teacher's solutions are asked once per run, ahead of the batches).
+# by default the teacher's solutions are asked once per run, ahead of the batches). After each
+# batch, one "compress" (a teacher call only for `teacher` compression over budget); "validate"
+# once per validation problem and epoch. The loop, its progress and the cost plans read this.
 BATCH_STAGES: tuple[Stage, ...] = ("rollouts", "solve", "structure", "extract")
+
+
+def batch_stages(per_epoch_solutions: bool) -> tuple[Stage, ...]:
+    """The stages each problem of each batch calls; without per-epoch solutions, "solve" is once per problem and run."""
+    return tuple(stage for stage in BATCH_STAGES if per_epoch_solutions or stage != "solve")
 
 
 @dataclass
@@ -42,7 +49,7 @@ class Status:
         return self.rollouts_correct / self.rollouts_total if self.rollouts_total else 0.0
 
     def start_batch(self, size: int, per_epoch_solutions: bool) -> None:
-        self.planned = {stage: size for stage in BATCH_STAGES if per_epoch_solutions or stage != "solve"}
+        self.planned = {stage: size for stage in batch_stages(per_epoch_solutions)}
         self.finished = {}
 
     def skip(self, *stages: Stage) -> None:

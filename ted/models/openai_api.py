@@ -10,7 +10,8 @@ What this module adds on top:
   samples are requested concurrently, with distinct seeds, and merged.
 - Structured output that degrades gracefully: OpenAI-style `json_schema` first, then
   llama.cpp-style `json_object` + `schema` (grammar-constrained there), then plain text; the
-  first form a server accepts is remembered for this model instance.
+  first form a server accepts is remembered for this model instance. A request sent again in
+  the next form counts as a retry, not as another request.
 - Replies that arrive but cannot be used (a 200 with a broken JSON body or no choices) are
   retried like failed requests, within the same `max_retries`, and counted as retries.
 - Thinking models: the reasoning a server returns apart from the answer (`reasoning_content`,
@@ -238,13 +239,15 @@ class OpenAIChatModel(BaseChatModel):
         some servers (llama.cpp) answer an unknown form with HTTP 500, which the client would
         otherwise retry with backoff for a minute. If that probe fails for another reason, the
         request is sent again with the client's full retries. Returns the client's raw
-        response (which knows how many retries the client took), how many times we sent it, and
-        how many of those sends were retries of a failed probe (for the cost ledger).
+        response (which knows how many retries the client took) and how many times we sent it
+        again (in the next JSON form, shortened, or after a failed probe): for the cost ledger,
+        each of those is a retry of the one request, not another request. A new process learns
+        the server's JSON form again, so a resumed run's work is counted as an uninterrupted one's.
         """
         import openai
 
         probe = True
-        sent = retried = relearned = 0
+        sent = relearned = 0
         while True:
             sent += 1
             used = self._json_format
@@ -264,12 +267,12 @@ class OpenAIChatModel(BaseChatModel):
                     continue
                 if not quick:
                     raise await self._model_error(err) from None
-                probe, retried = False, retried + 1
+                probe = False
                 continue
             except openai.OpenAIError as err:
                 if not quick:
                     raise await self._model_error(err) from None
-                probe, retried = False, retried + 1
+                probe = False
                 continue
             kind = (raw.headers.get("content-type") or "").split(";")[0].strip().lower()
             if kind.startswith("text/html"):  # a login page, a proxy's error page, a web app at that URL: never a reply
@@ -280,7 +283,7 @@ class OpenAIChatModel(BaseChatModel):
                 raise ModelError(f"{self.shown_url} answered a stream with {kind}, not server-sent events; is it an OpenAI-compatible endpoint?")
             if asks_json:
                 self._json_accepted = True
-            return raw, sent, retried
+            return raw, sent - 1
 
     async def _chat(self, messages: list[Message], params: SamplingParams) -> ChatResult:
         wire = to_openai_messages(messages)
@@ -292,10 +295,10 @@ class OpenAIChatModel(BaseChatModel):
             # The client retries transport and HTTP failures; a 200 whose body is broken (invalid or
             # cut-off JSON) or holds no choices is retried here, with the same bound and backoff.
             for attempt in range(self.max_retries + 1):
-                raw, sent, retried = await self._create(lambda: self._request(wire, params, n, seed, fit), fit)
+                raw, resent = await self._create(lambda: self._request(wire, params, n, seed, fit), fit)
                 # Re-sending a request is a retry, as the client counts its own: not another request.
-                result.requests += sent - retried - (attempt > 0)
-                result.retries += raw.retries_taken + retried
+                result.requests += int(attempt == 0)
+                result.retries += raw.retries_taken + resent
                 try:
                     completion = raw.parse()
                     choices = [(c.message.content, c.finish_reason, _reasoning(c.message)) for c in completion.choices[:n]]
@@ -336,7 +339,7 @@ class OpenAIChatModel(BaseChatModel):
         async with self._semaphore():
             await self._ask_context()
             fit = _Fit(_estimate_prompt_tokens(wire))
-            raw, _, _ = await self._create(lambda: self._request(wire, params, 1, params.seed, fit), fit, stream=True)
+            raw, _ = await self._create(lambda: self._request(wire, params, 1, params.seed, fit), fit, stream=True)
             events = raw.parse()
             try:
                 async for chunk in events:

@@ -1,10 +1,13 @@
 """What a reproduction will cost before it starts (`ted reproduce --dry-run`): calls and tokens per step.
 
-A model of the calls the pipeline makes, from the configuration alone — no call is made:
+A model of the calls the pipeline makes, from the configuration alone — no call is made. The
+call structure is the pipeline's stage table (`ted.distill.progress`) and every limit the
+`RunConfig` each arm's `ted distill` runs with (its defaults included), so the two cannot drift:
 
-- per problem and epoch, one student request with `n = rollouts` (servers that ignore `n`, such
-  as llama.cpp, take `rollouts` requests with the same tokens in all but the prompt), one teacher
-  solution, one structuring and one extraction call;
+- per problem and epoch, the batch stages: one student request with `n = rollouts` (servers
+  that ignore `n`, such as llama.cpp, take `rollouts` requests with the same tokens in all but
+  the prompt), one structuring and one extraction call; the teacher's own solution once per
+  problem and run (every epoch with per-epoch solutions);
 - with `teacher` compression, one call per batch once the library is full (it fills at one
   accepted lesson per problem, `LESSON_TOKENS` each, up to the item or token budget);
   `truncate`, `random` and `none` compress without calls; `none` lets the library grow;
@@ -12,10 +15,10 @@ A model of the calls the pipeline makes, from the configuration alone — no cal
   every prompt;
 - prompt tokens: each prompt file's own length, the question (measured on the local evaluation
   copy when given, else `QUESTION_TOKENS`), the library in force, and the traces a stage reads;
-  completion tokens: `--reply-tokens` per answer (default: half of the answer's max tokens —
-  `--max-tokens` in distillation, `--eval-max-tokens` or the lm-eval task's own limit in evaluation),
-  `CHAIN_FRACTION` of that per structured chain, `OPS_TOKENS` per extraction, and
-  `COMPRESS_FILL` of the budget per compression.
+- completion tokens: a typical answer, not the maximum — `--reply-tokens` (default
+  `TYPICAL_REPLY_TOKENS`, an assumption, never more than the call's max tokens) per answer,
+  `CHAIN_FRACTION` of the traces per structuring, `OPS_TOKENS` per extraction, `COMPRESS_FILL` of
+  the budget per compression; and beside it the ceiling, every call at its max tokens.
 
 Tokens are counted with the budget tokenizer (cl100k); servers count with their own, so expect
 differences of some percent on top of the model's own error. Dollars come from `--price`.
@@ -30,9 +33,13 @@ from typing import Any
 
 import jinja2
 
+from ted.distill.progress import STAGE_ROLE, Stage, batch_stages
 from ted.reproduce.plan import BASELINE, BENCHMARKS, Arm, ReproduceConfig, Step, arms
 from ted.tokens import get_counter
 
+# A worked competition solution from an instruct model (an assumption, not a measurement; thinking
+# models write thousands of tokens of reasoning: set --reply-tokens to what yours write).
+TYPICAL_REPLY_TOKENS = 1000
 QUESTION_TOKENS = 120  # a competition problem statement with its options, when no local copy says otherwise
 LESSON_TOKENS = 40  # one library item: a sentence or two
 CHAIN_FRACTION = 0.5  # a structured chain restates a trace in about half its tokens
@@ -43,19 +50,22 @@ LIBRARY_BLOCK = 20  # tokens of the block around the items ("Experiences:" heade
 
 @dataclass
 class Cost:
-    """Calls and tokens of one step or role."""
+    """Calls and tokens of one step or role; `completion_ceiling`: every call at its max tokens."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    completion_ceiling: int = 0
 
-    def add(self, calls: int, prompt: float, completion: float) -> None:
+    def add(self, calls: int, prompt: float, completion: float, ceiling: int) -> None:
         self.calls += calls
         self.prompt_tokens += round(calls * prompt)
-        self.completion_tokens += round(calls * completion)
+        self.completion_tokens += round(calls * min(completion, ceiling))
+        self.completion_ceiling += calls * ceiling
 
-    def usd(self, price: tuple[float, float] | None) -> float | None:
-        return None if price is None else (self.prompt_tokens * price[0] + self.completion_tokens * price[1]) / 1e6
+    def usd(self, price: tuple[float, float] | None, ceiling: bool = False) -> float | None:
+        completion = self.completion_ceiling if ceiling else self.completion_tokens
+        return None if price is None else (self.prompt_tokens * price[0] + completion * price[1]) / 1e6
 
 
 @dataclass
@@ -97,11 +107,8 @@ class Estimator:
         self.eval_sizes = {b: (eval_sizes or {}).get(b, BENCHMARKS[b].eval_size) for b in config.benchmarks}
         if config.eval_limit:
             self.eval_sizes = {b: min(n, config.eval_limit) for b, n in self.eval_sizes.items()}
-        self.reply = config.reply_tokens or max(1, config.max_tokens // 2)
-        self.eval_reply = {
-            b: config.reply_tokens or max(1, (config.eval_max_tokens or task_max_gen_toks(BENCHMARKS[b].lm_task)) // 2)
-            for b in config.benchmarks
-        }
+        self.reply = config.reply_tokens or TYPICAL_REPLY_TOKENS
+        self.eval_max = {b: config.eval_max_tokens or task_max_gen_toks(BENCHMARKS[b].lm_task) for b in config.benchmarks}
         self.fixed = {name: _template_tokens(name) for name in ("solve", "teacher_solve", "structure", "extract", "compress")}
 
     def batches(self, strategy: str) -> tuple[list[tuple[int, int, bool]], int]:
@@ -126,25 +133,42 @@ class Estimator:
 
     def distill(self, arm: Arm) -> StepEstimate:
         c = self.c
+        run = c.run_config(arm, data="", out="")  # the options and defaults the arm's `ted distill` runs with
         k = c.rollouts
-        student, teacher = Cost(), Cost()
+        answer = {role: run.max_tokens_for(role, json_out=False) for role in ("student", "teacher")}
+        json_max = run.max_tokens_for("teacher", json_out=True)
+        reply = {role: min(self.reply, limit) for role, limit in answer.items()}
+        traces = k * reply["student"] + reply["teacher"]  # what structuring reads: the rollouts and the teacher's solution
+
+        def call(stage: Stage, lib: int) -> tuple[float, float, int]:
+            """One call of `stage` with `lib` library tokens in force: prompt, typical completion, ceiling."""
+            if stage == "rollouts":
+                return self.fixed["solve"] + lib + self.q, k * reply["student"], k * answer["student"]
+            if stage == "solve":
+                return self.fixed["teacher_solve"] + self.q, reply["teacher"], answer["teacher"]
+            if stage == "structure":
+                return self.fixed["structure"] + self.q + traces, traces * CHAIN_FRACTION, json_max
+            if stage == "extract":
+                return self.fixed["extract"] + lib + self.q + traces * CHAIN_FRACTION, OPS_TOKENS, json_max
+            return self.fixed["compress"] + lib, COMPRESS_FILL * c.budget_tokens, json_max  # lib: with the batch's new lessons
+
+        roles = {"student": Cost(), "teacher": Cost()}
+        if not run.fresh_teacher_solutions:  # asked once per problem and run, ahead of the batches
+            roles[STAGE_ROLE["solve"]].add(c.samples, *call("solve", 0))
         batches, _ = self.batches(arm.strategy)
         for size, lib, compresses in batches:
-            student.add(size, self.fixed["solve"] + lib + self.q, k * self.reply)
-            teacher.add(size, self.fixed["teacher_solve"] + self.q, self.reply)
-            traces = (k + 1) * self.reply
-            teacher.add(size, self.fixed["structure"] + self.q + traces, (k + 1) * self.reply * CHAIN_FRACTION)
-            teacher.add(size, self.fixed["extract"] + lib + self.q + traces * CHAIN_FRACTION, OPS_TOKENS)
+            for stage in batch_stages(run.fresh_teacher_solutions):
+                roles[STAGE_ROLE[stage]].add(size, *call(stage, lib))
             if compresses:
-                teacher.add(1, self.fixed["compress"] + lib + size * LESSON_TOKENS, COMPRESS_FILL * c.budget_tokens)
-        return StepEstimate(f"distill:{arm.name}", {"student": student, "teacher": teacher})
+                roles[STAGE_ROLE["compress"]].add(1, *call("compress", lib + size * LESSON_TOKENS))
+        return StepEstimate(f"distill:{arm.name}", roles)
 
     def evaluate(self, benchmark: str, arm: Arm | None) -> StepEstimate:
         c = self.c
         n = self.eval_sizes[benchmark] * c.repeats
         lib = 0 if arm is None else self.batches(arm.strategy)[1]
         cost = Cost()
-        cost.add(n, self.fixed["solve"] + lib + self.q, self.eval_reply[benchmark])
+        cost.add(n, self.fixed["solve"] + lib + self.q, self.reply, self.eval_max[benchmark])
         return StepEstimate(f"eval:{benchmark}:{arm.name if arm else BASELINE}", {"student": cost})
 
     def steps(self, steps: list[Step]) -> list[StepEstimate]:
@@ -161,9 +185,9 @@ class Estimator:
 
     def assumptions(self) -> dict[str, Any]:
         return {
-            "question_tokens": self.question_tokens, "question_prompt_tokens": self.q, "reply_tokens": self.reply, "eval_reply_tokens": self.eval_reply,
+            "question_tokens": self.question_tokens, "question_prompt_tokens": self.q, "reply_tokens": self.reply,
             "lesson_tokens": LESSON_TOKENS, "chain_fraction": CHAIN_FRACTION, "ops_tokens": OPS_TOKENS,
-            "compress_fill": COMPRESS_FILL, "eval_sizes": self.eval_sizes, "server_honours_n": True,
+            "compress_fill": COMPRESS_FILL, "eval_sizes": self.eval_sizes, "eval_max_tokens": self.eval_max, "server_honours_n": True,
         }  # fmt: skip
 
 
@@ -175,4 +199,5 @@ def total(estimates: list[StepEstimate]) -> dict[str, Cost]:
             into.calls += cost.calls
             into.prompt_tokens += cost.prompt_tokens
             into.completion_tokens += cost.completion_tokens
+            into.completion_ceiling += cost.completion_ceiling
     return roles

@@ -54,6 +54,12 @@ MAIN_BENCHMARKS = ("mathvision", "visualpuzzles", "aime")  # the paper's three; 
 
 _DISTILL = RunConfig.model_fields  # the distillation's defaults, defined once there
 
+# The distillation's options a reproduction passes on to every `ted distill` (RunConfig's names).
+DISTILL_OPTIONS = (
+    "epochs", "rollouts", "batch_size", "budget_tokens", "max_items", "seed", "max_tokens", "json_max_tokens",
+    "temperature", "teacher_temperature", "concurrency",
+)  # fmt: skip
+
 # Options that change nothing in the results; they may differ on --resume.
 NOT_HASHED = ("out", "concurrency", "price", "reply_tokens", "push", "api_key_env", "teacher_api_key_env")
 
@@ -140,6 +146,13 @@ class ReproduceConfig(BaseModel):
 
     def recorded(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def run_config(self, arm: Arm, data: str, out: str) -> RunConfig:
+        """The options one arm's `ted distill` runs with: ours, and RunConfig's defaults for the rest."""
+        return RunConfig(
+            data=data, task=self.training_task, student=self.student, teacher=arm.teacher, out=out, compression=arm.strategy,
+            price=self.price, system_in_user=self.system_in_user, **{name: getattr(self, name) for name in DISTILL_OPTIONS},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -91,20 +91,31 @@ class Reproduction:
         return written
 
     def push(self, data: dict[str, Any]) -> str:
-        """Publish the best library with its measured scores in its metrics, the report attached."""
+        """Publish the best library with its measured scores in its metrics (as `ted eval --record`
+        stores them, so the card shows them), the report attached. A refusal (an empty library, a
+        bad token) is one line that names the library and says the report is written."""
+        from ted.errors import TedError
         from ted.hub import push_library
 
-        best = Library.load(self.dir.library(data["best"]))
+        name = data["best"]
+        best = Library.load(self.dir.library(name))
         rows = {row["name"]: row for row in data["arms"]}
+        base, row = rows[BASELINE], rows[name]
         best.metrics.task = data["lm_task"]
-        best.metrics.baseline = rows[BASELINE]["acc"]
-        best.metrics.with_library = rows[data["best"]]["acc"]
+        best.metrics.baseline = base["acc"]
+        best.metrics.with_library = row["acc"]
         extra = best.metrics.model_extra if best.metrics.model_extra is not None else {}
         extra.update(
-            samples=rows[data["best"]]["n"], ci95=rows[data["best"]]["ci95"], delta_ci95=rows[data["best"]]["delta_ci95"],
-            p_value=rows[data["best"]]["p_value"], reproduce=f"report/{self.dir.report_md.name}",
+            samples=row["n"], reproduce=f"report/{self.dir.report_md.name}",
+            stats={
+                "task": data["lm_task"], "n": row["n"], "repeats": row["repeats"],
+                "baseline": {"acc": base["acc"], "ci95": base["ci95"]}, "with_library": {"acc": row["acc"], "ci95": row["ci95"]},
+                "delta": row["delta"], "delta_ci95": row["delta_ci95"], "p_value": row["p_value"],
+            },
         )  # fmt: skip
         files = [self.dir.report_md, self.dir.report_json] + sorted(self.dir.root.glob("*.png"))
-        result = push_library(best, self.config.push or "", attachments={f"report/{p.name}": p.read_bytes() for p in files})
-        return f"pushed {data['best']} to {result.repo_id}@{result.version} (commit {result.commit[:10]}): {result.url}"
-
+        try:
+            result = push_library(best, self.config.push or "", attachments={f"report/{p.name}": p.read_bytes() for p in files})
+        except TedError as err:
+            raise type(err)(f"--push {self.config.push}: the best library ({name}) was not published, the report is in {self.dir.report_md}: {err}") from None
+        return f"pushed {name} to {result.repo_id}@{result.version} (commit {result.commit[:10]}): {result.url}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from ted.errors import ConfigError
 from ted.library import Library
-from ted.reproduce.plan import BENCHMARKS, Arm, ReproduceConfig, RunDir
+from ted.reproduce.plan import BENCHMARKS, DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
 from ted.tasks import LM_EVAL_TASKS, BenchmarkTask, Problem, get_task
 
 
@@ -56,19 +56,14 @@ def split(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
 # --------------------------------------------------------------------------- distill
 def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str]:
     """The exact `ted distill` command line of one arm (also printed in the report, to rerun by hand)."""
-    args = [
-        "distill", "--data", str(run_dir.train), "--task", config.training_task,
-        "--student", config.student, "--teacher", arm.teacher, "--out", str(run_dir.library(arm.name)),
-        "--epochs", str(config.epochs), "--rollouts", str(config.rollouts), "--batch-size", str(config.batch_size),
-        "--budget-tokens", str(config.budget_tokens), "--max-items", str(config.max_items),
-        "--compression", arm.strategy, "--seed", str(config.seed),
-        "--max-tokens", str(config.max_tokens), "--json-max-tokens", str(config.json_max_tokens),
-        "--temperature", str(config.temperature), "--teacher-temperature", str(config.teacher_temperature),
-        "--concurrency", str(config.concurrency), "--name", f"{run_dir.root.name}-{arm.name}",
-    ]  # fmt: skip
-    for role, (per_in, per_out) in sorted(config.price.items()):
+    run = config.run_config(arm, str(run_dir.train), str(run_dir.library(arm.name)))
+    args = ["distill", "--data", run.data, "--task", run.task, "--student", run.student, "--teacher", run.teacher, "--out", run.out]
+    for name in (*DISTILL_OPTIONS, "compression"):
+        args += [f"--{name.replace('_', '-')}", str(getattr(run, name))]
+    args += ["--name", f"{run_dir.root.name}-{arm.name}"]
+    for role, (per_in, per_out) in sorted(run.price.items()):
         args += ["--price", f"{role}={per_in}/{per_out}"]
-    if config.system_in_user:
+    if run.system_in_user:
         args.append("--system-in-user")
     args += ["--api-key-env", config.api_key_env]
     if config.teacher_api_key_env:

@@ -79,34 +79,36 @@ def main() -> None:
     from ted.reproduce.estimate import Estimator
     from ted.reproduce.plan import ReproduceConfig, plan
 
+    assumed = report["cost"]["assumptions"]
     config = ReproduceConfig(**{**report["config"], "reply_tokens": None})
-    default = {e.step: e.to_dict({}) for e in Estimator(config, question_tokens=report["cost"]["assumptions"]["question_tokens"], eval_sizes=report["cost"]["assumptions"]["eval_sizes"]).steps(plan(config))}
+    default = {e.step: e.to_dict({}) for e in Estimator(config, question_tokens=assumed["question_tokens"], eval_sizes=assumed["eval_sizes"]).steps(plan(config))}
     estimate, recorded = report["cost"]["estimate"], report["cost"]["recorded"]
     print(f"ted reproduce against the simulator ({args.latency} s per call): {args.samples} samples × {args.epochs} epochs × "
           f"{args.rollouts} rollouts × {len(args.strategies.split(','))} strategies, eval {EVAL_PROBLEMS} problems × {len(args.strategies.split(',')) + 1} arms")
     print(f"wall {wall:.1f} s for the whole process; simulator saw {stats.total_requests} requests, {stats.total_choices} generations\n")
-    print("| step | wall s | calls est. | calls recorded | error | tokens est. | tokens recorded | error | tokens est. (default reply length) | error |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    sums = {"calls_e": 0, "calls_r": 0, "tok_e": 0, "tok_r": 0, "tok_d": 0}
+    print("| step | role | wall s | calls est. / recorded (error) | tokens est. / recorded (error) | tokens est. at the default reply length (error) |")
+    print("|---|---|---|---|---|---|")
+    sums: dict[str, dict[str, int]] = {}
     for step, est in estimate.items():
         if step == "split":
             continue
-        rec = recorded[step]["roles"]
-        ce, cr = sum(r["calls"] for r in est["roles"].values()), sum(r["calls"] for r in rec.values())
-        sums["calls_e"] += ce
-        sums["calls_r"] += cr
-        line = f"| {step} | {report['timings']['steps'][step]:.1f} | {ce} | {cr} | {_error(ce, cr)} |"
-        if step.startswith("distill"):
-            te, tr, td = _tokens(est["roles"]), _tokens(rec), _tokens(default[step]["roles"])
-            sums["tok_e"] += te
-            sums["tok_r"] += tr
-            sums["tok_d"] += td
-            line += f" {te:,} | {tr:,} | {_error(te, tr)} | {td:,} | {_error(td, tr)} |"
-        else:
-            line += " – | not returned by lm-eval | | | |"
-        print(line)
-    print(f"| total | {sum(v for k, v in report['timings']['steps'].items()):.1f} | {sums['calls_e']} | {sums['calls_r']} | {_error(sums['calls_e'], sums['calls_r'])} "
-          f"| {sums['tok_e']:,} | {sums['tok_r']:,} | {_error(sums['tok_e'], sums['tok_r'])} | {sums['tok_d']:,} | {_error(sums['tok_d'], sums['tok_r'])} |")
+        for role, e in est["roles"].items():
+            r = recorded[step]["roles"].get(role, {})
+            line = f"| {step} | {role} | {report['timings']['steps'][step]:.1f} | {e['calls']:,} / {r.get('calls', 0):,} ({_error(e['calls'], r.get('calls', 0))}) |"
+            into = sums.setdefault(role, dict.fromkeys(("ce", "cr", "te", "tr", "td"), 0))
+            into["ce"] += e["calls"]
+            into["cr"] += r.get("calls", 0)
+            if step.startswith("distill"):
+                te, tr, td = _tokens({role: e}), _tokens({role: r}), _tokens({role: default[step]["roles"][role]})
+                into["te"], into["tr"], into["td"] = into["te"] + te, into["tr"] + tr, into["td"] + td
+                line += f" {te:,} / {tr:,} ({_error(te, tr)}) | {td:,} ({_error(td, tr)}) |"
+            else:
+                line += " not returned by lm-eval | |"
+            print(line)
+    for role, t in sums.items():
+        print(f"| total (distillation tokens) | {role} | | {t['ce']:,} / {t['cr']:,} ({_error(t['ce'], t['cr'])}) "
+              f"| {t['te']:,} / {t['tr']:,} ({_error(t['te'], t['tr'])}) | {t['td']:,} ({_error(t['td'], t['tr'])}) |")
+    print(f"\nsteps' wall s summed: {sum(report['timings']['steps'].values()):.1f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ted.errors import ConfigError
-from ted.reproduce.estimate import Estimator
+from ted.reproduce.estimate import TYPICAL_REPLY_TOKENS, Estimator
 from ted.reproduce.plan import ReproduceConfig, RunDir, Tracker, arms, plan
 
 ENDPOINT = "openai:m@http://127.0.0.1:9/v1"
@@ -67,6 +67,24 @@ def test_estimate_counts_the_calls_the_pipeline_makes(tmp_path: Path) -> None:
     # the unbounded library makes every later prompt longer
     assert by_step["eval:aime:none"].roles["student"].prompt_tokens > by_step["eval:aime:truncate"].roles["student"].prompt_tokens
     assert by_step["eval:aime:baseline"].roles["student"].calls == 30
+
+
+def test_estimate_asks_each_teacher_solution_once_and_reads_ted_distills_limits(tmp_path: Path) -> None:
+    from ted.distill.config import RunConfig
+
+    # 3 epochs over 10 problems: structuring and extraction every epoch, the teacher's solution once per problem.
+    config = _config(tmp_path, samples=10, epochs=3, rollouts=2, strategies=["truncate"], eval_limit=5)
+    (est,) = [e for e in Estimator(config).steps(plan(config)) if e.step == "distill:truncate"]
+    assert est.roles["teacher"].calls == 10 + 2 * 30 and est.roles["student"].calls == 30
+    # No limit given: ted distill's own (RunConfig's) for every call, and a typical reply below it.
+    answer, json_max = RunConfig.model_fields["max_tokens"].default, RunConfig.model_fields["json_max_tokens"].default
+    assert est.roles["student"].completion_ceiling == 30 * 2 * answer
+    assert est.roles["teacher"].completion_ceiling == 10 * answer + 2 * 30 * json_max
+    assert est.roles["student"].completion_tokens == 30 * 2 * TYPICAL_REPLY_TOKENS < est.roles["student"].completion_ceiling
+    # A max below the typical length caps the typical reply.
+    short = config.model_copy(update={"max_tokens": 300})
+    (capped,) = [e for e in Estimator(short).steps(plan(short)) if e.step == "distill:truncate"]
+    assert capped.roles["student"].completion_tokens == capped.roles["student"].completion_ceiling == 30 * 2 * 300
 
 
 def _ted(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
