@@ -18,20 +18,14 @@ slot); no `--cache` flag is involved.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from ted.library import Budget, Library
 from ted.models.base import ChatModel, Message, SamplingParams
-from tests.processes import stop
-from tests.support import free_port
+from tests.support.llama import gemma_chat_format, serve_llama
 
 LIBRARY_TOKENS = 4000
-SERVED_MODEL = "gemma-3-270m"
 
 
 def _library(first: str) -> Library:
@@ -63,37 +57,16 @@ def measure_ttft(workdir: Path) -> list[str]:
     """Start llama_cpp.server, run the three requests, and return report lines (Markdown table)."""
     from ted.distill.rollouts import student_messages
     from ted.models import load_model
-    from ted.models.llama_cpp import GEMMA_CHAT_CONFIG, bundled_model_path
     from ted.tasks import get_task
     from ted.tasks.base import Problem
 
-    config = workdir / "gemma_chat_config.json"
-    config.write_text(json.dumps(GEMMA_CHAT_CONFIG))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--model_alias", SERVED_MODEL,
-        "--chat_format", "hf-tokenizer-config", "--hf_tokenizer_config_path", str(config),
-        "--n_ctx", "8192", "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    log = open(workdir / "llama_server.log", "wb")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.perf_counter() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{base_url}/models", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.perf_counter() > deadline:
-                    raise SystemExit(f"bench: llama_cpp.server did not start; see {workdir / 'llama_server.log'}") from None
-                time.sleep(0.3)
+    with serve_llama(workdir, *gemma_chat_format(workdir), n_ctx=8192, interrupt_requests=True, timeout=180) as server:
         task = get_task("generic")
         library = _library("Before answering, restate what is asked and check that the final line answers exactly that.")
         changed = _library("Before answering, restate what is asked and verify that the final line answers exactly that.")
         questions = [Problem(id=f"q{i}", question=q, answer="0") for i, q in
                      enumerate(["Compute 17 + 25.", "Compute 31 × 4.", "Compute 90 - 48."])]  # fmt: skip
-        model = load_model(f"openai:{SERVED_MODEL}@{base_url}", max_retries=0, timeout=600)
+        model = load_model(server.spec, max_retries=0, timeout=600)
 
         async def go() -> tuple[list[float], int]:
             try:
@@ -108,9 +81,6 @@ def measure_ttft(workdir: Path) -> list[str]:
                 await model.aclose()
 
         (cold, warm, control), server_tokens = asyncio.run(go())
-    finally:
-        stop(server)
-        log.close()
     tokens = library.tokens()
     return [
         f"Prefix cache (llama_cpp.server, bundled Gemma 3 270M on this machine's CPU; a {len(library.items)}-item library of "

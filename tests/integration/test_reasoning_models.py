@@ -17,6 +17,7 @@ import pytest
 from ted import prompts
 from ted.models import Message, SamplingParams, load_model
 from tests.sim import Simulator
+from tests.support import environ, run_ted
 
 pytestmark = pytest.mark.integration
 
@@ -80,22 +81,18 @@ def test_a_server_that_does_not_report_its_context_is_believed_when_it_refuses()
 def test_distill_with_thinking_models_keeps_the_reasoning_and_counts_cut_off_rollouts(tmp_path) -> None:
     """`ted distill` through the OpenAI backend against a thinking simulator: what the teacher stages are sent."""
     import json
-    import os
-    import subprocess
-    import sys
 
     from ted.library import Library
     from tests.sim import write_problems
 
     data = write_problems(tmp_path / "problems.jsonl", 9)
     out = tmp_path / "library.json"
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     with Simulator(reasoning="field", long_rate=0.3, tokens_per_reply=80, seed=4, keep_requests=True) as sim:
-        result = subprocess.run(
-            [sys.executable, "-m", "ted.cli", "distill", "--data", str(data), "--student", sim.spec("thinking-student"),
-             "--teacher", sim.spec("thinking-teacher"), "--out", str(out), "--epochs", "1", "--rollouts", "3",
-             "--batch-size", "3", "--budget-tokens", "150", "--max-items", "2", "--max-tokens", "200"],
-            capture_output=True, text=True, timeout=300, env=env,
+        result = run_ted(
+            "distill", "--data", str(data), "--student", sim.spec("thinking-student"),
+            "--teacher", sim.spec("thinking-teacher"), "--out", str(out), "--epochs", "1", "--rollouts", "3",
+            "--batch-size", "3", "--budget-tokens", "150", "--max-items", "2", "--max-tokens", "200",
+            env=environ("OPENAI_API_KEY"), timeout=300,
         )  # fmt: skip
         stats, seen = sim.stats(), sim.requests_seen()
     assert result.returncode == 0, result.stderr[-2000:]
@@ -127,27 +124,18 @@ def test_distill_with_thinking_models_keeps_the_reasoning_and_counts_cut_off_rol
 def test_from_a_benchmark_copy_to_a_library_the_teacher_sees_the_figures(tmp_path) -> None:
     """The README's path on fixture data: `ted data sample` (MathVerse minus MathVision), then `ted distill`
     through the OpenAI backend; every structuring and extraction request carries the problem's figure."""
-    import os
-    import subprocess
-    import sys
-
     from ted.library import Library
     from tests.fixtures import benchmarks as fx
 
     fx.write_mathverse(tmp_path / "mathverse")
     fx.write_mathvision(tmp_path / "mathvision")
-
-    def ted(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-
-    sampled = ted("data", "sample", "mathverse", "--task", "mathverse", "--n", "2", "--seed", "0", "--exclude", "mathvision",
-                  "--exclude-task", "mathvision", "--out", "train.jsonl")  # fmt: skip
+    sampled = run_ted("data", "sample", "mathverse", "--task", "mathverse", "--n", "2", "--seed", "0", "--exclude", "mathvision",
+                      "--exclude-task", "mathvision", "--out", "train.jsonl", cwd=tmp_path)  # fmt: skip
     assert sampled.returncode == 0, sampled.stderr[-1000:]
     assert "excluded 2 that the evaluation set has (by id 0, by question text 0, by image 2)" in sampled.stderr
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     with Simulator(reasoning="think", tokens_per_reply=60, keep_requests=True) as sim:
-        distilled = ted("distill", "--data", "train.jsonl", "--task", "mathverse", "--student", sim.spec("vl-student"),
-                        "--teacher", sim.spec("vl-teacher"), "--out", "lib.json", "--epochs", "1", "--rollouts", "2", env=env)  # fmt: skip
+        distilled = run_ted("distill", "--data", "train.jsonl", "--task", "mathverse", "--student", sim.spec("vl-student"), "--teacher",
+                            sim.spec("vl-teacher"), "--out", "lib.json", "--epochs", "1", "--rollouts", "2", cwd=tmp_path, env=environ("OPENAI_API_KEY"), timeout=300)  # fmt: skip
         seen = sim.requests_seen()
     assert distilled.returncode == 0, distilled.stderr[-1000:]
     teacher_requests = [body for stage, body in seen if stage in ("structure", "extract")]

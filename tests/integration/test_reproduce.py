@@ -10,11 +10,9 @@ the middle of an evaluation, and `--resume` must finish with the report of an un
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.fixtures import benchmarks as fx
+from tests.support import lm_eval_env, run_ted, start_ted
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +38,9 @@ POOL = [
 UNCOMPARED = ("timings", "wall_s", "retries")
 
 
-def _env(cwd: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TED_LIBRARY", "TED_DATA_DIR")}
-    env.update(LM_HARNESS_CACHE_PATH=str(cwd / "lm_cache"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="200")
-    return env
-
-
 def _hub_env(cwd: Path, hub_url: str, home: Path) -> dict[str, str]:
     """Online, to the local Hub test server only (the datasets stay offline)."""
-    return {**_env(cwd), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub_url, "HF_TOKEN": "hf_write", "HF_HOME": str(home / "hf-home"), "HF_HUB_DISABLE_XET": "1"}
+    return {**lm_eval_env(cwd), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub_url, "HF_TOKEN": "hf_write", "HF_HOME": str(home / "hf-home"), "HF_HUB_DISABLE_XET": "1"}
 
 
 def _workspace(root: Path) -> Path:
@@ -60,7 +53,7 @@ def _workspace(root: Path) -> Path:
 
 def _args(server: Any) -> list[str]:
     return [
-        sys.executable, "-m", "ted.cli", "reproduce", "--benchmark", "aime",
+        "reproduce", "--benchmark", "aime",
         "--student", server.spec, "--teacher", server.spec, "--out", "runs/tiny",
         "--train-from", "pool.jsonl", "--train-task", "aime", "--samples", "2", "--epochs", "1", "--rollouts", "1",
         "--batch-size", "1", "--strategies", "teacher,truncate", "--transfer-to", "aime24",
@@ -72,7 +65,7 @@ def _args(server: Any) -> list[str]:
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=900, env=env or _env(cwd), cwd=cwd)
+    return run_ted(*args, cwd=cwd, env=env or lm_eval_env(cwd), timeout=900)
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -164,14 +157,14 @@ def test_sigkill_then_resume_gives_the_same_report(llama_server: Any, uninterrup
     args = _args(llama_server)
     # 1. killed in the middle of the second distillation: its first batch is checkpointed, the library not written
     checkpoint = run / "libraries" / "truncate" / "library.json.checkpoint.json"
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(cwd), cwd=cwd)
+    proc = start_ted(*args, cwd=cwd, env=lm_eval_env(cwd))
     _wait_for(checkpoint.exists, proc, "the second distillation's first checkpoint")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "libraries" / "truncate" / "library.json").exists()
     assert _status(run, "distill:teacher") == "done" and _status(run, "distill:truncate") == "running"
     # 2. resumed, then killed in the middle of an evaluation
-    proc = subprocess.Popen(args + ["--resume"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(cwd), cwd=cwd)
+    proc = start_ted(*args, "--resume", cwd=cwd, env=lm_eval_env(cwd))
     _wait_for(lambda: _status(run, "eval:aime:teacher") == "running", proc, "the teacher library's evaluation")
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
@@ -207,7 +200,7 @@ def test_push_of_an_empty_best_library_is_one_line_and_the_report_is_written(uni
         (run / name).unlink()
     with HubServer(tmp_path / "hub", {"hf_write": Token("alice", "write")}) as hub:
         env = _hub_env(cwd, hub.url, tmp_path)
-        proc = subprocess.run(_args(llama_server) + ["--resume", "--push", "alice/tiny"], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+        proc = run_ted(*_args(llama_server), "--resume", "--push", "alice/tiny", cwd=cwd, env=env, timeout=300)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
         assert errors == [proc.stderr.strip().splitlines()[-1]], proc.stderr[-3000:]
@@ -233,7 +226,7 @@ def test_push_publishes_the_best_library_with_its_scores_and_the_report(tmp_path
     with Simulator() as sim, HubServer(tmp_path / "hub", {"hf_write": Token("alice", "write")}) as hub:
         env = _hub_env(tmp_path, hub.url, tmp_path)
         proc = _run([
-            sys.executable, "-m", "ted.cli", "reproduce", "--benchmark", "aime", "--student", sim.spec("sim-student"),
+            "reproduce", "--benchmark", "aime", "--student", sim.spec("sim-student"),
             "--teacher", sim.spec("sim-teacher"), "--out", "runs/sim", "--train-from", "pool.jsonl", "--train-task", "generic",
             "--samples", "2", "--epochs", "1", "--rollouts", "1", "--strategies", "teacher,truncate", "--eval-data", "aime.jsonl",
             "--eval-max-tokens", "64", "--no-html", "--push", "alice/sim",

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -20,6 +17,7 @@ import pytest
 from ted import prompts
 from ted.library import Library
 from tests.sim import FAULTS, Latency, Simulator, write_problems
+from tests.support import environ, run_ted
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +49,12 @@ def post(sim: Simulator, body: dict, timeout: float = 10.0) -> httpx.Response:
 def test_distill_cli_through_the_openai_backend_writes_a_library_within_budget(tmp_path) -> None:
     data = write_problems(tmp_path / "problems.jsonl", 6)
     out = tmp_path / "library.json"
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     with Simulator(latency=0.01, tokens_per_reply=80, seed=3) as sim:
-        result = subprocess.run(
-            [sys.executable, "-m", "ted.cli", "distill", "--data", str(data), "--student", sim.spec("sim-student"),
-             "--teacher", sim.spec("sim-teacher"), "--out", str(out), "--epochs", "1", "--rollouts", "3",
-             "--batch-size", "3", "--budget-tokens", "150", "--max-items", "3"],
-            capture_output=True, text=True, timeout=300, env=env,
+        result = run_ted(
+            "distill", "--data", str(data), "--student", sim.spec("sim-student"),
+            "--teacher", sim.spec("sim-teacher"), "--out", str(out), "--epochs", "1", "--rollouts", "3",
+            "--batch-size", "3", "--budget-tokens", "150", "--max-items", "3",
+            env=environ("OPENAI_API_KEY"), timeout=300,
         )  # fmt: skip
         stats = sim.stats()
     assert result.returncode == 0, result.stderr[-2000:]

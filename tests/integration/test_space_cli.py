@@ -3,33 +3,21 @@ settings stop it with one line."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ted.library import Library
-from tests.support import wait_for_gradio_config
+from tests.support import assert_one_line_error, environ, run_ted, start_ted, wait_for_gradio_config
 
 pytestmark = pytest.mark.integration
-
-
-def ted(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ted.cli", *args],
-        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def test_ted_space_serves_the_given_library(tmp_path: Path, free_port: int) -> None:
     lib = Library(name="cli-space", version="2.0.0")
     lib.add("Say which quantity the question asks for.", step=1)
     lib.save(tmp_path / "library.json")
-    process = ted("space", "--port", str(free_port), "--library", str(tmp_path / "library.json"), env={"TED_SPACE_LIBRARIES": ""})
+    process = start_ted("space", "--port", str(free_port), "--library", str(tmp_path / "library.json"), env=environ(GRADIO_ANALYTICS_ENABLED="False", TED_SPACE_LIBRARIES=""))
     try:
         config = wait_for_gradio_config(process, free_port)
         dropdowns = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "library"]
@@ -50,8 +38,6 @@ def test_ted_space_serves_the_given_library(tmp_path: Path, free_port: int) -> N
     ],
 )
 def test_ted_space_refuses_bad_settings_in_one_line(args: list[str], env: dict[str, str], phrase: str, free_port: int) -> None:
-    process = ted("space", "--port", str(free_port), *args, env=env)
-    _, stderr = process.communicate(timeout=120)
-    lines = stderr.decode().strip().splitlines()
-    assert process.returncode == 2
-    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], lines
+    proc = run_ted("space", "--port", str(free_port), *args, env=environ(GRADIO_ANALYTICS_ENABLED="False", **env))
+    assert_one_line_error(proc, phrase)
+    assert proc.returncode == 2

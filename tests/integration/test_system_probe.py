@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ted.library import Library
-from tests.conftest import LlamaServer, serve_llama
+from tests.support.llama import LlamaServer, serve_llama
 from tests.fixtures import benchmarks as fx
 from tests.reliability.common import REPO, assert_one_line_error, clean_env, ted
 from tests.reliability.recording_proxy import RecordingProxy, message_texts

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +11,9 @@ from PIL import Image
 
 from ted.library import Library
 from tests.fixtures import benchmarks as fx
+from tests.support import lm_eval_env, run_ted
 
 pytestmark = pytest.mark.integration
-
-TED = str(Path(sys.executable).parent / "ted")
-
-
-def ted(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TED_LIBRARY", "TED_DATA_DIR")}
-    env.update(LM_HARNESS_CACHE_PATH=str(cwd / "lm_cache"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="120")
-    return subprocess.run([TED, *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
 
 
 def test_ted_eval_compares_records_and_charts(llama_server: Any, tmp_path: Path) -> None:
@@ -31,12 +21,12 @@ def test_ted_eval_compares_records_and_charts(llama_server: Any, tmp_path: Path)
     lib = Library(name="eval-fixture")
     lib.add("Name the option letter on the last line.", step=1)
     path = lib.save(tmp_path / "library.json")
-    proc = ted(
+    proc = run_ted(
         "eval", "--task", "ted_visualpuzzles", "--library", str(path),
         "--model_args", f"base_url={llama_server.base_url}/chat/completions,model={llama_server.model}",
         "--data_files", str(data), "--limit", "3", "--gen_kwargs", "max_gen_toks=4",
         "--record", "--chart", "chart.png", "--output", "report.json",
-        cwd=tmp_path,
+        cwd=tmp_path, env=lm_eval_env(tmp_path), timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
@@ -69,11 +59,11 @@ def test_ted_eval_json_with_repeats(llama_server: Any, tmp_path: Path) -> None:
     lib = Library(name="eval-json")
     lib.add("Box the final integer.", step=1)
     path = lib.save(tmp_path / "library.json")
-    proc = ted(
+    proc = run_ted(
         "eval", "--task", "ted_aime", "--library", str(path), "--json", "--repeats", "2", "--temperature", "0.8",
         "--model_args", f"base_url={llama_server.base_url}/chat/completions,model={llama_server.model}",
         "--data_files", str(data), "--limit", "2", "--gen_kwargs", "max_gen_toks=4", "--output", "full.json",
-        cwd=tmp_path,
+        cwd=tmp_path, env=lm_eval_env(tmp_path), timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
@@ -94,7 +84,8 @@ def test_ted_eval_json_with_repeats(llama_server: Any, tmp_path: Path) -> None:
 )
 def test_ted_eval_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     path = Library(name="x").save(tmp_path / "lib.json")
-    proc = ted("eval", *[str(path) if a == "LIB" else a for a in args], "--model_args", "base_url=http://127.0.0.1:9/v1/chat/completions,model=m", cwd=tmp_path)
+    proc = run_ted("eval", *[str(path) if a == "LIB" else a for a in args], "--model_args", "base_url=http://127.0.0.1:9/v1/chat/completions,model=m",
+                   cwd=tmp_path, env=lm_eval_env(tmp_path))
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

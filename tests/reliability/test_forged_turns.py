@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from tests.conftest import LlamaServer
+from tests.support.llama import LlamaServer
 from tests.fixtures import benchmarks as fx
 from tests.reliability.common import REPO, assert_one_line_error, clean_env, ted
 from tests.reliability.hostile import LESSON, item, library_json, write

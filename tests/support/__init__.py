@@ -1,11 +1,15 @@
-"""What CLI and server tests share: run `ted` as a user does, check a user error, find a free port.
+"""What CLI and server tests share: run `ted` as a user does, check a user error, find a free port
+(the bundled model's `llama_cpp.server` is `tests.support.llama`).
 
     proc = run_ted("show", "missing.json", cwd=tmp_path)
     assert_one_line_error(proc, "missing.json")
+
+    proc = run_ted("eval", …, cwd=tmp_path, env=lm_eval_env(tmp_path), timeout=600)
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -13,18 +17,42 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def ted_command(*args: str) -> list[str]:
-    """`ted ARGS` as a subprocess command line (this interpreter, so the checkout's code runs)."""
+    """`ted ARGS` as a subprocess command line (this interpreter; `ted_env` makes it run this checkout's code)."""
     return [sys.executable, "-m", "ted.cli", *args]
+
+
+def ted_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment of a `ted` subprocess: `env` (None: this process's), importing `ted` from this
+    checkout when no PYTHONPATH says otherwise, whichever checkout an editable install points at."""
+    return {"PYTHONPATH": str(CHECKOUT), **(os.environ if env is None else env)}
 
 
 def run_ted(
     *args: str, cwd: Path | str | None = None, env: Mapping[str, str] | None = None, timeout: float = 120, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `ted ARGS` and wait for it; `env` None inherits this process's environment."""
-    return subprocess.run(
-        ted_command(*args), cwd=cwd, env=None if env is None else dict(env), input=input, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(ted_command(*args), cwd=cwd, env=ted_env(env), input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def start_ted(*args: str, cwd: Path | str | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `ted ARGS` without waiting (a server, or a run to interrupt): stderr piped as text, stdout discarded."""
+    return subprocess.Popen(ted_command(*args), cwd=cwd, env=ted_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def environ(*unset: str, **extra: str) -> dict[str, str]:
+    """This process's environment without the variables named in `unset`, with `extra` added."""
+    return {**{k: v for k, v in os.environ.items() if k not in unset}, **extra}
+
+
+def lm_eval_env(cwd: Path | str, **extra: str) -> dict[str, str]:
+    """For a `ted` command that runs lm-eval: offline, its request cache in `cwd`, and no library or
+    data folder taken from the machine's TED_LIBRARY / TED_DATA_DIR."""
+    cache = str(Path(cwd) / "lm_cache")
+    return environ("TED_LIBRARY", "TED_DATA_DIR", LM_HARNESS_CACHE_PATH=cache, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="200", **extra)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *phrases: str) -> str:
@@ -53,7 +81,9 @@ def wait_for_gradio_config(process: subprocess.Popen, port: int, timeout: float 
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        if process.poll() is not None:
+            output = process.stderr.read() if process.stderr else ""
+            raise AssertionError(output.decode(errors="replace") if isinstance(output, bytes) else output)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
                 return json.load(response)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from ted.errors import ConfigError
 from ted.reproduce.estimate import TYPICAL_REPLY_TOKENS, Estimator
 from ted.reproduce.plan import ReproduceConfig, RunDir, Tracker, arms, plan
+from tests.support import run_ted
 
 ENDPOINT = "openai:m@http://127.0.0.1:9/v1"
 
@@ -87,11 +85,6 @@ def test_estimate_asks_each_teacher_solution_once_and_reads_ted_distills_limits(
     assert capped.roles["student"].completion_tokens == capped.roles["student"].completion_ceiling == 30 * 2 * 300
 
 
-def _ted(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2]))}
-    return subprocess.run([sys.executable, "-m", "ted.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
-
-
 BASE = ["reproduce", "--benchmark", "aime", "--student", ENDPOINT, "--teacher", ENDPOINT, "--out", "runs/x"]
 
 
@@ -107,7 +100,7 @@ BASE = ["reproduce", "--benchmark", "aime", "--student", ENDPOINT, "--teacher", 
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, extra: list[str], message: str) -> None:
-    proc = _ted(*BASE, *extra, cwd=tmp_path)
+    proc = run_ted(*BASE, *extra, cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "runs").exists()
@@ -115,7 +108,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, extra: list[st
 
 def test_dry_run_prints_calls_tokens_and_dollars_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / "aime.jsonl").write_text("".join(json.dumps({"problem": f"What is {i} + {i}?", "answer": str(2 * i), "id": str(i)}) + "\n" for i in range(7)))
-    proc = _ted(*BASE, "--eval-data", "aime.jsonl", "--samples", "20", "--epochs", "1", "--price", "teacher=1/4", "--dry-run", cwd=tmp_path)
+    proc = run_ted(*BASE, "--eval-data", "aime.jsonl", "--samples", "20", "--epochs", "1", "--price", "teacher=1/4", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert "no call made" in out and "eval_sizes={'aime': 7}" in out
