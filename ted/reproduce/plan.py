@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ted.distill.config import RunConfig
 from ted.distill.options import Strategy
-from ted.errors import ConfigError
+from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
+from ted.repo_ids import check_repo_id
 
 STATE_FORMAT = "ted-reproduce/1"
 STATE_FILE = "state.json"
@@ -108,6 +109,17 @@ class ReproduceConfig(BaseModel):
             raise ValueError("give at least one strategy")
         if len(set(value)) != len(value):
             raise ValueError("each strategy once")
+        return value
+
+    @field_validator("push")
+    @classmethod
+    def _hub_dataset_id(cls, value: str | None) -> str | None:
+        """Refused before the run, not after hours of it."""
+        if value is not None:
+            try:
+                check_repo_id(value)
+            except LibraryError:
+                raise ValueError("not a Hub dataset id like org/name (letters, digits, '-', '_', '.'; no '..' or '--')") from None
         return value
 
     @field_validator("transfer_to")

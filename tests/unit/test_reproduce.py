@@ -97,6 +97,7 @@ BASE = ["reproduce", "--benchmark", "aime", "--student", ENDPOINT, "--teacher", 
         (["--eval-data", "visualpuzzles=vp.parquet"], "--eval-data names 'visualpuzzles'"),
         (["--resume"], "nothing to resume: runs/x/state.json does not exist"),
         (["--price", "teacher=cheap"], "--price 'teacher=cheap': use ROLE=IN/OUT"),
+        (["--push", "just-a-name"], "--push 'just-a-name': not a Hub dataset id like org/name"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, extra: list[str], message: str) -> None:
