@@ -24,7 +24,6 @@ from typer.models import CommandInfo, TyperInfo
 
 from ted import __version__
 from ted.errors import TedError
-from ted.redact import scrub_logs, scrub_text
 
 INTERNAL_EXIT = 70  # EX_SOFTWARE: a bug in ted, not in the user's input
 USAGE_EXIT = 2
@@ -59,6 +58,12 @@ class _Root(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self.commands = _Commands()
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        from ted.redact import scrub_logs  # logging and the URL parser: not needed to print the help
+
+        scrub_logs()  # a warning that reaches stderr through logging's last resort is scrubbed like our own lines
+        return super().invoke(ctx)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(registered)
@@ -117,6 +122,8 @@ def _build(info: Union[CommandInfo, TyperInfo]) -> Union[TyperCommand, TyperGrou
 
 
 def _fail(message: str, code: int) -> None:
+    from ted.redact import scrub_text
+
     typer.secho(f"error: {scrub_text(message)}", err=True, fg="red")
     sys.exit(code)
 
@@ -137,7 +144,6 @@ def _bad_value(err: TyperException) -> Optional[str]:
 
 
 def main() -> None:
-    scrub_logs()  # a warning that reaches stderr through logging's last resort is scrubbed like our own lines
     try:
         app(standalone_mode=False)
     except TedError as err:

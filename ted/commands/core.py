@@ -10,7 +10,6 @@ import typer
 from ted.commands.options import config_option, parse_fields, parse_prices, with_options
 from ted.distill.options import OPTIONS, RUN
 from ted.errors import ConfigError, TedError
-from ted.redact import scrub_text
 
 if TYPE_CHECKING:  # `ted` imports every command module at start-up: heavy modules load inside the commands
     from rich.console import Console
@@ -310,6 +309,7 @@ def chat(
 ) -> None:
     """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
     from ted.control_tokens import check_library, special_tokens
+    from ted.redact import scrub_text
     from ted.tasks import student_system
     from ted.models import load_model
     from ted.system_probe import ensure_system_reaches

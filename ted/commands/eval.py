@@ -1,6 +1,5 @@
 """`ted eval`: score a student on a benchmark with and without a library, side by side."""
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -36,6 +35,7 @@ def eval_command(
     **values: Any,
 ) -> None:
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
+    import json
     import logging
 
     from ted.errors import ConfigError, LibraryError
