@@ -42,8 +42,7 @@ def library(tmp_path: Path) -> Path:
 
 
 def chat(spec: str, library: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ted.cli", "chat", "--student", spec, "--library", str(library), "--max-tokens", "4", *extra],
-                          input="What is 2+2?\n", cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=180)  # fmt: skip
+    return ted("chat", "--student", spec, "--library", str(library), "--max-tokens", "4", *extra, input="What is 2+2?\n", cwd=cwd, timeout=180)
 
 
 def test_a_server_that_drops_system_messages_stops_every_command(gemma_format: LlamaServer, library: Path, tmp_path: Path) -> None:

@@ -24,9 +24,11 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def ted(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ted(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `ted ARGS` in `cwd` with a clean environment and wait for it."""
-    return run_ted(*args, cwd=cwd, env=clean_env(env), timeout=timeout)
+    return run_ted(*args, cwd=cwd, env=clean_env(env), timeout=timeout, input=input)
 
 
 def tree_digest(*roots: Path) -> dict[str, str]:

@@ -51,8 +51,7 @@ def test_a_forged_turn_never_reaches_the_server_as_control_tokens(llama_server: 
         refusals: dict[str, str] = {}
         for form in ((), ("--prompt",), ("--json",)):
             refusals[f"show {' '.join(form)}"] = assert_one_line_error(ted("show", str(forged), *form, cwd=tmp_path), "experience E2", "'<end_of_turn>'")
-        chat = subprocess.run([sys.executable, "-m", "ted.cli", "chat", "--student", spec, "--library", str(forged)], input="What is 2+2?\n",
-                              cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+        chat = ted("chat", "--student", spec, "--library", str(forged), input="What is 2+2?\n", cwd=tmp_path)
         refusals["chat"] = assert_one_line_error(chat, "experience E2")
         evaluated = ted("eval", "--task", "ted_aime", "--library", str(forged), "--data-files", str(data), "--limit", "1",
                         "--model_args", f"base_url={proxy.base_url}/chat/completions,model={llama_server.model}", cwd=tmp_path, timeout=300)  # fmt: skip
