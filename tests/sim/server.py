@@ -5,7 +5,7 @@ It speaks real HTTP (aiohttp) on 127.0.0.1: `POST /v1/chat/completions` with `n`
 What it adds over a real server is control:
 
 - latency per call and per role: fixed seconds, or a `Latency` distribution (uniform,
-  exponential, lognormal), plus optional seconds per completion token; `teacher_latency` gives the
+  exponential, lognormal), plus optional seconds per generated token (of the longest choice: n choices decode side by side); `teacher_latency` gives the
   teacher's stages (solve, structure, extract, compress) their own (a frontier model is slower),
   and the seconds each stage slept are counted, so a benchmark can compute its bound per role;
 - faults at `failure_rate`, drawn from a mix (`FAULTS`): 429 with Retry-After, 500, 503,
@@ -60,7 +60,7 @@ _NOT_CONTENT = ("n", "seed", "stream", "stream_options", "user")
 
 @dataclass(frozen=True)
 class Latency:
-    """Seconds before a successful reply: `mean` shaped by `dist`, plus `per_token` per completion token.
+    """Seconds before a successful reply: `mean` shaped by `dist`, plus `per_token` per token of its longest choice.
 
     `spread` is the relative half-width for `uniform` and sigma for `lognormal` (mean preserved).
     """
@@ -374,9 +374,12 @@ class Simulator:
             key = f"{self.seed}:{content}:{first_seed + i}"
             choice = self._content_fault(stage, key, reply(stage, messages, key, max_tokens, self.behaviour))
             choices.append(choice)
-        completion_tokens = sum(estimate_tokens(c.text) + estimate_tokens(c.reasoning) for c in choices)
+        lengths = [estimate_tokens(c.text) + estimate_tokens(c.reasoning) for c in choices]
+        completion_tokens = sum(lengths)
         latency = self.latency if stage in STUDENT_STAGES else self.teacher_latency
-        seconds = latency.sample(unit(self.seed, "latency", body_hash, attempt), completion_tokens)
+        # A serving engine decodes the n choices of one request side by side, in one batch: the
+        # request takes as long as its longest choice, not their sum.
+        seconds = latency.sample(unit(self.seed, "latency", body_hash, attempt), max(lengths, default=0))
         await asyncio.sleep(seconds)
         with self._lock:
             self._stats.choices[stage] += 0 if fault == "empty_choices" else len(choices)
