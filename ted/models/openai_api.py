@@ -150,14 +150,19 @@ class OpenAIChatModel(BaseChatModel):
 
     # ------------------------------------------------------------------ client
     def _client(self) -> Any:
-        """One AsyncOpenAI client per event loop: its connection pool is bound to the loop."""
-        from openai import AsyncOpenAI
+        """One AsyncOpenAI client per event loop: its connection pool is bound to the loop.
+
+        Its transport is aiohttp (the SDK's `DefaultAioHttpClient`, proxies from the environment as
+        with httpx): with a hundred calls in flight, httpx's pool cost about 2 ms of CPU per request
+        (`make bench` measures the framework's overhead per call)."""
+        from openai import AsyncOpenAI, DefaultAioHttpClient
 
         loop = asyncio.get_running_loop()
         if self._clients is None or self._clients[0] is not loop:
             client = AsyncOpenAI(
-                api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout, max_retries=self.max_retries
-            )
+                api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout,
+                max_retries=self.max_retries, http_client=DefaultAioHttpClient(),
+            )  # fmt: skip
             self._clients = (loop, client)
         return self._clients[1]
 
@@ -356,7 +361,10 @@ class OpenAIChatModel(BaseChatModel):
         import openai
 
         url = self.shown_url
-        if isinstance(err, openai.APITimeoutError):
+        # The aiohttp transport reports a refused or unresolvable connection as a connect timeout:
+        # a timeout whose innermost cause is a socket error other than a timeout is a connection failure.
+        root = _innermost(err)
+        if isinstance(err, openai.APITimeoutError) and not (isinstance(root, OSError) and not isinstance(root, TimeoutError)):
             text = f"{url} did not answer within {self.timeout:g}s (tried {self.max_retries + 1} times); is the server overloaded?"
         elif isinstance(err, openai.APIConnectionError):
             text = f"cannot reach {url}: {_root_cause(err)}; is the server running?"
@@ -399,10 +407,15 @@ def _reasoning(message: Any) -> str | None:
     return None
 
 
-def _root_cause(err: BaseException) -> str:
-    """The innermost cause of a connection failure, e.g. 'connection refused'."""
+def _innermost(err: BaseException) -> BaseException:
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return err
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost cause of a connection failure, e.g. 'connection refused'."""
+    err = _innermost(err)
     if isinstance(err, ConnectionRefusedError) or "connection refused" in str(err).lower():
         return "connection refused"
     return _one_line(str(err) or type(err).__name__, 160)

@@ -27,16 +27,24 @@ SECRET = "sk-test-secret-0123456789"
 QUESTION = [Message("user", "Name a colour.")]
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+def run(model: Any, call: Any) -> Any:
+    """Await `call` in a loop of its own, then close `model`'s connections, which belong to that loop."""
+
+    async def closing() -> Any:
+        try:
+            return await call
+        finally:
+            await model.aclose()
+
+    return asyncio.run(closing())
 
 
 # --------------------------------------------------------------------------- real server
 def test_plain_chat_counts_usage_and_keeps_the_system_prompt(llama_server) -> None:
     model = load_model(llama_server.spec)
     params = SamplingParams(max_tokens=8, temperature=0)
-    plain = run(model.chat(QUESTION, params))
-    with_system = run(model.chat([Message("system", "Lesson E1: check units. " * 10), *QUESTION], params))
+    plain = run(model, model.chat(QUESTION, params))
+    with_system = run(model, model.chat([Message("system", "Lesson E1: check units. " * 10), *QUESTION], params))
 
     assert isinstance(plain.text, str) and plain.text.strip()
     assert (plain.requests, plain.retries) == (1, 0)
@@ -48,7 +56,7 @@ def test_plain_chat_counts_usage_and_keeps_the_system_prompt(llama_server) -> No
 
 def test_n_samples_are_filled_in_when_the_server_returns_one(llama_server) -> None:
     model = load_model(llama_server.spec)
-    result = run(model.chat(QUESTION, SamplingParams(n=3, max_tokens=8, temperature=0.9, seed=1)))
+    result = run(model, model.chat(QUESTION, SamplingParams(n=3, max_tokens=8, temperature=0.9, seed=1)))
 
     assert len(result.texts) == 3
     assert result.requests == 3
@@ -64,13 +72,13 @@ class Verdict(BaseModel):
 def test_json_schema_output_is_validated(llama_server) -> None:
     model = load_model(llama_server.spec)
     ask = [Message("user", "What is 2+2? Reply in JSON with an answer and a confidence from 0 to 10.")]
-    verdict, result = run(chat_json(model, ask, Verdict, SamplingParams(max_tokens=48, temperature=0)))
+    verdict, result = run(model, chat_json(model, ask, Verdict, SamplingParams(max_tokens=48, temperature=0)))
 
     assert isinstance(verdict, Verdict)
     # llama.cpp rejects OpenAI's json_schema form; the backend fell back to its json_object + schema:
     # the same request sent again in another form, a retry (a resumed run learns the form again).
     assert (result.requests, result.retries) == (1, 1)
-    again, result = run(chat_json(model, ask, Verdict, SamplingParams(max_tokens=48, temperature=0)))
+    again, result = run(model, chat_json(model, ask, Verdict, SamplingParams(max_tokens=48, temperature=0)))
     assert isinstance(again, Verdict) and result.requests == 1  # the accepted form was remembered
 
 
@@ -81,15 +89,15 @@ def test_stream_yields_pieces_of_the_same_reply(llama_server) -> None:
     async def collect() -> list[str]:
         return [piece async for piece in model.stream(QUESTION, params)]
 
-    pieces = run(collect())
+    pieces = run(model, collect())
     assert len(pieces) > 1
-    assert "".join(pieces) == run(model.chat(QUESTION, params)).text
+    assert "".join(pieces) == run(model, model.chat(QUESTION, params)).text
 
 
 def test_llama_server_serves_any_model_name_as_its_own(llama_server) -> None:
     """llama_cpp.server falls back to its one model for unknown names instead of a 404."""
     model = load_model(f"openai:no-such-model@{llama_server.base_url}")
-    result = run(model.chat(QUESTION, SamplingParams(max_tokens=4, temperature=0)))
+    result = run(model, model.chat(QUESTION, SamplingParams(max_tokens=4, temperature=0)))
     assert result.text and result.usage.completion_tokens >= 1
 
 
@@ -99,7 +107,7 @@ def test_unreachable_endpoint_is_one_line_without_the_key(monkeypatch: pytest.Mo
     url = f"http://127.0.0.1:{free_port}/v1"
     model = load_model(f"openai:m@{url}", max_retries=1)
     with pytest.raises(ModelError) as caught:
-        run(model.chat(QUESTION, SamplingParams(max_tokens=4)))
+        run(model, model.chat(QUESTION, SamplingParams(max_tokens=4)))
 
     message = str(caught.value)
     assert message == f"cannot reach {url}: connection refused; is the server running?"
@@ -190,7 +198,7 @@ def test_429_is_retried_after_retry_after(keyed: None) -> None:
     with Simulator([busy, (200, {}, completion("blue"))]) as sim:
         model = load_model(f"openai:sim-model@{sim.base_url}")
         start = time.perf_counter()
-        result = run(model.chat(QUESTION, SamplingParams(max_tokens=4)))
+        result = run(model, model.chat(QUESTION, SamplingParams(max_tokens=4)))
         elapsed = time.perf_counter() - start
 
     assert result.text == "blue"
@@ -204,7 +212,7 @@ def test_429_is_retried_after_retry_after(keyed: None) -> None:
 def test_missing_samples_get_their_own_seeds(keyed: None) -> None:
     with Simulator([(200, {}, completion("red"))]) as sim:
         model = load_model(f"openai:sim-model@{sim.base_url}")
-        result = run(model.chat(QUESTION, SamplingParams(n=3, max_tokens=4, seed=7)))
+        result = run(model, model.chat(QUESTION, SamplingParams(n=3, max_tokens=4, seed=7)))
 
     assert result.texts == ["red"] * 3 and result.requests == 3
     assert result.usage.prompt_tokens == 15
@@ -218,7 +226,7 @@ def test_wrong_model_name_lists_the_served_models(keyed: None) -> None:
     with Simulator([missing], models=("alpha", "beta")) as sim:
         model = load_model(f"openai:gpt-x@{sim.base_url}")
         with pytest.raises(ModelError) as caught:
-            run(model.chat(QUESTION, SamplingParams(max_tokens=4)))
+            run(model, model.chat(QUESTION, SamplingParams(max_tokens=4)))
     assert str(caught.value) == f"model 'gpt-x' not found at {sim.base_url}; the server lists: alpha, beta"
     assert len(sim.seen) == 1  # a 404 is not retried
 
@@ -228,7 +236,7 @@ def test_rejected_key_is_reported_without_echoing_it(keyed: None) -> None:
     with Simulator([denied]) as sim:
         model = load_model(f"openai:sim-model@{sim.base_url}")
         with pytest.raises(ModelError) as caught:
-            run(model.chat(QUESTION, SamplingParams(max_tokens=4)))
+            run(model, model.chat(QUESTION, SamplingParams(max_tokens=4)))
     message = str(caught.value)
     assert "rejected the API key" in message and "$OPENAI_API_KEY" in message
     assert SECRET not in message and "\n" not in message
