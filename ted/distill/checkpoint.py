@@ -81,6 +81,7 @@ class RunState(BaseModel):
     extraction: ExtractionTally = Field(default_factory=ExtractionTally)
     log: list[str] = Field(default_factory=list)
     solutions: dict[str, Rollout] = Field(default_factory=dict)  # problem id → the teacher's own solution, asked once per run
+    teacher_chains: dict[str, str] = Field(default_factory=dict)  # problem id → that solution's structured chain
 
     def dump(self) -> str:
         del self.log[:-MAX_LOG]

@@ -88,7 +88,7 @@ class Distiller:
             state = self.load_checkpoint() if resume and self.checkpoint.exists() else self.new_state()
             share_limiters((self.student, self.teacher), self.config.concurrency)
             c = self.config
-            self.solutions = TeacherSolutions(self.solve, state.solutions, c.fresh_teacher_solutions, ahead=c.concurrency // 2)
+            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=c.concurrency // 2)
             self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
             try:
                 return await self.loop(state, started=time.perf_counter() - state.wall_s)
@@ -149,7 +149,9 @@ class Distiller:
             self.status.skip("structure", "extract")
             return ProblemResult(problem, student_runs, Extraction(), structured=True, skipped=True)
         params = self._params("teacher", *key, "structure", json_out=True)
-        chains = await self._call("structure", lambda: structure(teacher, problem, student_runs, teacher_run, params))
+        known = self.solutions.chain(problem)
+        chains = await self._call("structure", lambda: structure(teacher, problem, student_runs, teacher_run, params, known))
+        self.solutions.keep_chain(problem, chains)
         params = self._params("teacher", *key, "extract", json_out=True)
         extraction = await self._call(
             "extract",
@@ -280,12 +282,8 @@ class Distiller:
 
     def _params(self, role: Role, *parts: object, n: int = 1, json_out: bool = False) -> SamplingParams:
         c = self.config
-        return SamplingParams(
-            n=n,
-            temperature=c.temperature if role == "student" else c.teacher_temperature,
-            max_tokens=c.max_tokens_for(role, json_out),
-            seed=derive_seed(c.seed, role, *parts),
-        )
+        temperature = c.temperature if role == "student" else c.teacher_temperature
+        return SamplingParams(n=n, temperature=temperature, max_tokens=c.max_tokens_for(role, json_out), seed=derive_seed(c.seed, role, *parts))
 
     def show(self, state: RunState, batches: list[list[Problem]]) -> None:
         s = self.status

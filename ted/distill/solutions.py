@@ -4,7 +4,9 @@ A solution does not depend on the library, so each problem's is asked once, from
 the order the batches need them; it then sits in the first round of the first batch only. At most
 `ahead` calls in flight are solutions, so the batches' own calls are never starved. Each lands in
 `known` (the run state's) as it arrives, so the next checkpoint keeps it and a resumed run never
-asks for it again. `--fresh-teacher-solutions` asks again in every epoch instead.
+asks for it again. The chain structuring makes of a solution is kept the same way (`chains`), so
+later epochs structure only the student's new traces. `--fresh-teacher-solutions` asks again in
+every epoch instead, and structures each new solution again.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ted.distill.rollouts import Rollout
+from ted.distill.structure import Structured
 from ted.tasks.base import Problem
 
 
 class TeacherSolutions:
-    def __init__(self, solve: Callable[[Problem, int], Awaitable[Rollout]], known: dict[str, Rollout], fresh: bool, ahead: int) -> None:
-        self.solve, self.known, self.fresh = solve, known, fresh
+    def __init__(
+        self, solve: Callable[[Problem, int], Awaitable[Rollout]], known: dict[str, Rollout], chains: dict[str, str], fresh: bool, ahead: int
+    ) -> None:
+        self.solve, self.known, self.chains, self.fresh = solve, known, chains, fresh
         self.ahead = asyncio.Semaphore(max(1, ahead))
         self.solving: dict[str, asyncio.Task[Rollout]] = {}
 
@@ -43,6 +48,15 @@ class TeacherSolutions:
         if problem.id in self.known:
             return self.known[problem.id]
         return await self.solving[problem.id]
+
+    def chain(self, problem: Problem) -> str | None:
+        """The structured chain of the run's solution of `problem`, once structuring has made it."""
+        return None if self.fresh else self.chains.get(problem.id)
+
+    def keep_chain(self, problem: Problem, structured: Structured) -> None:
+        """Keep the teacher's chain from this structuring, if it made one (the first one made is kept)."""
+        if not self.fresh and structured.teacher_chained:
+            self.chains.setdefault(problem.id, structured.teacher)
 
     async def stop(self) -> None:
         """Cancel the solutions still on their way (the run ended or failed) and wait for them, so nothing prints after the run."""

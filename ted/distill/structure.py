@@ -3,7 +3,8 @@
 One teacher call covers all traces of a problem, with the problem's images. A trace is the
 attempt's reasoning and reply (`traces.trace`), bounded; a cut-off attempt is labelled so. If the
 teacher's JSON cannot be used even after the re-ask, each trace falls back to its own bounded
-text, so extraction still sees it.
+text, so extraction still sees it. The teacher's own trace does not depend on the library: when
+its chain is already known (solved once per run), only the student's traces are sent again.
 """
 
 from __future__ import annotations
@@ -43,21 +44,27 @@ class Structured:
     student: list[str]
     teacher: str
     parsed: bool
+    teacher_chained: bool = False  # `teacher` is a chain (now or from an earlier epoch), not the raw trace: kept for later epochs
 
 
 async def structure(
-    teacher: ChatModel, problem: Problem, student: list[Rollout], teacher_trace: Rollout, params: SamplingParams
+    teacher: ChatModel, problem: Problem, student: list[Rollout], teacher_trace: Rollout, params: SamplingParams,
+    teacher_chain: str | None = None,
 ) -> tuple[Structured, ChatResult]:
-    runs = [*student, teacher_trace]
+    """The chains of `student`'s traces and of the teacher's (`teacher_chain` if already known)."""
+    runs = [*student, teacher_trace] if teacher_chain is None else list(student)
     labels = [f"student attempt {i + 1}" for i in range(len(student))] + ["teacher"]
     traces = [{"label": label, "text": trace(run, TRACE_CHARS), "truncated": run.truncated} for label, run in zip(labels, runs)]
     images = teacher_images(teacher, problem)
     prompt = prompts.render("structure", question=problem.question, traces=traces, has_images=bool(images))
     parsed, result = await chat_json(teacher, [Message("user", prompt, images=images)], Chains, params)
-    rendered = [t["text"] for t in traces]
-    if parsed is not None:
-        for position, chain in enumerate(parsed.chains):
-            index = chain.trace if 0 <= chain.trace < len(traces) else position
-            if index < len(traces):
-                rendered[index] = chain.render()
-    return Structured(student=rendered[:-1], teacher=rendered[-1], parsed=parsed is not None), result
+    rendered: list[str | None] = [None] * len(traces)
+    for position, chain in enumerate(parsed.chains if parsed is not None else []):
+        index = chain.trace if 0 <= chain.trace < len(traces) else position
+        if index < len(traces):
+            rendered[index] = chain.render()
+    if teacher_chain is None:
+        teacher_chain = rendered.pop()  # None: the teacher's trace got no chain this time
+        traces.pop()
+    chains = [text if text is not None else t["text"] for text, t in zip(rendered, traces)]
+    return Structured(chains, teacher_chain or trace(teacher_trace, TRACE_CHARS), parsed is not None, teacher_chain is not None), result

@@ -86,6 +86,8 @@ def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
                               max_tokens=cfg.json_max_tokens if json_out else cfg.max_tokens if role == "student" else cfg.teacher_max_tokens or cfg.max_tokens,
                               seed=derive_seed(cfg.seed, role, *parts))
 
+    teacher_chains = {}  # the teacher's solution is structured once, then reused
+
     async def loop():
         nonlocal step
         for epoch in range(cfg.epochs):
@@ -95,7 +97,9 @@ def test_batch_of_one_equals_hand_run_sequential_loop(tmp_path):
                 key = (epoch, p.id)
                 runs, _ = await rollouts(student, hand, p, task, params("student", *key, n=cfg.rollouts))
                 sol, _ = await teacher_solution(teacher, p, task, params("teacher", 0, p.id, "solve"))  # asked once per run
-                chains, _ = await structure(teacher, p, runs, sol, params("teacher", *key, "structure", json_out=True))
+                chains, _ = await structure(teacher, p, runs, sol, params("teacher", *key, "structure", json_out=True), teacher_chains.get(p.id))
+                if chains.teacher_chained:
+                    teacher_chains.setdefault(p.id, chains.teacher)
                 ext, _ = await extract(teacher, hand, p, runs, sol, chains, params("teacher", *key, "extract", json_out=True), counter)
                 step += 1
                 hand.record_usage(r.cited for r in runs)
@@ -230,12 +234,33 @@ def test_teacher_solutions_once_per_run_unless_fresh(tmp_path, fresh, solves):
     assert lib.config["fresh_teacher_solutions"] is fresh  # recorded with the run's options
 
 
+@pytest.mark.parametrize("fresh, structured", [(False, 6), (True, 3 * 6)])
+def test_the_teachers_trace_is_structured_once_per_run_unless_fresh(tmp_path, fresh, structured):
+    class Prompts(ScriptedModel):
+        def __init__(self, name):
+            super().__init__(name)
+            self.prompts = []
+
+        async def _chat(self, messages, params):
+            self.prompts.append((self.stage(messages), messages[-1].text))
+            return await super()._chat(messages, params)
+
+    teacher = Prompts("t")
+    run(config(tmp_path, epochs=3, fresh_teacher_solutions=fresh), sum_problems(6), teacher=teacher)
+    structure_prompts = [text for stage, text in teacher.prompts if stage == "structure"]
+    assert len(structure_prompts) == 3 * 6
+    assert sum("(teacher)" in text for text in structure_prompts) == structured
+    extract_prompts = [text for stage, text in teacher.prompts if stage == "extract"]
+    assert len(extract_prompts) == 3 * 6 and all("## Your chain (teacher" in text for text in extract_prompts)  # still shown every epoch
+
+
 def test_resume_never_asks_again_for_solutions_it_has(tmp_path):
     problems = sum_problems(10)
     cfg = config(tmp_path)
     with pytest.raises(ModelError):
         run(cfg, problems, teacher=Crashing("t", 30))  # after the first batch: every solution is in its checkpoint
-    assert len(json.loads(checkpoint_path(cfg.out).read_text())["solutions"]) == 10
+    saved = json.loads(checkpoint_path(cfg.out).read_text())
+    assert len(saved["solutions"]) == 10 and 0 < len(saved["teacher_chains"]) < 10  # chains of the problems structured so far
     teacher = Counting("t")
     resumed = run(cfg, problems, teacher=teacher, resume=True)
     assert "teacher_solve" not in teacher.stages
