@@ -10,10 +10,11 @@ so an error line stays useful.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 # Query parameters whose values are credentials: any name containing one of these words.
@@ -29,15 +30,21 @@ def is_secret_param(name: str) -> bool:
     return bool(_SECRET_PARAM.search(name))
 
 
-def split_credentials(url: str) -> tuple[str, dict[str, str]]:
-    """`url` without its secret query parameters, and those parameters (sent as the request's query)."""
+def split_credentials(url: str) -> tuple[str, dict[str, str], str | None]:
+    """`url` without its credentials; its secret query parameters (sent as the request's query); and
+    its userinfo as a Basic `Authorization` header value, which replaces the API key's Bearer header
+    as httpx did (aiohttp, the transport, refuses userinfo beside an Authorization header)."""
     parts = urlsplit(url)
-    if not parts.query:
-        return url, {}
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     kept = [(k, v) for k, v in pairs if not is_secret_param(k)]
     secret = {k: v for k, v in pairs if is_secret_param(k)}
-    return urlunsplit(parts._replace(query=urlencode(kept))), secret
+    userinfo, _, host_port = parts.netloc.rpartition("@")
+    basic = None
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        basic = "Basic " + base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    query = urlencode(kept) if secret else parts.query
+    return urlunsplit(parts._replace(netloc=host_port, query=query)), secret, basic
 
 
 def scrub_url(url: str) -> str:

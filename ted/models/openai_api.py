@@ -122,10 +122,10 @@ class OpenAIChatModel(BaseChatModel):
     ) -> None:
         super().__init__(spec, model, max_concurrency)
         full_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        # The live request keeps every credential: userinfo in the URL (httpx sends it as Basic auth),
-        # secret query parameters as the client's default query (appended to every request path).
-        # Everything shown to people uses `shown_url`.
-        self.base_url, self._query = split_credentials(full_url)
+        # The live request keeps every credential: userinfo in the URL as Basic auth (in place of
+        # the key's Bearer header), secret query parameters as the client's default query (appended
+        # to every request path). Everything shown to people uses `shown_url`.
+        self.base_url, self._query, self._basic_auth = split_credentials(full_url)
         self.shown_url = scrub_url(full_url)
         if not api_key:
             if not _is_local(full_url):
@@ -162,6 +162,7 @@ class OpenAIChatModel(BaseChatModel):
             client = AsyncOpenAI(
                 api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout,
                 max_retries=self.max_retries, http_client=DefaultAioHttpClient(),
+                default_headers={"Authorization": self._basic_auth} if self._basic_auth else None,
             )  # fmt: skip
             self._clients = (loop, client)
         return self._clients[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from ted.library import Library, ModelInfo
@@ -43,9 +45,11 @@ def test_scrub_value_walks_nested_records() -> None:
 
 
 def test_split_credentials_keeps_the_secret_query_for_the_live_request() -> None:
-    base, query = split_credentials(f"http://a:{PASSWORD}@h/v1?api-key={TOKEN}&api-version=1")
-    assert base == f"http://a:{PASSWORD}@h/v1?api-version=1"  # userinfo stays: httpx sends it as Basic auth
+    base, query, basic = split_credentials(f"http://a:{PASSWORD}@h/v1?api-key={TOKEN}&api-version=1")
+    assert base == "http://h/v1?api-version=1"
     assert query == {"api-key": TOKEN}
+    assert basic is not None and base64.b64decode(basic.removeprefix("Basic ")).decode() == f"a:{PASSWORD}"  # sent as Basic auth
+    assert split_credentials("http://h:8000/v1") == ("http://h:8000/v1", {}, None)
 
 
 def test_a_library_never_stores_a_credential_in_its_provenance() -> None:
@@ -64,7 +68,8 @@ def test_the_openai_backend_shows_the_scrubbed_url_and_sends_the_full_one() -> N
     model = OpenAIChatModel("spec", "m", base_url=f"http://alice:{PASSWORD}@127.0.0.1:9/v1?api-key={TOKEN}")
     assert model.shown_url == "http://***@127.0.0.1:9/v1?api-key=***"
     assert PASSWORD not in repr(model) and TOKEN not in repr(model)
-    assert model.base_url == f"http://alice:{PASSWORD}@127.0.0.1:9/v1" and model._query == {"api-key": TOKEN}
+    assert model.base_url == "http://127.0.0.1:9/v1" and model._query == {"api-key": TOKEN}
+    assert model._basic_auth == "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()  # the live request's
 
 
 def test_quoted_authorization_headers_are_masked() -> None:
