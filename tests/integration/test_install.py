@@ -45,10 +45,12 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
     (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     installed = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "--no-deps", "--no-index", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr[-3000:]
+    # --force-reinstall: a checkout on PYTHONPATH shows pip its in-tree egg-info as "ted-distill 0.1.0
+    # already satisfied", and the wheel was silently not installed.
     return env_dir
 
 
