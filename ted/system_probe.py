@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ted.distill.calls import gather_or_cancel
 from ted.errors import ConfigError
 from ted.models.base import Message, SamplingParams
 
@@ -26,8 +27,9 @@ FIXES = (
 async def system_kept(model: Any) -> bool | None:
     """Whether the server counts a system message in the prompt; None when it reports no token counts."""
     params = SamplingParams(n=1, temperature=0.0, max_tokens=1, seed=0)
-    without = await model.chat([Message("user", PROBE_USER)], params)
-    with_system = await model.chat([Message("system", PROBE_SYSTEM), Message("user", PROBE_USER)], params)
+    without, with_system = await gather_or_cancel(  # side by side: the probe delays the run by one round trip, not two
+        model.chat([Message("user", PROBE_USER)], params), model.chat([Message("system", PROBE_SYSTEM), Message("user", PROBE_USER)], params)
+    )
     if not (without.usage.prompt_tokens and with_system.usage.prompt_tokens):
         return None
     return with_system.usage.prompt_tokens > without.usage.prompt_tokens
