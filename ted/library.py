@@ -405,10 +405,11 @@ class Library(BaseModel):
         lines += [item_line(item) for item in self.items]
         return "\n".join(lines)
 
-    def tokens(self, counter: TokenCounter | None = None) -> int:
+    def tokens(self, counter: TokenCounter | None = None, keep: bool = False) -> int:
+        """The rendered block's tokens; `keep` for a count people will ask for again (see `ted.tokens`)."""
         if not self.items:
             return 0
-        return (counter or get_counter(self.budget.tokenizer)).count(self.render())
+        return (counter or get_counter(self.budget.tokenizer)).count(self.render(), keep=keep)
 
     def fits(self, counter: TokenCounter | None = None, items: list[Experience] | None = None) -> bool:
         """Whether the library (or the same library holding only `items`) is within its budget."""

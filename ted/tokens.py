@@ -5,8 +5,10 @@ touches the network. A student's own tokenizer (anything with `encode`) can be u
 which makes the budget exact for that student.
 
 Loading cl100k's 100k merge ranks costs about 0.2 s of CPU, more than everything else `ted show`
-does, so its counts are also kept on disk (`CountCache`): a library written or shown on this
-machine before is counted again without loading the encoding at all.
+does, so the counts of what a user sees (the library `ted distill` wrote, one `ted show` showed)
+are also kept on disk (`CountCache`, `keep=True`): that library is counted again without loading
+the encoding at all. A run's thousands of intermediate renders stay in its memory only, so they
+never push those out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ CACHED_COUNTS = 4096  # newest counts kept on disk per tokenizer
 class TokenCounter(Protocol):
     name: str
 
-    def count(self, text: str) -> int: ...
+    def count(self, text: str, keep: bool = False) -> int: ...
 
 
 class CountCache:
@@ -38,7 +40,8 @@ class CountCache:
     def __init__(self, name: str) -> None:
         self.path = cache_dir() / "token-counts" / f"{name}.json"
         self._known: dict[str, int] | None = None
-        self._new: dict[str, int] = {}
+        self._seen: dict[str, int] = {}  # this process's counts
+        self._new: dict[str, int] = {}  # those to keep on disk
 
     @staticmethod
     def key(text: str) -> str:
@@ -58,12 +61,15 @@ class CountCache:
         if self._known is None:
             self._known = self._read()
         key = self.key(text)
-        return self._new.get(key, self._known.get(key))
+        return self._seen.get(key, self._known.get(key))
 
-    def put(self, text: str, count: int) -> None:
-        if not self._new:
-            atexit.register(self.flush)
-        self._new[self.key(text)] = count
+    def put(self, text: str, count: int, keep: bool) -> None:
+        key = self.key(text)
+        self._seen[key] = count
+        if keep:
+            if not self._new:
+                atexit.register(self.flush)
+            self._new[key] = count
 
     def flush(self) -> None:
         """Add this process's counts to the file, keeping the newest `CACHED_COUNTS`."""
@@ -88,13 +94,14 @@ class TiktokenCounter:
         self.name = name
         self._cache = CountCache(name)
 
-    def count(self, text: str) -> int:
+    def count(self, text: str, keep: bool = False) -> int:
+        """The count of `text`; `keep` also stores it on disk for later processes."""
         known = self._cache.get(text)
         if known is None:
             if self._encoding is None:
                 self._encoding = self._load()
             known = len(self._encoding.encode(text, disallowed_special=()))
-            self._cache.put(text, known)
+        self._cache.put(text, known, keep)
         return known
 
 
@@ -105,7 +112,7 @@ class HFTokenizerCounter:
         self._tokenizer = tokenizer
         self.name = name
 
-    def count(self, text: str) -> int:
+    def count(self, text: str, keep: bool = False) -> int:  # a tokenizer folder can change: nothing kept
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
 

