@@ -56,15 +56,13 @@ class CountCache:
             return {}
         return {k: v for k, v in data.items() if isinstance(k, str) and type(v) is int and v >= 0}
 
-    def get(self, text: str) -> int | None:
-        """The count of `text` if this process or an earlier one made it (the file is read once)."""
+    def get(self, key: str) -> int | None:
+        """The count under `key` if this process or an earlier one made it (the file is read once)."""
         if self._known is None:
             self._known = self._read()
-        key = self.key(text)
         return self._seen.get(key, self._known.get(key))
 
-    def put(self, text: str, count: int, keep: bool) -> None:
-        key = self.key(text)
+    def put(self, key: str, count: int, keep: bool) -> None:
         self._seen[key] = count
         if keep:
             if not self._new:
@@ -96,12 +94,13 @@ class TiktokenCounter:
 
     def count(self, text: str, keep: bool = False) -> int:
         """The count of `text`; `keep` also stores it on disk for later processes."""
-        known = self._cache.get(text)
+        key = CountCache.key(text)  # hashed once: a run counts its library's render many times a batch
+        known = self._cache.get(key)
         if known is None:
             if self._encoding is None:
                 self._encoding = self._load()
             known = len(self._encoding.encode(text, disallowed_special=()))
-        self._cache.put(text, known, keep)
+        self._cache.put(key, known, keep)
         return known
 
 

@@ -63,8 +63,9 @@ async def structure(
         index = chain.trace if 0 <= chain.trace < len(traces) else position
         if index < len(traces):
             rendered[index] = chain.render()
-    if teacher_chain is None:
-        teacher_chain = rendered.pop()  # None: the teacher's trace got no chain this time
-        traces.pop()
+    chained = teacher_chain is not None
+    if not chained:  # the teacher's trace was sent: its chain, else its own bounded text
+        chain, raw = rendered.pop(), traces.pop()["text"]
+        chained, teacher_chain = chain is not None, chain or raw
     chains = [text if text is not None else t["text"] for text, t in zip(rendered, traces)]
-    return Structured(chains, teacher_chain or trace(teacher_trace, TRACE_CHARS), parsed is not None, teacher_chain is not None), result
+    return Structured(chains, teacher_chain, parsed is not None, chained), result

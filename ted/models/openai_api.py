@@ -365,7 +365,8 @@ class OpenAIChatModel(BaseChatModel):
         # The aiohttp transport reports a refused or unresolvable connection as a connect timeout:
         # a timeout whose innermost cause is a socket error other than a timeout is a connection failure.
         root = _innermost(err)
-        if isinstance(err, openai.APITimeoutError) and not (isinstance(root, OSError) and not isinstance(root, TimeoutError)):
+        never_connected = isinstance(root, OSError) and not isinstance(root, TimeoutError)
+        if isinstance(err, openai.APITimeoutError) and not never_connected:
             text = f"{url} did not answer within {self.timeout:g}s (tried {self.max_retries + 1} times); is the server overloaded?"
         elif isinstance(err, openai.APIConnectionError):
             text = f"cannot reach {url}: {_root_cause(err)}; is the server running?"
