@@ -8,7 +8,8 @@ Loading cl100k's 100k merge ranks costs about 0.2 s of CPU, more than everything
 does, so the counts of what a user sees (the library `ted distill` wrote, one `ted show` showed)
 are also kept on disk (`CountCache`, `keep=True`): that library is counted again without loading
 the encoding at all. A run's thousands of intermediate renders stay in its memory only, so they
-never push those out.
+never push those out. A run that will count soon loads the encoding in a thread (`prefetch`)
+while it waits on its first model calls, so the load is off its critical path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol
@@ -30,6 +32,9 @@ class TokenCounter(Protocol):
     name: str
 
     def count(self, text: str, keep: bool = False) -> int: ...
+
+    def prefetch(self) -> None:
+        """Get ready to count without blocking the caller (a hint: counting works without it)."""
 
 
 class CountCache:
@@ -89,17 +94,36 @@ class TiktokenCounter:
 
     def __init__(self, load: Callable[[], Any], name: str) -> None:
         self._load, self._encoding = load, None
+        self._loading = threading.Lock()  # a count waits for a prefetch under way instead of loading twice
         self.name = name
         self._cache = CountCache(name)
+
+    def _get_encoding(self) -> Any:
+        with self._loading:
+            if self._encoding is None:
+                self._encoding = self._load()
+        return self._encoding
+
+    def prefetch(self) -> None:
+        """Load the encoding in a thread. The load holds the GIL for ~0.3 s: started when the caller is
+        about to wait on the network, it runs in that wait. A failed load is left to the first count,
+        which raises it where it can be reported."""
+
+        def load() -> None:
+            try:
+                self._get_encoding()
+            except Exception:  # noqa: BLE001 - reported by the count that needs it
+                pass
+
+        if self._encoding is None:
+            threading.Thread(target=load, name="ted-tokenizer", daemon=True).start()
 
     def count(self, text: str, keep: bool = False) -> int:
         """The count of `text`; `keep` also stores it on disk for later processes."""
         key = CountCache.key(text)  # hashed once: a run counts its library's render many times a batch
         known = self._cache.get(key)
         if known is None:
-            if self._encoding is None:
-                self._encoding = self._load()
-            known = len(self._encoding.encode(text, disallowed_special=()))
+            known = len(self._get_encoding().encode(text, disallowed_special=()))
         self._cache.put(key, known, keep)
         return known
 
@@ -113,6 +137,9 @@ class HFTokenizerCounter:
 
     def count(self, text: str, keep: bool = False) -> int:  # a tokenizer folder can change: nothing kept
         return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def prefetch(self) -> None:  # loaded when made
+        pass
 
 
 @lru_cache(maxsize=8)

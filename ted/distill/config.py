@@ -74,6 +74,8 @@ class RunConfig(_RunOptions):  # type: ignore[misc,valid-type]
         """Refuse a token budget too small for even one short lesson, before any call is paid for."""
         probe = Library(budget=Budget(max_tokens=self.budget_tokens, max_items=1, tokenizer=self.tokenizer))
         probe.add("When a problem has several cases, check each case before giving the final answer.", 0)
+        if self.budget_tokens > len(probe.render().encode()):
+            return  # a token covers at least one byte (one dummy-prefix piece at most): no tokenizer needed to know it fits
         needed = probe.tokens(counter)
         if self.budget_tokens < needed:
             raise ConfigError(

@@ -87,8 +87,9 @@ class Distiller:
             remove_stale_temps(self.checkpoint, Path(self.config.out))  # a killed run may have left half-written temp files
             state = self.load_checkpoint() if resume and self.checkpoint.exists() else self.new_state()
             share_limiters((self.student, self.teacher), self.config.concurrency)
+            self.counter.prefetch()  # the first batch's calls are about to go out: the tokenizer loads while they are in flight
             c = self.config
-            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=c.concurrency // 2)
+            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=min(c.concurrency // 2, 2 * c.batch_size))
             self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
             try:
                 return await self.loop(state, started=time.perf_counter() - state.wall_s)

