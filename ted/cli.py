@@ -160,14 +160,15 @@ def _leave(code: object) -> NoReturn:
     Freeing every imported module (the openai SDK's ~700 model classes, pydantic, Typer…) takes
     ~0.3 s after the work is finished: a tenth of a `ted show`. A finished command needs only what
     the normal exit does first: the atexit hooks (the token-count cache, logging) and flushed
-    streams. A command that left a non-daemon thread running gets the normal exit, which waits for it.
+    streams. A command that left a non-daemon thread running gets the normal exit, which waits for it,
+    and so does a process being profiled or traced (cProfile and debuggers report after the exit).
     """
     if code is None:
         code = 0
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+    if sys.getprofile() or sys.gettrace() or any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()  # what the normal exit runs first (CPython's own hook for it)
     for stream in (sys.stdout, sys.stderr):
