@@ -101,3 +101,8 @@ class SumTask:
 
     def score(self, text: str, problem) -> bool:  # type: ignore[no-untyped-def]
         return self.extract_answer(text, problem) == problem.answer
+
+    def grade(self, text: str, problem):  # type: ignore[no-untyped-def]
+        from ted.tasks.base import Grade
+
+        return Grade(self.extract_answer(text, problem), self.score(text, problem))

@@ -31,12 +31,8 @@ def student_messages(library: Library | None, problem: Problem, task: Task) -> l
 
 
 def grade(text: str, problem: Problem, task: Task, known_ids: list[str]) -> Rollout:
-    return Rollout(
-        text=text,
-        answer=task.extract_answer(text, problem),
-        correct=task.score(text, problem),
-        cited=cited_ids(text, known_ids),
-    )
+    verdict = task.grade(text, problem)
+    return Rollout(text=text, answer=verdict.answer, correct=verdict.correct, cited=cited_ids(text, known_ids))
 
 
 def graded(result: ChatResult, problem: Problem, task: Task, known_ids: list[str]) -> list[Rollout]:

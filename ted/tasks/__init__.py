@@ -9,11 +9,11 @@ from __future__ import annotations
 from ted.errors import DataError
 from ted.library import Library
 from ted.tasks.aime import Aime24Task, AimeTask
-from ted.tasks.base import Problem, Task
+from ted.tasks.base import Grade, Problem, Task
 from ted.tasks.benchmark import BenchmarkTask
 from ted.tasks.dapo import DapoMathTask
 from ted.tasks.data import load_problems
-from ted.tasks.generic import BaseTask, Grade
+from ted.tasks.generic import BaseTask
 from ted.tasks.mathverse import MathVerseTask
 from ted.tasks.mathvision import MathVisionTask
 from ted.tasks.visualpuzzles import VisualPuzzlesTask

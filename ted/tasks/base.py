@@ -6,6 +6,7 @@ the same adapters, so training and evaluation grade alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,18 @@ class Problem(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Grade:
+    """One graded reply: the extracted answer (None = no answer found) and the verdict."""
+
+    answer: str | None
+    correct: bool
+
+    @property
+    def no_answer(self) -> bool:
+        return self.answer is None
+
+
 @runtime_checkable
 class Task(Protocol):
     name: str
@@ -36,10 +49,6 @@ class Task(Protocol):
         """The user message text: question, options, and how to state the final answer."""
         ...
 
-    def extract_answer(self, text: str, problem: Problem) -> str | None:
-        """The final answer in a reply, deterministically; None when there is none."""
-        ...
-
-    def score(self, text: str, problem: Problem) -> bool:
-        """Whether the reply's final answer matches the ground truth."""
+    def grade(self, text: str, problem: Problem) -> Grade:
+        """The reply's final answer, read deterministically (None when there is none), and whether it is right."""
         ...

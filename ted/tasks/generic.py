@@ -7,23 +7,9 @@ a row becomes a `Problem`, and the numeric tolerance or answer form. Grading is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ted import prompts
 from ted.tasks import answers
-from ted.tasks.base import Problem
-
-
-@dataclass(frozen=True)
-class Grade:
-    """One graded reply: the extracted answer (None = no answer found) and the verdict."""
-
-    answer: str | None
-    correct: bool
-
-    @property
-    def no_answer(self) -> bool:
-        return self.answer is None
+from ted.tasks.base import Grade, Problem
 
 
 class BaseTask:
