@@ -89,7 +89,7 @@ class Distiller:
             share_limiters((self.student, self.teacher), self.config.concurrency)
             self.counter.prefetch()  # the first batch's calls are about to go out: the tokenizer loads while they are in flight
             c = self.config
-            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=min(c.concurrency // 2, 2 * c.batch_size))
+            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=min(c.concurrency // 2, max(2 * c.batch_size, 4)))
             self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
             try:
                 return await self.loop(state, started=time.perf_counter() - state.wall_s)

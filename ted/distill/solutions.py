@@ -2,10 +2,11 @@
 
 A solution does not depend on the library, so each problem's is asked once, from the start and in
 the order the batches need them; it then sits in the first round of the first batch only. At most
-`ahead` calls in flight are solutions (the run allows two batches' worth, and half its calls), so
-the batches' own calls are never starved: a solution takes one teacher call and a batch at least
-two in a row, so two batches ahead stay ahead, and the replies of a hundred solutions asked at
-once would not all arrive in, and slow down, the first batch. Each lands in
+`ahead` calls in flight are solutions (the run allows two batches' worth, at least 4, and at most
+half its calls), so the batches' own calls are never starved: two batches' worth in flight keep
+ahead of the batches as long as one solve takes less than two batches (a batch is at least two
+teacher calls in a row), and the replies of a hundred solutions asked at once do not all land in,
+and slow down, the first batch. Each lands in
 `known` (the run state's) as it arrives, so the next checkpoint keeps it and a resumed run never
 asks for it again. The chain structuring makes of a solution is kept the same way (`chains`), so
 later epochs structure only the student's new traces. `--fresh-teacher-solutions` asks again in
