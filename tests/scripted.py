@@ -95,14 +95,9 @@ class SumTask:
     def format_prompt(self, problem) -> str:  # type: ignore[no-untyped-def]
         return problem.question + "\nEnd with `Answer: <number>`."
 
-    def extract_answer(self, text: str, problem) -> str | None:  # type: ignore[no-untyped-def]
-        found = re.findall(r"Answer:\s*(-?\d+)", text)
-        return found[-1] if found else None
-
-    def score(self, text: str, problem) -> bool:  # type: ignore[no-untyped-def]
-        return self.extract_answer(text, problem) == problem.answer
-
     def grade(self, text: str, problem):  # type: ignore[no-untyped-def]
         from ted.tasks.base import Grade
 
-        return Grade(self.extract_answer(text, problem), self.score(text, problem))
+        found = re.findall(r"Answer:\s*(-?\d+)", text)
+        answer = found[-1] if found else None
+        return Grade(answer, answer == problem.answer)

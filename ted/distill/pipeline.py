@@ -28,7 +28,7 @@ from ted.distill.extract import Extraction, apply_ops, extract
 from ted.distill.ledger import Ledger
 from ted.distill.progress import STAGE_ROLE, Reporter, Role, SilentReporter, Stage, Status
 from ted.distill.rollouts import Rollout, grade, rollouts, student_messages
-from ted.distill.solutions import TeacherSolutions
+from ted.distill.solutions import TeacherSolutions, solutions_ahead
 from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
 from ted.errors import ConfigError
@@ -89,7 +89,7 @@ class Distiller:
             share_limiters((self.student, self.teacher), self.config.concurrency)
             self.counter.prefetch()  # the first batch's calls are about to go out: the tokenizer loads while they are in flight
             c = self.config
-            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=min(c.concurrency // 2, max(2 * c.batch_size, 4)))
+            self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=solutions_ahead(c.concurrency, c.batch_size))
             self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
             try:
                 return await self.loop(state, started=time.perf_counter() - state.wall_s)

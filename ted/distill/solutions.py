@@ -2,11 +2,8 @@
 
 A solution does not depend on the library, so each problem's is asked once, from the start and in
 the order the batches need them; it then sits in the first round of the first batch only. At most
-`ahead` calls in flight are solutions (the run allows two batches' worth, at least 4, and at most
-half its calls), so the batches' own calls are never starved: two batches' worth in flight keep
-ahead of the batches as long as one solve takes less than two batches (a batch is at least two
-teacher calls in a row), and the replies of a hundred solutions asked at once do not all land in,
-and slow down, the first batch. Each lands in
+`ahead` calls in flight are solutions (`solutions_ahead`), so the batches' own calls are never
+starved. Each lands in
 `known` (the run state's) as it arrives, so the next checkpoint keeps it and a resumed run never
 asks for it again. The chain structuring makes of a solution is kept the same way (`chains`), so
 later epochs structure only the student's new traces. `--fresh-teacher-solutions` asks again in
@@ -21,6 +18,15 @@ from collections.abc import Awaitable, Callable
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
 from ted.tasks.base import Problem
+
+
+def solutions_ahead(concurrency: int, batch_size: int) -> int:
+    """Solutions in flight at most: two batches' worth, at least 4, at most half the calls.
+
+    Two batches' worth keep ahead of the batches as long as one solve takes less than two batches (a
+    batch is at least two teacher calls in a row); at least 4 for a small batch with a slow thinking
+    teacher; and not a hundred at once, whose replies would all land in, and slow down, the first batch."""
+    return min(concurrency // 2, max(2 * batch_size, 4))
 
 
 class TeacherSolutions:

@@ -249,7 +249,8 @@ class OpenAIChatModel(BaseChatModel):
         some servers (llama.cpp) answer an unknown form with HTTP 500, which the client would
         otherwise retry with backoff for a minute. If that probe fails for another reason, the
         request is sent again with the client's full retries. Returns the client's raw
-        response (which knows how many retries the client took) and how many times we sent it
+        response (which knows how many retries the client took; with `stream`, the client's event
+        stream, whose `response` is the raw one) and how many times we sent it
         again (in the next JSON form, shortened, or after a failed probe): for the cost ledger,
         each of those is a retry of the one request, not another request. A new process learns
         the server's JSON form again, so a resumed run's work is counted as an uninterrupted one's.

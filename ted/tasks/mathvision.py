@@ -19,9 +19,8 @@ from typing import Any
 from ted import prompts
 from ted.library import strip_trailer
 from ted.tasks import answers
-from ted.tasks.base import Problem
+from ted.tasks.base import Grade, Problem
 from ted.tasks.benchmark import BenchmarkTask
-from ted.tasks.base import Grade
 
 _NORMALISE = answers.MathNormaliser(
     drop_all_dollars=True, equals_lhs_max=None, split_approx=True, strict=False, fracs_only_with_sqrt=True

@@ -21,9 +21,8 @@ from typing import Any
 
 from ted import prompts
 from ted.library import strip_trailer
-from ted.tasks.base import Problem
+from ted.tasks.base import Grade, Problem
 from ted.tasks.benchmark import BenchmarkTask
-from ted.tasks.base import Grade
 
 LETTERS = "ABCD"
 # The harness's rules in order; `True` marks the rules read from the reply with one leading space.
