@@ -2,6 +2,8 @@
 
 Specs:
   openai:MODEL@BASE_URL   any OpenAI-compatible server (vLLM, SGLang, llama.cpp, hosted APIs);
+                          split at the last `@` before http(s)://, so MODEL may hold `@`
+                          (`openai:claude-sonnet-4@20250514@https://HOST/v1`);
                           `openai:MODEL` alone uses $OPENAI_BASE_URL or api.openai.com
   hf:MODEL_ID_OR_DIR      local transformers model (text or image-text-to-text)
   gguf:PATH               a GGUF file run by llama.cpp in process
@@ -11,6 +13,7 @@ Specs:
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from ted.errors import ModelError
@@ -36,6 +39,8 @@ __all__ = [
     "parse_spec",
 ]
 
+# An `@` directly before an http(s) URL; the spec splits at the last one.
+_URL_AT = re.compile(r"@(?=https?://)")
 SPEC_HELP = "use openai:MODEL@BASE_URL, hf:MODEL_ID_OR_DIR, gguf:PATH or local"
 
 
@@ -48,12 +53,15 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     if not sep or not rest:
         raise ModelError(f"unknown model spec {spec!r}: {SPEC_HELP}")
     if kind == "openai":
-        model, at, url = rest.partition("@")
+        # The URL starts at the last `@` followed by a scheme, so dated model ids
+        # (`claude-sonnet-4@20250514`) keep their `@`, and so do credentials inside the URL.
+        cuts = [m.start() for m in _URL_AT.finditer(rest)]
+        model, url = (rest[: cuts[-1]], rest[cuts[-1] + 1 :]) if cuts else (rest, None)
         if not model:
             raise ModelError(f"model spec {spec!r} names no model: {SPEC_HELP}")
-        if at and not url.startswith(("http://", "https://")):
+        if model.endswith("@") or "://" in model:
             raise ModelError(f"model spec {spec!r}: the base URL must start with http:// or https://")
-        return "openai", model, (url or None)
+        return "openai", model, url
     if kind in ("hf", "gguf"):
         return kind, rest, None
     raise ModelError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
