@@ -37,9 +37,9 @@ from tedspace import (
     shown,
 )
 
-from ted.control_tokens import check_library, special_tokens
+from ted.control_tokens import special_tokens
 from ted.errors import TedError
-from ted.library import Library
+from ted.library import Library, check_library
 from ted.redact import scrub_logs
 from ted.models.base import SamplingParams
 

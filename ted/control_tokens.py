@@ -20,12 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-from ted.errors import LibraryError
-
-if TYPE_CHECKING:
-    from ted.library import Library
+from typing import Any
 
 # Literal control sequences, by family.
 CONTROL_SEQUENCES: dict[str, tuple[str, ...]] = {
@@ -66,11 +61,3 @@ def special_tokens(model: Any) -> tuple[str, ...]:
     """The special tokens of a model's own tokenizer, when the backend knows it (else none)."""
     known = getattr(model, "special_tokens", None)
     return tuple(known()) if callable(known) else ()
-
-
-def check_library(library: Library, extra: Iterable[str] = ()) -> None:
-    """Refuse a library any of whose items holds a control sequence of the list or of `extra`."""
-    extra = tuple(extra)
-    for item in library.items:
-        if found := find_control(item.text, extra):
-            raise LibraryError(refusal(f"library {library.name!r}, experience {item.id},", found))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -39,3 +40,33 @@ def remove_stale_temps(*paths: Path) -> list[Path]:
     for temp in stale:
         temp.unlink(missing_ok=True)
     return stale
+
+
+def write_folder(out: Path, files: dict[str, str | bytes]) -> Path:
+    """Write several files as one: into a temp folder next to `out`, then renamed into place.
+
+    A full or read-only disk fails while writing the temp folder, which is removed: `out` is left
+    as it was, never half-written. A new `out` appears by one rename; into an existing folder each
+    file is moved by its own rename (same file system: no copy, no space needed).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for name, data in files.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if not out.exists():
+            os.replace(staging, out)
+            return out
+        for name in files:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, out / name)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out

@@ -58,8 +58,8 @@ from ted.cards import (
     render_files,
 )
 from ted.errors import LibraryError, TedError
-from ted.files import atomic_write
-from ted.library import MAX_FILE_BYTES, Library, write_folder
+from ted.files import atomic_write, write_folder
+from ted.library import MAX_FILE_BYTES, Library
 from ted.repo_ids import check_repo_id, check_revision
 
 if TYPE_CHECKING:

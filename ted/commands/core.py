@@ -308,7 +308,8 @@ def chat(
     library: Annotated[Optional[str], typer.Option(help="Library reference to inject (none: the plain student).")] = None, **values: Any
 ) -> None:
     """Chat with a student in the terminal, with or without a library. Empty line or Ctrl-D quits."""
-    from ted.control_tokens import check_library, special_tokens
+    from ted.control_tokens import special_tokens
+    from ted.library import check_library
     from ted.redact import scrub_text
     from ted.tasks import student_system
     from ted.models import load_model

@@ -21,9 +21,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ted import prompts
-from ted.control_tokens import find_control
 from ted.distill.options import STRATEGIES, Strategy
-from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, Library, clean_text, id_number
+from ted.library import Library
+from ted.library.lessons import ID_PATTERN, LESSON_MAX_CHARS, LESSON_MAX_WORDS, clean_text, id_number, lesson_problem
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tokens import TokenCounter
 
@@ -31,7 +31,7 @@ from ted.tokens import TokenCounter
 
 class CompressOp(BaseModel):
     op: Literal["merge", "rewrite", "delete", "retain"]
-    ids: list[str] = Field(default_factory=list, json_schema_extra={"items": {"type": "string", "pattern": "^E[1-9][0-9]{0,5}$"}})
+    ids: list[str] = Field(default_factory=list, json_schema_extra={"items": {"type": "string", "pattern": ID_PATTERN}})
     text: str | None = Field(default=None, json_schema_extra={"maxLength": LESSON_MAX_CHARS})
 
 
@@ -99,7 +99,7 @@ def keep_fitting(library: Library, order: list[str], counter: TokenCounter, step
 
 
 def apply_compression_ops(library: Library, ops: list[CompressOp], step: int) -> list[str]:
-    """Apply the teacher's ops; invalid ones (unknown ids, ids used twice, empty text) are skipped."""
+    """Apply the teacher's ops; invalid ones (unknown ids, ids used twice, a text that is no lesson) are skipped."""
     skipped: list[str] = []
     claimed: set[str] = set()
     for op in ops:
@@ -108,11 +108,9 @@ def apply_compression_ops(library: Library, ops: list[CompressOp], step: int) ->
             skipped.append(f"{op.op} {ids}: unknown or repeated id")
             continue
         text = clean_text(op.text or "")
-        if op.op in ("merge", "rewrite") and not 1 <= len(text) <= LESSON_MAX_CHARS:
-            skipped.append(f"{op.op} {ids}: text missing or over {LESSON_MAX_CHARS} characters")
-            continue
-        if op.op in ("merge", "rewrite") and (found := find_control(text)):
-            skipped.append(f"{op.op} {ids}: chat-template control sequence {found!r}")
+        # The lesson check of extraction; no problem numbers to avoid: a merge spans several problems.
+        if op.op in ("merge", "rewrite") and (found := lesson_problem(text, prompts.source("compress"))):
+            skipped.append(f"{op.op} {ids}: {found.detail}")
             continue
         claimed.update(ids)
         if op.op == "merge" and len(ids) >= 2:

@@ -10,42 +10,46 @@ it was cut off at the token limit, the problem's images, and how full the librar
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from ted import prompts
-from ted.control_tokens import find_control
 from ted.distill.options import MAX_OPS
 from ted.distill.rollouts import Rollout
 from ted.distill.structure import Structured
 from ted.distill.traces import EXCERPT_CHARS, teacher_images, trace
-from ted.library import LESSON_MAX_CHARS, LESSON_MAX_WORDS, LESSON_MIN_CHARS, Library, Rejection, Verdict, clean_text, lesson_shape_error
+from ted.library import Library, Verdict
+from ted.library.lessons import (
+    ID_PATTERN,
+    LESSON_MAX_CHARS,
+    LESSON_MAX_WORDS,
+    LESSON_MIN_CHARS,
+    Rejection,
+    clean_text,
+    distinctive_numbers,
+    id_number,
+    lesson_problem,
+    normal,
+)
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tasks.base import Problem
 from ted.tokens import TokenCounter
 
 NEARLY_FULL = 0.8  # the share of the item or token budget from which extraction is asked to prefer updates
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
-# Numbers a general lesson may use even when the problem has them: the common angles (a right
-# angle, a straight line, a full turn, the special triangles), ten and a hundred (percent).
-COMMON_NUMBERS = frozenset({"10", "30", "45", "60", "90", "100", "180", "360"})
-
-
 # The wire schema is stricter than parsing: servers with constrained decoding then cannot emit
 # an empty lesson or a made-up id, while one bad op in a reply is still only that op rejected.
 class ExtractOp(BaseModel):
     op: Literal["add", "update"]
-    id: str | None = Field(default=None, json_schema_extra={"pattern": "^E[1-9][0-9]{0,5}$"})
+    id: str | None = Field(default=None, json_schema_extra={"pattern": ID_PATTERN})
     text: str = Field(default="", json_schema_extra={"minLength": LESSON_MIN_CHARS, "maxLength": LESSON_MAX_CHARS})
     reason: str | None = Field(default=None, json_schema_extra={"maxLength": 120})
 
 
 class LessonVerdict(BaseModel):
-    id: str = Field(json_schema_extra={"pattern": "^E[1-9][0-9]{0,5}$"})
+    id: str = Field(json_schema_extra={"pattern": ID_PATTERN})
     verdict: Verdict
     reason: str | None = Field(default=None, json_schema_extra={"maxLength": 160})
 
@@ -81,55 +85,21 @@ class Extraction:
 PROMPT = "extract"
 
 
-def _distinctive_numbers(problem: Problem) -> set[str]:
-    """Numbers in the problem and its answer that a general lesson should not repeat.
-
-    Single digits and `COMMON_NUMBERS` are allowed: lessons legitimately say "check both cases",
-    "divide by 2" or "angles on a line sum to 180 degrees".
-    """
-    found = _NUMBER.findall(problem.question) + _NUMBER.findall(problem.answer)
-    numbers = {n.lstrip("-") for n in found if len(n.lstrip("-").replace(".", "").replace(",", "")) >= 2}
-    return numbers - COMMON_NUMBERS
-
-
-def _normal(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-# A reply-format slot such as `<final answer>`: two or more plain words in angle brackets, not
-# touching other word characters (so `x<y and y>z` is not one).
-_SLOT = re.compile(r"(?<![\w)])<[A-Za-z]+(?: [A-Za-z]+)+>(?![\w(])")
-
-
-def _copies_the_prompt(text: str) -> bool:
-    """An empty or slot-bearing text (`<a new lesson>`, `...`), or the prompt's own wording copied."""
-    if re.fullmatch(r"<[^<>]*>|[.\s…]*", text) or _SLOT.search(text):
-        return True
-    return len(text) >= LESSON_MIN_CHARS and _normal(text) in _normal(prompts.source(PROMPT))
-
-
 def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[ExtractOp]) -> Rejected | None:
     """Why `op` is rejected, or None when it is acceptable. `op.text` is cleaned in place."""
     op.text = clean_text(op.text)
     if op.op == "update" and (op.id is None or snapshot.get(op.id) is None):
         return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
-    if _copies_the_prompt(op.text):
-        return Rejected(op, Rejection.PLACEHOLDER, "placeholder text, not a lesson")
-    if shape := lesson_shape_error(op.text):
-        return Rejected(op, Rejection.LENGTH, shape)
-    if found := find_control(op.text):
-        return Rejected(op, Rejection.CONTROL, f"chat-template control sequence {found!r}")
-    copied = {n for n in _NUMBER.findall(op.text) if n.lstrip("-") in _distinctive_numbers(problem)}
-    if copied:
-        return Rejected(op, Rejection.COPIES_NUMBERS, f"copies numbers from the problem: {', '.join(sorted(copied))}")
-    if _known_text(op.text, snapshot) or any(_normal(o.text) == _normal(op.text) for o in accepted):
+    if found := lesson_problem(op.text, prompts.source(PROMPT), distinctive_numbers(problem.question, problem.answer)):
+        return Rejected(op, found.reason, found.detail)
+    if _known_text(op.text, snapshot) or any(normal(o.text) == normal(op.text) for o in accepted):
         return Rejected(op, Rejection.DUPLICATE, "duplicate of an existing lesson")
     return None
 
 
 def _known_text(text: str, library: Library) -> bool:
-    norm = _normal(text)
-    return any(_normal(item.text) == norm for item in library.items)
+    norm = normal(text)
+    return any(normal(item.text) == norm for item in library.items)
 
 
 def nearly_full(library: Library, counter: TokenCounter) -> bool:
@@ -201,7 +171,7 @@ def _verdicts(given: list[LessonVerdict], cited: set[str]) -> list[tuple[str, Ve
     for verdict in given:
         if verdict.id in cited and verdict.id not in chosen:
             chosen[verdict.id] = verdict.verdict
-    return sorted(chosen.items(), key=lambda pair: int(pair[0][1:]))
+    return sorted(chosen.items(), key=lambda pair: id_number(pair[0]))
 
 
 def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) -> list[str]:

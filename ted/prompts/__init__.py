@@ -18,19 +18,27 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from ted.errors import ConfigError
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+if TYPE_CHECKING:
+    import jinja2
+
 _SUFFIX = ".md"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    """Jinja2 loads on the first rendered template: reading a prompt's text (the library block) needs none."""
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
 @lru_cache(maxsize=None)
 def _compile(text: str) -> jinja2.Template:
-    return _ENV.from_string(text)
+    return _env().from_string(text)
 
 
 def _package_texts() -> dict[str, str]:
@@ -51,6 +59,8 @@ class PromptSet:
     overridden: tuple[str, ...] = field(default=())
 
     def render(self, name: str, *, strip: bool = True, **values: Any) -> str:
+        import jinja2
+
         try:
             text = _compile(self.texts[name]).render(**values)
         except jinja2.UndefinedError as err:
@@ -83,11 +93,13 @@ def load(folder: str | Path | None) -> PromptSet:
         raise ConfigError(f"--prompts {folder}: unknown prompt file(s) {', '.join(unknown)}; the prompts are {', '.join(f'{n}{_SUFFIX}' for n in sorted(DEFAULT.texts))}")
     if not files:
         raise ConfigError(f"--prompts {folder}: no .md prompt files in it")
+    import jinja2
+
     texts = dict(DEFAULT.texts)
     for file in files:
         try:
             texts[file.stem] = file.read_text(encoding="utf-8")
-            _ENV.parse(texts[file.stem])
+            _env().parse(texts[file.stem])
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"--prompts {folder}: cannot read {file.name} ({err})") from None
         except jinja2.TemplateSyntaxError as err:

@@ -113,7 +113,7 @@ def test_atomic_save_leaves_no_temp_files(tmp_path):
 
 
 def test_history_is_capped_so_a_long_run_always_loads_again(monkeypatch):
-    import ted.library as library
+    import ted.library.model as library
 
     monkeypatch.setattr(library, "MAX_HISTORY", 5)
     lib = make(1)
@@ -124,7 +124,7 @@ def test_history_is_capped_so_a_long_run_always_loads_again(monkeypatch):
 
 def test_write_folder_leaves_nothing_half_written_when_a_write_fails(tmp_path: Path) -> None:
     """A full disk or a read-only folder mid-way (here: a name the file system refuses, as the third file)."""
-    from ted.library import write_folder
+    from ted.files import write_folder
 
     files: dict[str, str | bytes] = {"library.json": "{}", "README.md": "# card", "x" * 300: b"too long a name"}
     with pytest.raises(OSError):

@@ -1,4 +1,4 @@
-"""The experience library: one data model, its file format (`ted-library/1`) and its prompt block.
+"""The experience library's data model: the file format (`ted-library/1`) and the verbs that change it.
 
 A library read from anywhere is untrusted text. `Library.load` checks the size before parsing,
 validates the schema, and caps the number of items, the characters per item and the total size.
@@ -11,23 +11,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import shutil
-import tempfile
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
 from ted.files import atomic_write
+from ted.library.citations import render_block
+from ted.library.lessons import CONTROL, INVISIBLE, MAX_ITEM_CHARS, ID_RE, format_id, id_number
+from ted.library.metrics import Cost, Metrics
 from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS
 from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
@@ -37,47 +35,6 @@ FILENAME = "library.json"
 MAX_FILE_BYTES = 4_000_000
 MAX_HISTORY = 20_000
 MAX_SOURCES = 64  # problem ids kept per item, newest last
-
-# Lesson length. A lesson the teacher proposes (extraction, merge, rewrite) must be 20-400
-# characters and at most 40 words ("When <trigger>, <action>"): short enough to stay general, long
-# enough to say something. The prompts state the same limits. A library file is allowed up to
-# 2,000 characters per item, so hand-edited libraries still load.
-LESSON_MIN_CHARS = 20
-LESSON_MAX_CHARS = 400
-LESSON_MAX_WORDS = 40
-
-
-def lesson_shape_error(text: str) -> str | None:
-    """Why `text` is not lesson-shaped (too short, too long), or None. One policy for extraction
-    and for anything that asks whether a library holds real lessons (the Space's preselection)."""
-    if not LESSON_MIN_CHARS <= len(text) <= LESSON_MAX_CHARS:
-        return f"length {len(text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters"
-    if len(text.split()) > LESSON_MAX_WORDS:
-        return f"{len(text.split())} words, over {LESSON_MAX_WORDS}"
-    return None
-MAX_ITEM_CHARS = 2_000
-
-_ID_RE = re.compile(r"^E([1-9][0-9]{0,5})$")
-# Bidi overrides, zero-width characters and other invisible format characters: they can hide
-# instructions from a reader of the card while the model still sees them.
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean_text(text: str) -> str:
-    """Normalise text proposed by a model: NFC, no invisible or control characters, one line."""
-    text = unicodedata.normalize("NFC", text)
-    text = _INVISIBLE.sub("", text)
-    text = _CONTROL.sub(" ", text.replace("\t", " ").replace("\n", " "))
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def id_number(item_id: str) -> int:
-    match = _ID_RE.match(item_id)
-    if not match:
-        raise LibraryError(f"invalid experience id {item_id!r}: ids look like E1, E2, …")
-    return int(match.group(1))
-
 
 Verdict = Literal["helpful", "harmful", "irrelevant"]
 VERDICTS: tuple[str, ...] = ("helpful", "harmful", "irrelevant")
@@ -114,16 +71,16 @@ class Experience(BaseModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not _ID_RE.match(value):
+        if not ID_RE.match(value):
             raise ValueError("ids look like E1, E2, …")
         return value
 
     @field_validator("text")
     @classmethod
     def _check_text(cls, value: str) -> str:
-        if _INVISIBLE.search(value):
+        if INVISIBLE.search(value):
             raise ValueError("contains invisible Unicode characters (zero-width or bidi controls)")
-        if _CONTROL.search(value):
+        if CONTROL.search(value):
             raise ValueError("contains control characters")
         if found := find_control(value):
             raise ValueError(refusal("the text", found))
@@ -178,109 +135,6 @@ class Budget(BaseModel):
     max_tokens: int = Field(default=BUDGET_TOKENS, ge=1)
     max_items: int = Field(default=BUDGET_ITEMS, ge=1, le=MAX_ITEMS)
     tokenizer: str = DEFAULT_TOKENIZER
-
-
-class RoleCost(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    calls: int = 0  # requests issued (HTTP requests, or in-process generate calls); never replies
-    generations: int = 0  # replies sampled: a server that honours n returns n generations for one request
-    retries: int = 0
-    failures: int = 0
-    truncated: int = 0  # generations cut off at the token limit (finish_reason "length")
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    wall_s: float = 0.0
-    usd: float | None = None
-
-
-class Cost(BaseModel):
-    """The cost ledger: totals as in DESIGN §3, plus the same figures per role."""
-
-    model_config = ConfigDict(extra="allow")
-
-    calls: dict[str, int] = Field(default_factory=dict)  # requests per role
-    generations: dict[str, int] = Field(default_factory=dict)  # replies per role (≥ requests when n is honoured)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    wall_s: float = 0.0
-    usd: float | None = None
-    roles: dict[str, RoleCost] = Field(default_factory=dict)
-
-
-class Rejection(str, Enum):
-    """Why a teacher proposal was not applied; the value is the tally's key in the file."""
-
-    UNKNOWN_ID = "update of unknown id"
-    PLACEHOLDER = "placeholder text, not a lesson"
-    LENGTH = "length"
-    CONTROL = "chat-template control sequence"
-    COPIES_NUMBERS = "copies numbers from the problem"
-    DUPLICATE = "duplicate of an existing lesson"
-    TOO_MANY = "too many operations"
-    DUPLICATE_IN_BATCH = "duplicate within the batch"
-
-
-class ExtractionTally(BaseModel):
-    """Teacher proposals accepted, and rejected by reason.
-
-    In the file it is one flat object, `{"accepted": 3, "rejected: length": 1, …}`, as it always was.
-    """
-
-    accepted: int = 0
-    rejected: dict[Rejection, int] = Field(default_factory=dict)
-
-    def reject(self, reason: Rejection, count: int = 1) -> None:
-        if count:
-            self.rejected[reason] = self.rejected.get(reason, 0) + count
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "rejected" not in data:
-            rejected = {key.removeprefix("rejected: "): n for key, n in data.items() if key.startswith("rejected: ")}
-            return {"accepted": data.get("accepted", 0), "rejected": rejected}
-        return data
-
-    @model_serializer
-    def _to_file(self) -> dict[str, int]:
-        flat = {"accepted": self.accepted} | {f"rejected: {reason.value}": n for reason, n in self.rejected.items()}
-        return dict(sorted(flat.items()))
-
-    def __bool__(self) -> bool:
-        return bool(self.accepted or self.rejected)
-
-
-class CurvePoint(BaseModel):
-    """One learning-curve point, written after each epoch. `val_accuracy` only with a validation split."""
-
-    model_config = ConfigDict(extra="allow")
-
-    epoch: int | None = None
-    step: int | None = None
-    items: int | None = None
-    tokens: int | None = None
-    train_accuracy: float | None = None  # rollouts graded correct this epoch
-    val_accuracy: float | None = None
-
-    @model_serializer(mode="wrap")
-    def _to_file(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("val_accuracy") is None:
-            data.pop("val_accuracy", None)
-        return data
-
-
-class Metrics(BaseModel):
-    """Scores with and without the library, and the learning curve (one point per epoch)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    task: str | None = None
-    baseline: float | None = None
-    with_library: float | None = None
-    curve: list[CurvePoint] = Field(default_factory=list, max_length=10_000)
-    extraction: ExtractionTally | None = None
 
 
 def _now() -> str:
@@ -394,16 +248,7 @@ class Library(BaseModel):
         Items render in ID order, so the same library gives the same bytes on every request and
         server prefix caches hit.
         """
-        if not self.items:
-            return ""
-        lines = [
-            "## Experience library",
-            "General lessons distilled from solved problems. Apply the ones that fit this problem.",
-            "After your final answer, list the IDs of the lessons you used, e.g. `Used: [E1, E3]` (or `Used: []`).",
-            "",
-        ]
-        lines += [item_line(item) for item in self.items]
-        return "\n".join(lines)
+        return render_block(self.items)
 
     def tokens(self, counter: TokenCounter | None = None, keep: bool = False) -> int:
         """The rendered block's tokens; `keep` for a count people will ask for again (see `ted.tokens`)."""
@@ -499,7 +344,7 @@ class Library(BaseModel):
             del self.history[: len(self.history) - MAX_HISTORY]
 
     def _new(self, text: str, step: int, sources: list[str], usage: int) -> Experience:
-        item = Experience(id=f"E{self.next_id}", text=text, usage=usage, created_step=step, updated_step=step, sources=sources)
+        item = Experience(id=format_id(self.next_id), text=text, usage=usage, created_step=step, updated_step=step, sources=sources)
         self.next_id += 1
         self.items.append(item)
         return item
@@ -517,39 +362,6 @@ class Library(BaseModel):
 
     def copy_deep(self) -> Library:
         return self.model_copy(deep=True)
-
-
-# --------------------------------------------------------------------------- the citation format
-# render() asks the student to end with `Used: [E1, E3]`; these read that trailer back.
-_TRAILER = re.compile(r"\**\bused\**\s*:?\s*\**\s*\[([^\]\n]*)\]\**", re.IGNORECASE)
-_INLINE = re.compile(r"\[(E[0-9]+(?:\s*,\s*E[0-9]+)*)\]")
-_CITED_ID = re.compile(r"\bE([1-9][0-9]{0,5})\b")
-
-
-def item_line(item: Experience) -> str:
-    """One item as the prompt block shows it."""
-    return f"[{item.id}] {item.text}"
-
-
-def cited_ids(text: str, known: Iterable[str]) -> list[str]:
-    """IDs a reply cites, each once, in order of first mention; only IDs in `known` count.
-
-    The `Used: [E1, E3]` trailer is authoritative when present; otherwise inline `[E#]` mentions count.
-    """
-    known_set = set(known)
-    used = _TRAILER.findall(text)
-    source = used[-1] if used else " ".join(_INLINE.findall(text))
-    seen: list[str] = []
-    for number in _CITED_ID.findall(source):
-        item_id = f"E{number}"
-        if item_id in known_set and item_id not in seen:
-            seen.append(item_id)
-    return seen
-
-
-def strip_trailer(text: str, replacement: str = " ") -> str:
-    """The reply without its `Used: [...]` trailer (its IDs are not answers; a baseline reply has none)."""
-    return _TRAILER.sub(replacement, text)
 
 
 @dataclass
@@ -584,31 +396,10 @@ def diff(a: Library, b: Library) -> LibraryDiff:
     return result
 
 
-def write_folder(out: Path, files: dict[str, str | bytes]) -> Path:
-    """Write several files as one: into a temp folder next to `out`, then renamed into place.
-
-    A full or read-only disk fails while writing the temp folder, which is removed: `out` is left
-    as it was, never half-written. A new `out` appears by one rename; into an existing folder each
-    file is moved by its own rename (same file system: no copy, no space needed).
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        for name, data in files.items():
-            target = staging / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as handle:
-                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if not out.exists():
-            os.replace(staging, out)
-            return out
-        for name in files:
-            (out / name).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, out / name)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return out
+def check_library(library: Library, extra: Iterable[str] = ()) -> None:
+    """Refuse a library any of whose items holds a control sequence of the list or of `extra`
+    (the student tokenizer's own special tokens: `ted.control_tokens.special_tokens`)."""
+    extra = tuple(extra)
+    for item in library.items:
+        if found := find_control(item.text, extra):
+            raise LibraryError(refusal(f"library {library.name!r}, experience {item.id},", found))

@@ -1,0 +1,59 @@
+"""The citation format: the block the student sees, and the `Used: [E1, E3]` trailer read back.
+
+The block's heading and instruction are the prompt file `library.md` (so `--prompts` can change
+them); the items follow in ID order, one `[E#] text` line each, so the same library gives the
+same bytes on every request and server prefix caches hit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from ted.library.lessons import ID_NUMBER, format_id
+
+if TYPE_CHECKING:
+    from ted.library.model import Experience
+
+BLOCK_PROMPT = "library"
+
+# The trailer the block asks for, and inline `[E1, E3]` mentions when a reply has no trailer.
+_TRAILER = re.compile(r"\**\bused\**\s*:?\s*\**\s*\[([^\]\n]*)\]\**", re.IGNORECASE)
+_INLINE = re.compile(r"\[(E[0-9]+(?:\s*,\s*E[0-9]+)*)\]")
+_CITED_ID = re.compile(rf"\bE({ID_NUMBER})\b")
+
+
+def item_line(item: Experience) -> str:
+    """One item as the prompt block shows it."""
+    return f"[{item.id}] {item.text}"
+
+
+def render_block(items: Sequence[Experience]) -> str:
+    """The exact block injected into the student's system prompt ("" without items)."""
+    if not items:
+        return ""
+    from ted import prompts  # the active prompt set: a run's `--prompts` folder, else the package's
+
+    return prompts.source(BLOCK_PROMPT).strip() + "\n\n" + "\n".join(item_line(item) for item in items)
+
+
+def cited_ids(text: str, known: Iterable[str]) -> list[str]:
+    """IDs a reply cites, each once, in order of first mention; only IDs in `known` count.
+
+    The `Used: [E1, E3]` trailer is authoritative when present; otherwise inline `[E#]` mentions count.
+    """
+    known_set = set(known)
+    used = _TRAILER.findall(text)
+    source = used[-1] if used else " ".join(_INLINE.findall(text))
+    seen: list[str] = []
+    for number in _CITED_ID.findall(source):
+        cited = format_id(int(number))
+        if cited in known_set and cited not in seen:
+            seen.append(cited)
+    return seen
+
+
+def strip_trailer(text: str, replacement: str = " ") -> str:
+    """The reply without its `Used: [...]` trailer (its IDs are not answers; a baseline reply has none)."""
+    return _TRAILER.sub(replacement, text)

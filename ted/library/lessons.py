@@ -1,0 +1,134 @@
+"""What a lesson is: its id, its limits, and the one check every lesson a teacher writes passes.
+
+Extraction (`add`/`update`) and compression (`merge`/`rewrite`) both call `lesson_problem`, so a
+compressed lesson meets the same bar as an extracted one: lesson-shaped, no chat-template control
+sequence, no placeholder copied from the prompt, no distinctive number copied from its problem.
+The id format `E<n>` is written here once; the reply schemas and the citation reader use it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+
+from ted.control_tokens import find_control
+from ted.errors import LibraryError
+
+# Lesson length. A lesson the teacher proposes (extraction, merge, rewrite) must be 20-400
+# characters and at most 40 words ("When <trigger>, <action>"): short enough to stay general, long
+# enough to say something. The prompts state the same limits. A library file is allowed up to
+# 2,000 characters per item, so hand-edited libraries still load.
+LESSON_MIN_CHARS = 20
+LESSON_MAX_CHARS = 400
+LESSON_MAX_WORDS = 40
+MAX_ITEM_CHARS = 2_000
+
+# Ids are `E1`, `E2`, …: never reused, at most six digits.
+ID_NUMBER = r"[1-9][0-9]{0,5}"
+ID_PATTERN = f"^E{ID_NUMBER}$"  # for JSON schemas (constrained decoding)
+ID_RE = re.compile(f"^E({ID_NUMBER})$")
+
+# Bidi overrides, zero-width characters and other invisible format characters: they can hide
+# instructions from a reader of the card while the model still sees them.
+INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?(?![\w.])")
+# Numbers a general lesson may use even when the problem has them: the common angles (a right
+# angle, a straight line, a full turn, the special triangles), ten and a hundred (percent).
+COMMON_NUMBERS = frozenset({"10", "30", "45", "60", "90", "100", "180", "360"})
+# A reply-format slot such as `<final answer>`: two or more plain words in angle brackets, not
+# touching other word characters (so `x<y and y>z` is not one).
+_SLOT = re.compile(r"(?<![\w)])<[A-Za-z]+(?: [A-Za-z]+)+>(?![\w(])")
+
+
+def format_id(number: int) -> str:
+    return f"E{number}"
+
+
+def id_number(value: str) -> int:
+    match = ID_RE.match(value)
+    if not match:
+        raise LibraryError(f"invalid experience id {value!r}: ids look like E1, E2, …")
+    return int(match.group(1))
+
+
+def clean_text(text: str) -> str:
+    """Normalise text proposed by a model: NFC, no invisible or control characters, one line."""
+    text = unicodedata.normalize("NFC", text)
+    text = INVISIBLE.sub("", text)
+    text = CONTROL.sub(" ", text.replace("\t", " ").replace("\n", " "))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def lesson_shape_error(text: str) -> str | None:
+    """Why `text` is not lesson-shaped (too short, too long), or None. Also what the Space asks to
+    tell a library of real lessons from a placeholder one."""
+    if not LESSON_MIN_CHARS <= len(text) <= LESSON_MAX_CHARS:
+        return f"length {len(text)} outside {LESSON_MIN_CHARS}-{LESSON_MAX_CHARS} characters"
+    if len(text.split()) > LESSON_MAX_WORDS:
+        return f"{len(text.split())} words, over {LESSON_MAX_WORDS}"
+    return None
+
+
+class Rejection(str, Enum):
+    """Why a teacher proposal was not applied; the value is the tally's key in the file."""
+
+    UNKNOWN_ID = "update of unknown id"
+    PLACEHOLDER = "placeholder text, not a lesson"
+    LENGTH = "length"
+    CONTROL = "chat-template control sequence"
+    COPIES_NUMBERS = "copies numbers from the problem"
+    DUPLICATE = "duplicate of an existing lesson"
+    TOO_MANY = "too many operations"
+    DUPLICATE_IN_BATCH = "duplicate within the batch"
+
+
+@dataclass(frozen=True)
+class LessonProblem:
+    """Why a proposed lesson text is refused: the tally's reason and the run log's detail."""
+
+    reason: Rejection
+    detail: str
+
+
+def normal(text: str) -> str:
+    """Lower-case words only: how two lessons are compared for sameness."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def distinctive_numbers(*texts: str) -> set[str]:
+    """Numbers in a problem (and its answer) that a general lesson should not repeat.
+
+    Single digits and `COMMON_NUMBERS` are allowed: lessons legitimately say "check both cases",
+    "divide by 2" or "angles on a line sum to 180 degrees".
+    """
+    found = [n for text in texts for n in _NUMBER.findall(text)]
+    numbers = {n.lstrip("-") for n in found if len(n.lstrip("-").replace(".", "").replace(",", "")) >= 2}
+    return numbers - COMMON_NUMBERS
+
+
+def _copies_the_prompt(text: str, prompt: str) -> bool:
+    """An empty or slot-bearing text (`<a new lesson>`, `...`), or the prompt's own wording copied."""
+    if re.fullmatch(r"<[^<>]*>|[.\s…]*", text) or _SLOT.search(text):
+        return True
+    return len(text) >= LESSON_MIN_CHARS and normal(text) in normal(prompt)
+
+
+def lesson_problem(text: str, prompt: str, avoid: set[str] | frozenset[str] = frozenset()) -> LessonProblem | None:
+    """Why the cleaned `text` is not an acceptable lesson, or None.
+
+    `prompt` is the template the teacher answered (its wording copied back is no lesson); `avoid`
+    the distinctive numbers of the problem(s) the lesson was learnt from."""
+    if _copies_the_prompt(text, prompt):
+        return LessonProblem(Rejection.PLACEHOLDER, "placeholder text, not a lesson")
+    if shape := lesson_shape_error(text):
+        return LessonProblem(Rejection.LENGTH, shape)
+    if found := find_control(text):
+        return LessonProblem(Rejection.CONTROL, f"chat-template control sequence {found!r}")
+    copied = {n for n in _NUMBER.findall(text) if n.lstrip("-") in avoid}
+    if copied:
+        return LessonProblem(Rejection.COPIES_NUMBERS, f"copies numbers from the problem: {', '.join(sorted(copied))}")
+    return None
