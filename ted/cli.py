@@ -101,7 +101,7 @@ def _root(
     """Training-free experience distillation: a teacher writes a budgeted library of lessons for a frozen student."""
 
 
-COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor", "ted.commands.data", "ted.commands.reproduce"]
+COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor", "ted.commands.data", "ted.commands.reproduce", "ted.commands.log"]
 
 _commands = typer.Typer()  # what the modules register: commands and groups, not yet built
 for _module in COMMAND_MODULES:

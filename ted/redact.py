@@ -26,6 +26,19 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{}`]+")
 _AUTH_HEADER = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{8,}")
 
 
+# Secret values this process holds (API keys, URL passwords): a server or proxy may echo one back
+# in an error or a reply, where no URL or header pattern would find it. Too short a value would
+# mask ordinary words, so only values of `MIN_SECRET_CHARS` or more are remembered.
+MIN_SECRET_CHARS = 8
+_KNOWN_SECRETS: set[str] = set()
+
+
+def remember_secret(value: str | None) -> None:
+    """Mask `value` wherever `scrub_text` sees it from now on (a model's API key, as it is loaded)."""
+    if value and len(value) >= MIN_SECRET_CHARS:
+        _KNOWN_SECRETS.add(value)
+
+
 def is_secret_param(name: str) -> bool:
     return bool(_SECRET_PARAM.search(name))
 
@@ -65,8 +78,12 @@ def scrub_url(url: str) -> str:
 
 
 def scrub_text(text: str) -> str:
-    """Free text (an error line, a model spec, a log message) with every URL and quoted Authorization header scrubbed."""
+    """Free text (an error line, a model spec, a log message) with every URL, quoted Authorization
+    header and remembered secret value scrubbed."""
     text = _AUTH_HEADER.sub(rf"\1 {MASK}", text)
+    for secret in _KNOWN_SECRETS:
+        if secret in text:
+            text = text.replace(secret, MASK)
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda match: scrub_url(match.group(0)), text)

@@ -147,14 +147,15 @@ def _check_writable(out: Path) -> None:
 def distill(config: config_option("distill") = None, **values: Any) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
     import asyncio
+    import shlex
 
     from ted.distill.checkpoint import checkpoint_path
     from ted.distill.config import RunConfig
     from ted.distill.pipeline import Distiller
     from ted.models import load_model
+    from ted.models.calllog import calls_path
     from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
     from ted.run_plan import confirm
-    from ted.system_probe import ensure_system_reaches
     from ted.tasks import get_task
     from ted.tasks.data import load_problems
 
@@ -162,7 +163,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
     if out_path.is_dir():
         out_path = out_path / "library.json"
     ckpt = checkpoint_path(out_path)
-    refuse_inputs_as_output([out_path, ckpt, lock_path(out_path)], {"--data": values["data"], "--val-data": values["val_data"], "--config": str(config) if config else None})
+    refuse_inputs_as_output([out_path, ckpt, lock_path(out_path), calls_path(out_path)], {"--data": values["data"], "--val-data": values["val_data"], "--config": str(config) if config else None})
     if values["resume"] and values["force"]:
         raise ConfigError("--resume and --force contradict each other: choose one")
     if out_path.exists() and not (values["force"] or values["resume"]):
@@ -205,7 +206,6 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
 
     async def _go() -> "Library":
         try:
-            await ensure_system_reaches(student_model)  # before the first paid call: the library must reach the student
             return await distiller.run(resume=values["resume"])
         finally:
             await student_model.aclose()
@@ -240,7 +240,10 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
         f"generations student {cost.generations.get('student', 0)}, teacher {cost.generations.get('teacher', 0)} · {cost.wall_s:.1f}s"
     )
     if library.metrics.extraction:
-        err_console().print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()))
+        err_console().print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()), markup=False, highlight=False)
+    tally, log_path = library.metrics.extraction, shlex.quote(str(distiller.calls.path))
+    why = f"; what the teacher proposed and why it was refused: ted log {log_path} --rejected" if tally.rejected or not tally.accepted else ""
+    err_console().print(f"every model call: {log_path}{why}", markup=False, highlight=False, soft_wrap=True)
     cut = {role: c.truncated for role, c in cost.roles.items() if c.truncated}
     if cut:
         err_console().print(

@@ -78,6 +78,7 @@ class RunState(BaseModel):
     best_score: float | None = None
     rollouts_correct: int = Field(default=0, ge=0)  # this epoch so far: the learning curve's train accuracy
     rollouts_total: int = Field(default=0, ge=0)
+    calls_offset: int = Field(default=0, ge=0)  # bytes of the call log written by then: --resume cuts it back to this
     extraction: ExtractionTally = Field(default_factory=ExtractionTally)
     log: list[str] = Field(default_factory=list)
     solutions: dict[str, Rollout] = Field(default_factory=dict)  # problem id → the teacher's own solution, asked once per run

@@ -80,6 +80,7 @@ class Extraction:
     parsed: bool = True
     diagnosis: str = ""
     verdicts: list[tuple[str, Verdict]] = field(default_factory=list)  # one per lesson some attempt cited
+    reply: str = ""  # when not parsed: the teacher's last reply, for the call log
 
 
 PROMPT = "extract"
@@ -153,6 +154,7 @@ async def extract(
     parsed, result = await chat_json(teacher, [Message("user", prompt, images=images)], ExtractionOps, params)
     extraction = Extraction(parsed=parsed is not None)
     if parsed is None:
+        extraction.reply = result.texts[-1] if result.texts else ""
         return extraction, result
     extraction.diagnosis = clean_text(parsed.diagnosis)
     extraction.verdicts = _verdicts(parsed.lesson_verdicts, {i for r in rollouts for i in r.cited})

@@ -8,6 +8,8 @@ runs if the library is over budget. B=1 is exactly the paper's sequential loop.
 After every batch the run's state is checkpointed atomically (`checkpoint.py`), so `resume=True`
 continues at the next batch and ends with the same library as an uninterrupted run. Options and
 seeds are `config.py`, the cost ledger `ledger.py`; progress goes to a `Reporter` (`progress.py`).
+Every model call, and every teacher proposal with its fate, goes to the call log beside the output
+(`ted.models.calllog`: the models are wrapped once here, the stages tag their calls).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from ted.errors import ConfigError
 from ted.files import remove_stale_temps
 from ted.library import CurvePoint, Library, ModelInfo, Rejection, SourceInfo, clean_text
 from ted.models.base import ChatModel, ChatResult, SamplingParams
+from ted.models.calllog import CallLog, Recorded, calls_path, context
+from ted.system_probe import ensure_system_reaches
 from ted.tasks.base import Problem, Task
 from ted.tokens import TokenCounter, get_counter
 
@@ -66,7 +70,9 @@ class Distiller:
             raise ConfigError("no training problems to distill from")
         self.config = config
         self.prompt_set = config.prompt_set()  # a bad --prompts folder is refused before any call
-        self.student, self.teacher = student, teacher
+        self.calls = CallLog(calls_path(config.out))
+        self.student: ChatModel = Recorded(student, self.calls, "student")  # type: ignore[assignment]
+        self.teacher: ChatModel = Recorded(teacher, self.calls, "teacher")  # type: ignore[assignment]
         self.task = task
         self.problems = problems
         self.val_problems = val_problems or []
@@ -85,17 +91,22 @@ class Distiller:
         """Distill and return the final library (the best one with keep_best and a validation split)."""
         with prompts.using(self.prompt_set):  # before any task starts: tasks copy the prompt set they are created under
             remove_stale_temps(self.checkpoint, Path(self.config.out))  # a killed run may have left half-written temp files
-            state = self.load_checkpoint() if resume and self.checkpoint.exists() else self.new_state()
+            resumed = resume and self.checkpoint.exists()
+            state = self.load_checkpoint() if resumed else self.new_state()
+            self.calls.open(resume_at=state.calls_offset if resumed else None)  # the calls after the checkpoint are made again
             share_limiters((self.student, self.teacher), self.config.concurrency)
             self.counter.prefetch()  # the first batch's calls are about to go out: the tokenizer loads while they are in flight
             c = self.config
             self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=solutions_ahead(c.concurrency, c.batch_size))
             self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
             try:
+                with context(stage="probe"):
+                    await ensure_system_reaches(self.student)  # before the first paid call: the library must reach the student
                 return await self.loop(state, started=time.perf_counter() - state.wall_s)
             finally:
                 await self.solutions.stop()
                 await self.writer.wait()
+                self.calls.close()
 
     async def loop(self, state: RunState, started: float) -> Library:
         await self.score_baseline(state)
@@ -124,21 +135,27 @@ class Distiller:
         # ever-growing history as well made every batch cost O(steps so far).
         items = [item.model_copy(deep=True) for item in state.library.items]
         snapshot = state.library.model_copy(update={"items": items, "history": []})
-        results = await gather_or_cancel(*(self.process(p, snapshot, state.epoch) for p in batch))
+        results = await gather_or_cancel(*(self.process(p, snapshot, state.epoch, state.step + i + 1) for i, p in enumerate(batch)))
         for result in results:  # problem order, not completion order
             state.step += 1
             self.apply(state, result, snapshot)
         params = self._params("teacher", state.epoch, state.step, "compress", json_out=True)
         c = self.config
-        report = await self._call(
-            "compress", lambda: compress(state.library, c.compression, self.counter, state.step, c.seed, teacher=self.teacher, params=params)
-        )
+        with context(epoch=state.epoch + 1, step=state.step):
+            report = await self._call(
+                "compress", lambda: compress(state.library, c.compression, self.counter, state.step, c.seed, teacher=self.teacher, params=params)
+            )
         if report.changed:
             state.log.append(report.message(state.step))
             self.reporter.log(state.log[-1])
 
-    async def process(self, problem: Problem, snapshot: Library, epoch: int) -> ProblemResult:
-        """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot."""
+    async def process(self, problem: Problem, snapshot: Library, epoch: int, step: int | None = None) -> ProblemResult:
+        """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot (`step`: the
+        problem's step once applied, for the call log)."""
+        with context(problem=problem.id, epoch=epoch + 1, step=step):
+            return await self._process(problem, snapshot, epoch)
+
+    async def _process(self, problem: Problem, snapshot: Library, epoch: int) -> ProblemResult:
         key = (epoch, problem.id)
         student, teacher = self.student, self.teacher
         sample = self._params("student", *key, n=self.config.rollouts)
@@ -163,15 +180,35 @@ class Distiller:
     def apply(self, state: RunState, result: ProblemResult, snapshot: Library) -> None:
         """One problem's results on the live library: usage, then the teacher's operations; tallies and log."""
         where = f"step {state.step} {result.problem.id}"
+        extraction = result.extraction
         state.library.record_usage(r.cited for r in result.rollouts)
         state.library.record_seen(snapshot.ids(), len(result.rollouts))
-        state.library.record_verdicts(result.extraction.verdicts)
-        applied = apply_ops(state.library, result.extraction.ops, state.step, result.problem.id)
-        state.extraction.accepted += len(applied)
-        state.extraction.reject(Rejection.DUPLICATE_IN_BATCH, len(result.extraction.ops) - len(applied))
-        for rejected in result.extraction.rejected:
+        state.library.record_verdicts(extraction.verdicts)
+        on_record = {"problem": result.problem.id, "epoch": state.epoch + 1, "step": state.step}
+        applied = 0
+        for op in extraction.ops:  # one at a time, so the one a batch sibling already added is known
+            touched = apply_ops(state.library, [op], state.step, result.problem.id)
+            applied += len(touched)
+            if not touched:
+                state.extraction.reject(Rejection.DUPLICATE_IN_BATCH)
+            self.calls.write(
+                "proposal", stage="extract", **on_record, op=op.op, id=op.id, text=op.text, teacher_reason=op.reason,
+                applied_as=touched[0] if touched else None, rejection=None if touched else Rejection.DUPLICATE_IN_BATCH.value,
+                detail=None if touched else "another problem of the batch added the same lesson first",
+            )  # fmt: skip
+        state.extraction.accepted += applied
+        for rejected in extraction.rejected:
             state.extraction.reject(rejected.reason)
             state.log.append(f"{where}: rejected {rejected.op.op} ({rejected.detail}): {clean_text(rejected.op.text)[:120]}")
+            self.calls.write(
+                "proposal", stage="extract", **on_record, op=rejected.op.op, id=rejected.op.id, text=rejected.op.text,
+                teacher_reason=rejected.op.reason, applied_as=None, rejection=rejected.reason.value, detail=rejected.detail,
+            )  # fmt: skip
+        self.calls.write(
+            "extraction", stage="extract", **on_record, skipped=result.skipped, structured=result.structured, parsed=extraction.parsed,
+            diagnosis=extraction.diagnosis, proposed=len(extraction.ops) + len(extraction.rejected), accepted=applied,
+            reply=None if extraction.parsed else extraction.reply,
+        )  # fmt: skip
         if result.skipped:
             state.log.append(f"{where}: all attempts and the teacher correct; no extraction (--skip-solved)")
         if not result.structured:
@@ -192,7 +229,8 @@ class Distiller:
             train_accuracy=round(state.rollouts_correct / total, 4) if total else None,
         )
         if self.val_problems:
-            accuracy = await self.score(state.library, self.val_problems, "val")
+            with context(epoch=state.epoch + 1):
+                accuracy = await self.score(state.library, self.val_problems, "val")
             point.val_accuracy = round(accuracy, 4)
             self.reporter.log(f"epoch {state.epoch + 1}: validation accuracy {accuracy:.3f}")
             if state.best_score is None or accuracy > state.best_score:
@@ -214,7 +252,8 @@ class Distiller:
 
         async def one(problem: Problem) -> bool:
             params = SamplingParams(n=1, temperature=0.0, max_tokens=self.config.max_tokens, seed=derive_seed(self.config.seed, tag))
-            result = await self._call("validate", lambda: paired(self.student.chat(student_messages(library, problem, self.task), params)))
+            with context(problem=problem.id, with_library=library is not None):
+                result = await self._call("validate", lambda: paired(self.student.chat(student_messages(library, problem, self.task), params)))
             return grade(result.text, problem, self.task, []).correct
 
         outcomes = await gather_or_cancel(*(one(p) for p in problems))
@@ -250,6 +289,7 @@ class Distiller:
 
     async def save(self, state: RunState, started: float) -> None:
         state.wall_s = time.perf_counter() - started
+        state.calls_offset = self.calls.offset()  # no await until the state is serialised: the log and the state agree
         self.ledger.write_into(state.library, state.wall_s)
         await self.writer.save(state)
 
@@ -257,7 +297,8 @@ class Distiller:
     async def solve(self, problem: Problem, epoch: int) -> Rollout:
         """The teacher solves `problem` on its own (no library)."""
         params = self._params("teacher", epoch, problem.id, "solve")
-        return await self._call("solve", lambda: teacher_solution(self.teacher, problem, self.task, params))
+        with context(problem=problem.id, epoch=epoch + 1):
+            return await self._call("solve", lambda: teacher_solution(self.teacher, problem, self.task, params))
 
     async def _call(self, stage: Stage, make: Callable[[], Awaitable[tuple[Any, ChatResult]]]) -> Any:
         """Await one stage call, keeping the progress counts and the ledger (under the stage's role).
@@ -268,7 +309,8 @@ class Distiller:
         s.in_flight += 1
         self.reporter.update(s)
         try:
-            value, result = await make()
+            with context(stage=stage):
+                value, result = await make()
         except BaseException:
             self.ledger.failure(STAGE_ROLE[stage])
             raise

@@ -41,11 +41,16 @@ class Message:
 
 @dataclass
 class Usage:
+    """Tokens of one or more calls. `cached_prompt_tokens`: prompt tokens the server served from its
+    cache, when it says (OpenAI's `prompt_tokens_details.cached_tokens`); None when no call reported it."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int | None = None
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+        cached = None if self.cached_prompt_tokens is None and other.cached_prompt_tokens is None else (self.cached_prompt_tokens or 0) + (other.cached_prompt_tokens or 0)
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens, cached)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ted.errors import ModelError
-from ted.redact import scrub_text, scrub_url, split_credentials
+from ted.redact import remember_secret, scrub_text, scrub_url, split_credentials
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage, to_openai_messages
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -143,6 +143,9 @@ class OpenAIChatModel(BaseChatModel):
         self.max_retries = max_retries
         self.extra = extra
         self._api_key = api_key
+        basic = self._basic_auth.split()[-1] if self._basic_auth else None
+        for secret in (api_key if api_key != LOCAL_DUMMY_KEY else None, basic, *self._query.values()):
+            remember_secret(secret)  # a server that echoes one back is masked wherever ted writes it
         self._json_format = 0  # index into _JSON_FORMATS: the first form not yet rejected
         self._json_accepted = False  # whether the server has accepted that form once
         self._clients: tuple[asyncio.AbstractEventLoop, Any] | None = None
@@ -424,7 +427,10 @@ def _read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | No
             raise TypeError(f"message content is {type(content).__name__}, not text")
         choices.append((content, choice.get("finish_reason"), _reasoning(message)))
     usage = data.get("usage") or {}
-    return choices, Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None  # optional: a server that omits or garbles it loses nothing else
+    cached = cached if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0 else None
+    return choices, Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), cached)
 
 
 def _reasoning(message: dict[str, Any]) -> str | None:

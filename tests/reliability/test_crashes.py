@@ -26,6 +26,7 @@ import pytest
 from ted.distill.checkpoint import checkpoint_path
 from ted.files import remove_stale_temps
 from ted.library import Library
+from ted.models.calllog import calls_path
 from tests.reliability.common import REPO
 from tests.reliability.conftest import Deterministic
 from tests.reliability.simulated import comparable, start_ted
@@ -68,7 +69,7 @@ class Watcher(threading.Thread):
             except FileNotFoundError:
                 paths = []
             for path in paths:
-                if path.name.endswith(".lock"):  # the run's lock (ted.run_guard): a PID, not a library
+                if path.name.endswith((".lock", ".calls.jsonl")):  # the run's lock (a PID) and its call log (lines): not libraries
                     continue
                 if path.name.endswith(".tmp"):  # a write in progress, never read by ted
                     self.writes_seen.add(path.name)
@@ -188,7 +189,7 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(deterministic: Dete
     assert watcher.errors == []
     assert watcher.parsed > 100  # the watcher did look, many times
     assert comparable(out) == deterministic.reference
-    assert sorted(p.name for p in out.parent.iterdir()) == ["library.json"]  # no checkpoint, no temporary files left
+    assert sorted(p.name for p in out.parent.iterdir()) == [calls_path(out).name, "library.json"]  # no checkpoint, no temporary files left
     assert len({m.rsplit(" at ", 1)[1] for m in moments}) >= 4  # the kills landed across the run, not in one spot
 
 
@@ -217,13 +218,13 @@ def test_ctrl_c_stops_cleanly_keeps_the_checkpoint_and_resume_finishes(determini
     print(f"\nCtrl-C: exited {stopped_in:.2f}s after SIGINT: {errors[0]}")
     assert stopped_in < 10
     assert position(out) is not None and not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint_path(out).name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([checkpoint_path(out).name, calls_path(out).name])
 
     resumed = start_ted(deterministic.args(out, "--resume"), cwd=tmp_path)
     _, stderr = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, stderr[-2000:]
     assert comparable(out) == deterministic.reference
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["library.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [calls_path(out).name, "library.json"]
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved(deterministic: Deterministic, tmp_path: Path) -> None:
@@ -243,7 +244,7 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved(deterministic
     assert proc.returncode not in (0, -signal.SIGINT) and "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "interrupted" in errors[0] and "nothing" in errors[0] and "--resume" not in errors[0]
-    assert list(tmp_path.iterdir()) == []
+    assert {p.name for p in tmp_path.iterdir()} <= {calls_path(out).name}  # at most the calls that were made, on record
 
 
 def test_a_kill_in_the_middle_of_a_write_leaves_the_old_file_whole(tmp_path: Path) -> None:

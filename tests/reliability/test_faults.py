@@ -20,6 +20,7 @@ import pytest
 from ted.distill.checkpoint import checkpoint_path
 from ted.distill.config import derive_seed
 from ted.library import Library
+from ted.models.calllog import calls_path
 from ted.tasks.data import load_problems
 from tests.reliability.common import clean_env, ted_command
 from tests.reliability.conftest import Deterministic
@@ -56,7 +57,7 @@ def test_distill_survives_a_fifth_of_calls_failing(tmp_path: Path) -> None:
     # The library is valid and within budget, and the run left nothing else behind.
     library = Library.load(out)
     assert library.fits() and library.items
-    assert sorted(p.name for p in out.parent.iterdir()) == ["library.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [calls_path(out).name, "library.json"]
     assert not checkpoint_path(out).exists()
 
     # Every problem was solved by the teacher exactly once per run (the solution is reused in every
