@@ -25,10 +25,30 @@ from typer.main import get_command_from_info, get_command_name, get_group_from_i
 from typer.models import CommandInfo, TyperInfo
 
 from ted import __version__
-from ted.errors import TedError
+from ted.commands.options import metavar, normalise_flag
+from ted.errors import USAGE_EXIT, TedError
 
 INTERNAL_EXIT = 70  # EX_SOFTWARE: a bug in ted, not in the user's input
-USAGE_EXIT = 2
+
+EXAMPLES = {
+    "distill": "ted distill --data problems.jsonl --student local --teacher openai:gpt-4o-mini --out lib.json",
+    "show": "ted show lib.json --prompt --no-citations",
+    "chat": "ted chat --library org/name@v2 --student local",
+    "push": "ted push lib.json org/name@v3",
+    "pull": "ted pull org/name@v2 --out lib/",
+    "versions": "ted versions org/name --json",
+    "diff": "ted diff org/name@v1 org/name@v2",
+    "card": "ted card lib.json --out card/",
+    "eval": "ted eval --task gsm8k --library lib.json --model local-chat-completions --model-args model=m,base_url=http://127.0.0.1:8080/v1/chat/completions",
+    "space": "ted space --library org/name@v2",
+    "space deploy": "ted space deploy org/my-space --library org/name@v2 --dry-run --out space-out/",
+    "doctor": "ted doctor --json",
+    "tasks-path": 'lm_eval --include_path "$(ted tasks-path)" --tasks ted_text ...',
+    "data sample": "ted data sample pool.jsonl --samples 100 --exclude eval.jsonl --out train.jsonl",
+    "reproduce": "ted reproduce --benchmark aime --student openai:m@http://127.0.0.1:8080/v1 --teacher openai:gpt-4o --out runs/aime --dry-run",
+    "completion": 'eval "$(ted completion bash)"',
+}
+"""One example per command, shown at the end of its `--help` (tests check every command has one)."""
 
 class _Commands(MutableMapping):
     """The root's subcommands by name: each Click command is built on first access."""
@@ -84,7 +104,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # Click's plain help: Typer's Rich help alone costs more CPU than the 0.15 s `ted --help` may take
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": normalise_flag},
 )
 
 
@@ -101,7 +121,10 @@ def _root(
     """Training-free experience distillation: a teacher writes a budgeted library of lessons for a frozen student."""
 
 
-COMMAND_MODULES = ["ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor", "ted.commands.data", "ted.commands.reproduce", "ted.commands.log"]
+COMMAND_MODULES = [
+    "ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor",
+    "ted.commands.data", "ted.commands.reproduce", "ted.commands.log", "ted.commands.completion",
+]
 
 _commands = typer.Typer()  # what the modules register: commands and groups, not yet built
 for _module in COMMAND_MODULES:
@@ -117,10 +140,24 @@ def _help(info: Union[CommandInfo, TyperInfo]) -> Optional[str]:
 
 
 def _build(info: Union[CommandInfo, TyperInfo]) -> Union[TyperCommand, TyperGroup]:
-    """One subcommand as Typer builds it, with the root's settings."""
+    """One subcommand as Typer builds it, with the root's settings, readable metavars and its example."""
     if isinstance(info, TyperInfo):
-        return get_group_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short, suggest_commands=app.suggest_commands, rich_markup_mode=app.rich_markup_mode)
-    return get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+        command: Any = get_group_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short, suggest_commands=app.suggest_commands, rich_markup_mode=app.rich_markup_mode)
+    else:
+        command = get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+    _finish(command, command.name)
+    return command
+
+
+def _finish(command: Any, path: str) -> None:
+    """Metavars and the example of a built command and, for a group, of its subcommands."""
+    for param in command.params:
+        if param.param_type_name == "option" and not param.is_flag and param.metavar is None:
+            param.metavar = metavar(param.display_type(None))
+    if path in EXAMPLES:
+        command.epilog = f"\b\nExample:\n  {EXAMPLES[path]}"
+    for name, sub in getattr(command, "commands", {}).items():
+        _finish(sub, f"{path} {name}")
 
 
 def _fail(message: str, code: int) -> None:
@@ -181,8 +218,12 @@ def _leave(code: object) -> NoReturn:
 
 def run() -> None:
     """Run the command line in `sys.argv`; ends with SystemExit carrying the exit code (0 when it returns)."""
+    if os.environ.get("_TED_COMPLETE"):  # a completion script asking for candidates (`ted completion`)
+        from ted.commands.completion import init
+
+        init()
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="ted")
     except TedError as err:
         _fail(str(err), err.exit_code)
     except TyperException as err:  # Click's errors, as vendored by Typer: usage errors and the like

@@ -57,7 +57,7 @@ from ted.cards import (
     library_tokens,
     render_files,
 )
-from ted.errors import LibraryError, TedError
+from ted.errors import ConfigError, LibraryError, TedError
 from ted.files import atomic_write, write_folder
 from ted.library import MAX_FILE_BYTES, Library
 from ted.repo_ids import check_repo_id, check_revision
@@ -413,10 +413,15 @@ def push_library(
     `attachments` are more files for the same commit (e.g. `ted reproduce`'s report), by path in the repo.
 
     `source` is a Library or a local reference; a file is uploaded byte for byte. The repo is
-    created if needed (`private` applies only then). Without `version` the next `vN` is used.
+    created if needed (`private` applies only then). `repo_id` may carry the version as pull takes
+    it (`org/name@v3`); without one (there or in `version`) the next `vN` is used.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, get_token
 
+    target = parse_ref(repo_id, allow_local=False)
+    if version and target.version and version != target.version:
+        raise ConfigError(f"{repo_id} and version {version} name two versions: give one (org/name@{target.version})")
+    repo_id, version = str(target.repo_id), version or target.version
     raw, library = _local_source(source)
     if not library.items:
         raise LibraryError(
@@ -440,7 +445,7 @@ def push_library(
         replaced = version in tags
         if replaced and not force:
             raise HubError(
-                f"{repo_id}@{version} already exists; pass --force to replace it, or leave out --version to publish {next_version(list(tags))}"
+                f"{repo_id}@{version} already exists; pass --force to replace it, or push to {repo_id} (no version) to publish {next_version(list(tags))}"
             )
         head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
         newest = newest_version([t for t in tags if t != version])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ted.commands.options import config_option, parse_fields, parse_prices, with_options
+from ted.commands.options import config_option, parse_fields, parse_prices, print_json, with_options
 from ted.distill.options import OPTIONS, RUN
 from ted.errors import ConfigError, TedError
 
@@ -234,6 +234,22 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
     ckpt.unlink(missing_ok=True)
     lock.release()
     cost = library.cost
+    cut = {role: c.truncated for role, c in cost.roles.items() if c.truncated}
+    if values["json"]:
+        print_json(
+            {
+                "library": str(out_path),
+                "items": len(library.items),
+                "tokens": library.tokens(keep=True),
+                "requests": cost.calls,
+                "generations": cost.generations,
+                "wall_s": round(cost.wall_s, 3),
+                "proposals": library.metrics.extraction.model_dump() if library.metrics.extraction else None,
+                "truncated": cut,
+                "calls": str(distiller.calls.path),
+            }
+        )
+        return
     err_console().print(
         f"wrote {out_path}: {len(library.items)} items, {library.tokens(keep=True)} tokens · "
         f"requests student {cost.calls.get('student', 0)}, teacher {cost.calls.get('teacher', 0)} · "
@@ -244,7 +260,6 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
     tally, log_path = library.metrics.extraction, shlex.quote(str(distiller.calls.path))
     why = f"; what the teacher proposed and why it was refused: ted log {log_path} --rejected" if tally.rejected or not tally.accepted else ""
     err_console().print(f"every model call: {log_path}{why}", markup=False, highlight=False, soft_wrap=True)
-    cut = {role: c.truncated for role, c in cost.roles.items() if c.truncated}
     if cut:
         err_console().print(
             "cut off at the token limit: " + ", ".join(f"{role} {n}" for role, n in cut.items())
@@ -257,11 +272,14 @@ def show(
     library: Annotated[str, typer.Argument(help="Library reference: a library.json, a folder holding one, or org/name[@version].")],
     prompt: Annotated[bool, typer.Option("--prompt", help="Print the exact block injected into the student's prompt.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the library file as JSON.")] = False,
+    citations: Annotated[
+        bool, typer.Option(help="With --prompt: the block ted's own tasks use, asking the student to cite lessons (`Used: [E1]`); --no-citations for any other task (`lm_eval --system_instruction`).")
+    ] = True,
 ) -> None:
     """Show a library: items with usage as a bar chart, the prompt block, or the JSON."""
     lib = resolve_library(library)
     if prompt:
-        sys.stdout.write(lib.render() + ("\n" if lib.items else ""))
+        sys.stdout.write(lib.render(cite=citations) + ("\n" if lib.items else ""))
         return
     if as_json:
         sys.stdout.write(lib.to_json())

@@ -15,7 +15,7 @@ data_app = typer.Typer(help="Prepare training data.", no_args_is_help=True, rich
 def sample(
     pool: Annotated[str, typer.Argument(help="Where to sample from: a JSONL/CSV/Parquet file, a datasets folder or a Hub id.")],
     out: Annotated[Path, typer.Option(help="The training file to write (JSONL; images go to OUT-images/ beside it).")],
-    n: Annotated[int, typer.Option("--n", help="How many problems to sample.")] = 100,
+    samples: Annotated[int, typer.Option(help="How many problems to sample.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
     exclude: Annotated[list[str], typer.Option("--exclude", help="An evaluation set the sample must not overlap (same forms as POOL); repeatable.")] = [],
     task: Annotated[Optional[str], typer.Option(help="Read POOL with this benchmark's loader (a local copy in its Hub schema).")] = None,
@@ -26,19 +26,19 @@ def sample(
     exclude_field: Annotated[list[str], typer.Option("--exclude-field", help="Map a column of the --exclude sets: OURS=THEIRS.")] = [],
     force: Annotated[bool, typer.Option(help="Overwrite an existing --out.")] = False,
 ) -> None:
-    """Sample N training problems from POOL that share none with the --exclude sets (by id, question text, image)."""
+    """Sample --samples training problems from POOL that share none with the --exclude sets (by id, question text, image)."""
     from ted.tasks.splits import read_source, sample_disjoint, write_jsonl
 
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; use --force to overwrite it")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name the JSONL file to write")
-    if n < 1:
-        raise ConfigError(f"--n {n}: ask for at least one problem")
+    if samples < 1:
+        raise ConfigError(f"--samples {samples}: ask for at least one problem")
     pool_fields, eval_fields = parse_fields(field, "--field"), parse_fields(exclude_field, "--exclude-field")
     source = read_source(pool, task, split, pool_fields)
     evals = [read_source(ref, exclude_task, exclude_split, eval_fields) for ref in exclude]
-    chosen = sample_disjoint(source, evals, n, seed)
+    chosen = sample_disjoint(source, evals, samples, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(chosen.problems, out)
     from rich.console import Console

@@ -4,8 +4,11 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from ted.commands.options import JsonFlag, print_json
 
 PACKAGES = ("ted-distill", "openai", "huggingface_hub", "datasets", "llama-cpp-python", "torch", "transformers", "lm-eval", "gradio")
 
@@ -26,8 +29,19 @@ def tasks_path() -> None:
     typer.echo(str(TASKS_DIR))
 
 
-def doctor() -> None:
+def doctor(as_json: JsonFlag = False) -> None:
     """Print versions, CPU features, which backends load and where the caches are (paste it into bug reports)."""
+    report = _report()
+    if as_json:
+        print_json(report)
+        return
+    for key, value in report.items():
+        for label, text in (value.items() if isinstance(value, dict) else [(key, value)]):
+            typer.echo(f"{label:<{18 if isinstance(value, dict) else 10}} {text}")
+
+
+def _report() -> dict[str, Any]:
+    """What `ted doctor` reports, by label (a dict for a group of lines)."""
     import platform
 
     from ted.evaluate import TASKS_DIR
@@ -35,33 +49,36 @@ def doctor() -> None:
     from ted.models.llama_cpp import bundled_model_path
     from ted.models.native import cpu_flags, portable_cmake_args, probe
 
-    echo = typer.echo
-    echo(f"python     {sys.version.split()[0]} ({sys.executable})")
-    echo(f"platform   {platform.platform()} {platform.machine()}")
-    for package in PACKAGES:
-        echo(f"{package:<18} {_version(package)}")
+    report: dict[str, Any] = {
+        "python": f"{sys.version.split()[0]} ({sys.executable})",
+        "platform": f"{platform.platform()} {platform.machine()}",
+        "packages": {package: _version(package) for package in PACKAGES},
+    }
     flags = cpu_flags()
     wanted = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve")
-    echo("cpu flags  " + (" ".join(f for f in wanted if f in flags) or "unknown"))
+    report["cpu flags"] = " ".join(f for f in wanted if f in flags) or "unknown"
     if {"amx_tile", "amx_int8"} & flags:
-        echo("           this CPU advertises AMX: llama.cpp must be built without it (VMs often do not grant AMX)")
-    echo(f"portable llama.cpp CMAKE_ARGS: {portable_cmake_args()}")
+        report["cpu note"] = "this CPU advertises AMX: llama.cpp must be built without it (VMs often do not grant AMX)"
+    report["portable llama.cpp CMAKE_ARGS"] = portable_cmake_args()
     if importlib.util.find_spec("llama_cpp") is None:
-        echo("llama.cpp  not installed (pip install 'ted-distill[local]' with the CMAKE_ARGS above)")
+        report["llama.cpp"] = "not installed (pip install 'ted-distill[local]' with the CMAKE_ARGS above)"
     else:
         try:
             model = bundled_model_path()
         except Exception as err:  # noqa: BLE001 - doctor reports, it does not stop
-            echo(f"llama.cpp  bundled model unavailable: {err}")
+            report["llama.cpp"] = f"bundled model unavailable: {err}"
         else:
             ran, what = probe(model)
-            echo(f"llama.cpp  {'runs' if ran else 'BROKEN'}: {what} (bundled model, child process)")
-    for name, module in (("openai backend", "openai"), ("transformers backend", "transformers"), ("lm-eval", "lm_eval"), ("space", "gradio")):
-        echo(f"{name:<20} {'available' if importlib.util.find_spec(module) else 'missing'}")
+            report["llama.cpp"] = f"{'runs' if ran else 'BROKEN'}: {what} (bundled model, child process)"
+    report["backends"] = {
+        name: "available" if importlib.util.find_spec(module) else "missing"
+        for name, module in (("openai backend", "openai"), ("transformers backend", "transformers"), ("lm-eval", "lm_eval"), ("space", "gradio"))
+    }
     hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    echo(f"ted cache  {cache_dir()} (TED_CACHE)")
-    echo(f"hf cache   {hf_home} (HF_HOME); offline={os.environ.get('HF_HUB_OFFLINE', '0')}")
-    echo(f"lm-eval tasks {TASKS_DIR}")
+    report["ted cache"] = f"{cache_dir()} (TED_CACHE)"
+    report["hf cache"] = f"{hf_home} (HF_HOME); offline={os.environ.get('HF_HUB_OFFLINE', '0')}"
+    report["lm-eval tasks"] = str(TASKS_DIR)
+    return report
 
 
 def register(app: typer.Typer) -> None:

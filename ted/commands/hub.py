@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import functools
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import typer
+
+from ted.commands.options import JsonFlag, print_json
 
 if TYPE_CHECKING:  # rich loads inside the commands: `ted` imports this module at every start-up
     from rich.console import Console
@@ -32,18 +35,22 @@ def _quiet_downloads() -> None:
 
 def push(
     library: Annotated[str, typer.Argument(help="A local library: library.json or a folder holding one.")],
-    repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME", help="Hub dataset to publish to (created if needed).")],
-    version: Annotated[Optional[str], typer.Option("--version", help="Version tag, vN or vX.Y.Z (default: the next vN).")] = None,
+    repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME[@VERSION]", help="Hub dataset to publish to (created if needed), with the version tag (vN or vX.Y.Z; default: the next vN), as `ted pull` takes it.")],
+    version: Annotated[Optional[str], typer.Option("--version", hidden=True, help="The version tag, as ORG/NAME@VERSION gives it.")] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the dataset as private (only when it is new).")] = False,
     message: Annotated[Optional[str], typer.Option("--message", "-m", help="Commit message.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a version that already exists.")] = False,
     license: Annotated[str, typer.Option("--license", help="License id for the card's metadata.")] = "apache-2.0",
+    as_json: JsonFlag = False,
 ) -> None:
     """Publish a library as a versioned Hub dataset: one commit (library, card, rows, charts) and a tag."""
     from ted.hub import push_library
 
     _quiet_downloads()
     result = push_library(library, repo_id, version=version, private=private, message=message, force=force, license=license)
+    if as_json:
+        print_json(asdict(result))
+        return
     action = "replaced" if result.replaced else "published"
     _console().print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]})")
     _console().print(result.url, soft_wrap=True)
@@ -53,17 +60,21 @@ def pull(
     ref: Annotated[str, typer.Argument(metavar="ORG/NAME[@VERSION]", help="Hub library; no version means the newest.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Also copy the files into this folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files in --out that differ.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Download a published library into the Hub cache (usable offline afterwards), and into --out."""
     from ted.hub import pull_library
 
     _quiet_downloads()
     result = pull_library(ref, out=out, force=force)
+    if as_json:
+        print_json({"repo_id": result.repo_id, "version": result.version, "commit": result.commit, "library_file": result.library_file, "items": len(result.library.items)})
+        return
     _console().print(f"pulled {result.repo_id}@{result.version} (commit {result.commit[:10]}): {len(result.library.items)} experiences")
     _console().print(str(result.library_file), soft_wrap=True)
 
 
-def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> None:
+def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")], as_json: JsonFlag = False) -> None:
     """List the published versions of a library: date, size and scores with and without it."""
     from rich.markup import escape
     from rich.table import Table
@@ -73,6 +84,9 @@ def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> Non
 
     _quiet_downloads()
     rows = list_versions(repo_id)
+    if as_json:
+        print_json([asdict(row) for row in rows])
+        return
     if not rows:
         _console().print(f"{repo_id}: no published versions yet")
         return
@@ -96,6 +110,7 @@ def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")]) -> Non
 def diff(
     ref_a: Annotated[str, typer.Argument(help="Library reference: a file, a folder, org/name or org/name@vN.")],
     ref_b: Annotated[str, typer.Argument(help="Library reference to compare with.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the experiences added, removed and rewritten between two libraries (matched by ID)."""
     from rich.markup import escape
@@ -105,6 +120,16 @@ def diff(
 
     _quiet_downloads()
     changes = library_diff(load_library(ref_a), load_library(ref_b))
+    if as_json:
+        print_json(
+            {
+                "added": [{"id": i.id, "text": i.text} for i in changes.added],
+                "removed": [{"id": i.id, "text": i.text} for i in changes.removed],
+                "rewritten": [{"id": a.id, "before": a.text, "after": b.text} for a, b in changes.changed],
+                "usage": [{"id": i, "before": old, "after": new} for i, old, new in changes.usage],
+            }
+        )
+        return
     _console().print(
         f"{escape(ref_a)} → {escape(ref_b)}: {len(changes.added)} added, {len(changes.removed)} removed, "
         f"{len(changes.changed)} rewritten, {len(changes.usage)} usage changes"

@@ -22,6 +22,37 @@ from ted.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+FLAG_ALIASES = {"n": "samples", "output": "out"}
+"""Older names of a flag, still accepted but not shown: one name per idea across commands
+(`--samples` for how many problems, `--out` for what a command writes)."""
+
+
+def normalise_flag(name: str) -> str:
+    """Click's `token_normalize_func` for every command: `--model_args` and `--model-args` are one
+    flag (lm-eval's spelling and ours), and an older name (FLAG_ALIASES) is the current one."""
+    name = name.replace("_", "-")
+    return FLAG_ALIASES.get(name, name)
+
+
+JSON_HELP = "Print the result as JSON on stdout (one object; nothing else on stdout)."
+JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+"""The `--json` flag of every command that reports something."""
+
+
+def print_json(data: Any) -> None:
+    """The one JSON form of the commands' `--json` (dates and paths as strings)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def metavar(label: str) -> str:
+    """A readable placeholder for Typer's type label of an option's value (`<list[str]>`,
+    `<int range>`, `<a|b>`) in `--help`: TEXT, N, X, PATH, or the choices."""
+    inner = label.strip("<>").removeprefix("list[").removesuffix("]")
+    return {"str": "TEXT", "int": "N", "int range": "N", "float": "X", "float range": "X", "path": "PATH"}.get(inner, inner)
+
 
 def flag(option: Option) -> Any:
     """The Typer annotation of a table entry."""

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ted.errors import ConfigError
+from ted.errors import ConfigError, TedError
 
 APP = Path(__file__).resolve().parents[2] / "space" / "app.py"
 
@@ -38,9 +38,9 @@ def space(
     if ctx.invoked_subcommand is not None:
         return
     if not APP.is_file():
-        raise ConfigError(f"the Space app is not part of this installation ({APP} is missing); run `ted space` from a checkout of the repository")
+        raise TedError(f"the Space app is not part of this installation ({APP} is missing); run `ted space` from a checkout of the repository")
     if importlib.util.find_spec("gradio") is None:
-        raise ConfigError("the Space needs Gradio: pip install 'ted-distill[space]'")
+        raise TedError("the Space needs Gradio: pip install 'ted-distill[space]'")
     env = dict(os.environ, GRADIO_SERVER_NAME=host, GRADIO_SERVER_PORT=str(port))
     if student:
         env["TED_STUDENT"] = student

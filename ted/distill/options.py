@@ -94,6 +94,7 @@ _TABLE = (
     Option("max_retries", 6, "Retries per request (timeouts, resets, 429, 5xx, broken replies) before the run stops, resumable.", ge=0, le=100),
     Option("resume", False, "Continue from the checkpoint next to --out."),
     Option("force", False, "Overwrite an existing --out (written only when the run finishes)."),
+    Option("json", False, "Print the summary as one JSON object on stdout (progress stays on stderr).", negatable=False),
     Option("yes", False, "Start a large run (over 1,000 problems × epochs, or over $10 of planned completion tokens) without asking.", negatable=False),
 )
 OPTIONS: dict[str, Option] = {option.name: option for option in _TABLE}

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from ted.library.model import Experience
 
 BLOCK_PROMPT = "library"
+PLAIN_BLOCK_PROMPT = "library_plain"
+"""The block without the citation instruction, for tasks ted does not grade (any lm-eval task)."""
 
 # The trailer the block asks for, and inline `[E1, E3]` mentions when a reply has no trailer.
 _TRAILER = re.compile(r"\**\bused\**\s*:?\s*\**\s*\[([^\]\n]*)\]\**", re.IGNORECASE)
@@ -29,12 +31,19 @@ def item_line(item: Experience) -> str:
     return f"[{item.id}] {item.text}"
 
 
-def render_block(items: Sequence[Experience]) -> str:
-    """The exact block injected into the student's system prompt ("" without items)."""
+def render_block(items: Sequence[Experience], cite: bool = True) -> str:
+    """The exact block injected into the student's system prompt ("" without items).
+
+    `cite=False`: the block for a task ted does not grade itself (any lm-eval task), asking for no
+    `Used: [...]` trailer and showing no IDs to cite, since an upstream answer extractor (gsm8k's
+    last number, say) would read a trailer or an `[E3]` as the answer.
+    """
     if not items:
         return ""
     from ted import prompts  # the active prompt set: a run's `--prompts` folder, else the package's
 
+    if not cite:
+        return prompts.source(PLAIN_BLOCK_PROMPT).strip() + "\n\n" + "\n".join(f"- {item.text}" for item in items)
     return prompts.source(BLOCK_PROMPT).strip() + "\n\n" + "\n".join(item_line(item) for item in items)
 
 

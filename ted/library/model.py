@@ -242,13 +242,14 @@ class Library(BaseModel):
         return atomic_write(Path(path), self.to_json())
 
     # ----------------------------------------------------------------- the prompt block
-    def render(self) -> str:
+    def render(self, cite: bool = True) -> str:
         """The exact block injected into the student's system prompt ("" when empty).
 
         Items render in ID order, so the same library gives the same bytes on every request and
-        server prefix caches hit.
+        server prefix caches hit. `cite=False`: the citation-free block for tasks ted does not
+        grade itself (see `render_block`).
         """
-        return render_block(self.items)
+        return render_block(self.items, cite=cite)
 
     def tokens(self, counter: TokenCounter | None = None, keep: bool = False) -> int:
         """The rendered block's tokens; `keep` for a count people will ask for again (see `ted.tokens`)."""

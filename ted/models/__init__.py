@@ -16,7 +16,7 @@ import os
 import re
 from typing import Any
 
-from ted.errors import ModelError
+from ted.errors import ModelError, SpecError
 from ted.models.base import (
     BaseChatModel,
     ChatModel,
@@ -51,20 +51,20 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
         return "local", "gemma-3-270m-q4_k_m", None
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise ModelError(f"unknown model spec {spec!r}: {SPEC_HELP}")
+        raise SpecError(f"unknown model spec {spec!r}: {SPEC_HELP}")
     if kind == "openai":
         # The URL starts at the last `@` followed by a scheme, so dated model ids
         # (`claude-sonnet-4@20250514`) keep their `@`, and so do credentials inside the URL.
         cuts = [m.start() for m in _URL_AT.finditer(rest)]
         model, url = (rest[: cuts[-1]], rest[cuts[-1] + 1 :]) if cuts else (rest, None)
         if not model:
-            raise ModelError(f"model spec {spec!r} names no model: {SPEC_HELP}")
+            raise SpecError(f"model spec {spec!r} names no model: {SPEC_HELP}")
         if model.endswith("@") or "://" in model:
-            raise ModelError(f"model spec {spec!r}: the base URL must start with http:// or https://")
+            raise SpecError(f"model spec {spec!r}: the base URL must start with http:// or https://")
         return "openai", model, url
     if kind in ("hf", "gguf"):
         return kind, rest, None
-    raise ModelError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
+    raise SpecError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
 
 
 def load_model(

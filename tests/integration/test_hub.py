@@ -580,3 +580,25 @@ print("loaded", sum(map(len, json.loads(sys.argv[1]).values())))
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(expected)], env=cli_env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"loaded {sum(map(len, expected.values()))}" in proc.stdout
+
+
+def test_push_takes_the_reference_pull_takes_and_every_report_parses_as_json(hub: HubServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`ted push LIB org/name@v3` (one reference form for push and pull), and `--json` on push, pull,
+    versions and diff gives one parseable object with the same facts the text output says."""
+    first, second = make_library(tmp_path / "a.json", LESSONS[:2]), make_library(tmp_path / "b.json", LESSONS)
+    pushed = ted_cli(cli_env, "push", str(first), "alice/reffed@v3", "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout) | {"commit": "", "url": "", "files": []} == {"repo_id": "alice/reffed", "version": "v3", "replaced": False, "commit": "", "url": "", "files": []}
+    assert set(tags_of(hub, "alice/reffed")) == {"v3"}
+    assert ted_cli(cli_env, "push", str(second), "alice/reffed").returncode == 0  # no version: the next one, v4
+
+    clash = ted_cli(cli_env, "push", str(second), "alice/reffed@v5", "--version", "v6")
+    assert_one_line_error(clash, "two versions")
+    assert clash.returncode == 2 and set(tags_of(hub, "alice/reffed")) == {"v3", "v4"}
+
+    pulled = json.loads(ted_cli(cli_env, "pull", "alice/reffed@v3", "--json").stdout)
+    assert (pulled["version"], pulled["items"]) == ("v3", 2) and Path(pulled["library_file"]).is_file()
+    listed = json.loads(ted_cli(cli_env, "versions", "alice/reffed", "--json").stdout)
+    assert [(row["version"], row["items"]) for row in listed] == [("v3", 2), ("v4", 3)]
+    changes = json.loads(ted_cli(cli_env, "diff", "alice/reffed@v3", "alice/reffed@v4", "--json").stdout)
+    assert [item["text"] for item in changes["added"]] == LESSONS[2:] and changes["removed"] == []

@@ -129,7 +129,7 @@ def test_from_a_benchmark_copy_to_a_library_the_teacher_sees_the_figures(tmp_pat
 
     fx.write_mathverse(tmp_path / "mathverse")
     fx.write_mathvision(tmp_path / "mathvision")
-    sampled = run_ted("data", "sample", "mathverse", "--task", "mathverse", "--n", "2", "--seed", "0", "--exclude", "mathvision",
+    sampled = run_ted("data", "sample", "mathverse", "--task", "mathverse", "--samples", "2", "--seed", "0", "--exclude", "mathvision",
                       "--exclude-task", "mathvision", "--out", "train.jsonl", cwd=tmp_path)  # fmt: skip
     assert sampled.returncode == 0, sampled.stderr[-1000:]
     assert "excluded 2 that the evaluation set has (by id 0, by question text 0, by image 2)" in sampled.stderr

@@ -87,7 +87,7 @@ def test_question_key_normalises() -> None:
 
 
 def test_cli_writes_a_file_distill_reads_and_prints_what_it_excluded(sets: Path) -> None:
-    result = ted("data", "sample", "pool.jsonl", "--n", "4", "--seed", "0", "--exclude", "eval.jsonl", "--out", "out/train.jsonl", cwd=sets)
+    result = ted("data", "sample", "pool.jsonl", "--samples", "4", "--seed", "0", "--exclude", "eval.jsonl", "--out", "out/train.jsonl", cwd=sets)
     assert result.returncode == 0, result.stderr
     assert "wrote 4 problems to out/train.jsonl, sampled from 5 eligible of 9 read" in result.stderr
     assert "excluded 3 that the evaluation set has (by id 1, by question text 1, by image 1)" in result.stderr
@@ -98,9 +98,9 @@ def test_cli_writes_a_file_distill_reads_and_prints_what_it_excluded(sets: Path)
     assert with_figure and all(isinstance(img, Image.Image) for p in with_figure for img in p.images)
     assert all((sets / "out" / "train-images").glob("*.png"))
 
-    again = ted("data", "sample", "pool.jsonl", "--n", "4", "--exclude", "eval.jsonl", "--out", "out/train.jsonl", cwd=sets)
+    again = ted("data", "sample", "pool.jsonl", "--samples", "4", "--exclude", "eval.jsonl", "--out", "out/train.jsonl", cwd=sets)
     assert again.returncode != 0 and again.stderr.startswith("error: ") and "--force" in again.stderr
-    too_many = ted("data", "sample", "pool.jsonl", "--n", "6", "--exclude", "eval.jsonl", "--out", "x.jsonl", cwd=sets)
+    too_many = ted("data", "sample", "pool.jsonl", "--samples", "6", "--exclude", "eval.jsonl", "--out", "x.jsonl", cwd=sets)
     assert too_many.returncode != 0 and "only 5 problems outside the evaluation set" in too_many.stderr
     assert "Traceback" not in too_many.stderr and not (sets / "x.jsonl").exists()
 
@@ -110,8 +110,8 @@ def test_cli_field_maps_for_pool_and_evaluation_set(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "eval.jsonl", [{"ident": "x", "q": "question 1", "gold": "1"}])
     result = ted("data", "sample", "pool.jsonl", "--field", "question=problem_text", "--field", "answer=sol", "--field", "id=key",
                  "--exclude", "eval.jsonl", "--exclude-field", "question=q", "--exclude-field", "answer=gold",
-                 "--n", "2", "--out", "train.jsonl", cwd=tmp_path)  # fmt: skip
+                 "--samples", "2", "--out", "train.jsonl", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert [p.id for p in load_problems(str(tmp_path / "train.jsonl"))] == ["k0", "k2"]
-    bad = ted("data", "sample", "pool.jsonl", "--field", "question", "--n", "1", "--out", "t.jsonl", cwd=tmp_path)
+    bad = ted("data", "sample", "pool.jsonl", "--field", "question", "--samples", "1", "--out", "t.jsonl", cwd=tmp_path)
     assert bad.returncode != 0 and bad.stderr.startswith("error: --field 'question'")
