@@ -46,6 +46,7 @@ EXAMPLES = {
     "tasks-path": 'lm_eval --include_path "$(ted tasks-path)" --tasks ted_text ...',
     "data sample": "ted data sample pool.jsonl --samples 100 --exclude eval.jsonl --out train.jsonl",
     "reproduce": "ted reproduce --benchmark aime --student openai:m@http://127.0.0.1:8080/v1 --teacher openai:gpt-4o --out runs/aime --dry-run",
+    "log": "ted log out/library.json --rejected",
     "completion": 'eval "$(ted completion bash)"',
 }
 """One example per command, shown at the end of its `--help` (tests check every command has one)."""
