@@ -30,6 +30,7 @@ from ted.library import FILENAME, Library, cited_ids, item_line, lesson_shape_er
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
 from ted.redact import scrub_text
+from ted.shown import visible
 from ted.system_probe import ensure_system_reaches
 from ted.tasks import student_system
 from ted.tokens import get_counter
@@ -266,7 +267,7 @@ class Catalog:
         return cls(refs)
 
     def _add_local(self, key: str, library: Library, where: str) -> None:
-        label = f"{library.name} v{library.version} · {experiences(len(library.items))} ({where})"
+        label = f"{visible(library.name)} v{visible(library.version)} · {experiences(len(library.items))} ({where})"
         self.entries[key] = Entry(key, label)
         self._local[key] = library
 
@@ -480,7 +481,7 @@ def block_html(library: Library | None, cited: Sequence[str] | None = None) -> s
         return "<p>No library: the student sees only the base system prompt.</p>"
     block = library.render()
     if not block:
-        return f"<p>{html.escape(library.name)} has no experiences yet: nothing is added to the system prompt.</p>"
+        return f"<p>{html.escape(visible(library.name))} has no experiences yet: nothing is added to the system prompt.</p>"
     marked = {item_line(item) for item in library.items if item.id in (cited or ())}
     lines = [f'<mark class="ted-cited">{html.escape(line)}</mark>' if line in marked else html.escape(line) for line in block.splitlines()]
     tokens = get_counter().count(block)  # always cl100k: a library's own tokenizer setting could trigger a download
@@ -488,7 +489,7 @@ def block_html(library: Library | None, cited: Sequence[str] | None = None) -> s
         cites = "Experiences the reply cites are highlighted."
     else:
         cites = f"The last reply cited {', '.join(cited) if cited else 'no experience'}."
-    summary = f"{html.escape(library.name)} v{html.escape(library.version)} · {experiences(len(library.items))} · ≈{tokens:,} tokens. {cites}"
+    summary = f"{html.escape(visible(library.name))} v{html.escape(visible(library.version))} · {experiences(len(library.items))} · ≈{tokens:,} tokens. {cites}"
     return f'<p class="ted-summary">{summary}</p><pre class="ted-block">' + "\n".join(lines) + "</pre>"
 
 

@@ -29,6 +29,7 @@ from ted import charts
 from ted.errors import LibraryError
 from ted.library import Library, clean_text
 from ted.repo_ids import check_repo_id
+from ted.shown import visible
 from ted.tasks import LM_EVAL_TASKS
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
@@ -48,12 +49,13 @@ STUDENT_URL = "http://127.0.0.1:8000/v1"
 _DATA_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt", ".tsv")
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|~!])")
-_COMMAND_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,199}$")
+_COMMAND_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,199}\Z")
 
 
 def md(value: Any) -> str:
-    """One line of library-supplied text, safe inside Markdown (tables included) and HTML."""
-    text = clean_text(str(value)) if value is not None else ""
+    """One line of library-supplied text, safe inside Markdown (tables included) and HTML; control and
+    invisible characters spelled out (`ted.shown`), so the card shows every character the student gets."""
+    text = visible(value) if value is not None else ""
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 

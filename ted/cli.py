@@ -223,8 +223,14 @@ def run() -> None:
         from ted.commands.completion import init
 
         init()
+    for stream in (sys.stdout, sys.stderr):  # a terminal or pipe that is not UTF-8 (LANG=C): escapes, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app(standalone_mode=False, prog_name="ted")
+    except BrokenPipeError:  # the reader went away (`ted show x --json | head -1`): stop quietly, exit 1 as Rich's console does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except TedError as err:
         _fail(str(err), err.exit_code)
     except TyperException as err:  # Click's errors, as vendored by Typer: usage errors and the like

@@ -108,7 +108,10 @@ def plan_space(
             continue
         folder = _free_name(re.sub(r"[^A-Za-z0-9._-]+", "-", library.name).strip("-.") or "library", shipped)
         shipped.append(folder)
-        files[f"{SHIPPED_DIR}/{folder}/library.json"] = library.to_json().encode("utf-8")
+        # Public files: the Space keeps its endpoint a secret, and a library's `config` names the run's
+        # endpoints, data and prompt paths on the machine it ran on; the Space needs none of them.
+        public = library.model_copy(update={"config": {}})
+        files[f"{SHIPPED_DIR}/{folder}/library.json"] = public.to_json().encode("utf-8")
     wheel_files, metadata = _built_wheel()
     files.update(wheel_files)
     files["requirements.txt"] = requirements(metadata, backend, hardware).encode("utf-8")

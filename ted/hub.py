@@ -18,7 +18,7 @@ take references from strangers (the Space) pass `allow_local=False`.
 repo listing before anything is downloaded, `library.json` is validated and capped by
 `Library.load`, and nothing is executed or unpickled. Only the files of the ted layout are fetched.
 
-**Publishing.** `push_library` makes one commit (library.json byte for byte, experiences.jsonl,
+**Publishing.** `push_library` makes one commit (library.json as ted re-serialises it, experiences.jsonl,
 README.md card, charts), then tags it with the version. The tag is created only after the commit
 succeeded, so a failure mid-push publishes nothing. An existing version is refused unless
 `force=True`. A library with no experiences is refused: its `experiences.jsonl` would be empty,
@@ -60,6 +60,7 @@ from ted.cards import (
 from ted.errors import ConfigError, LibraryError, TedError
 from ted.files import atomic_write, write_folder
 from ted.library import MAX_FILE_BYTES, Library
+from ted.redact import scrub_text
 from ted.repo_ids import check_repo_id, check_revision
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ MAX_ASSET_BYTES = 10_000_000
 LAYOUT = (LIBRARY_FILE, EXPERIENCES_FILE, CARD_FILE, CURVE_IMAGE, USAGE_IMAGE)
 """The files of a published version; only these are ever downloaded."""
 
-_VERSION_RE = re.compile(r"^v(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?$")
+_VERSION_RE = re.compile(r"^v(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?\Z", re.ASCII)
 
 
 class HubError(TedError):
@@ -183,8 +184,11 @@ class _Hub:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        from huggingface_hub import HfApi, constants
+        from huggingface_hub import HfApi, constants, get_token
 
+        from ted.redact import remember_secret
+
+        remember_secret(self.token or get_token())  # the saved login's token too: an error line never shows it
         self.endpoint = (self.endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
         self.cache_dir = self.cache_dir or os.environ.get("HF_HUB_CACHE") or None
         self.api: HfApi = HfApi(endpoint=self.endpoint, token=self.token)
@@ -221,7 +225,7 @@ class _Hub:
             elif status == 412:
                 message = f"{repo_id} changed while pushing (someone else pushed): run the push again"
             else:
-                detail = (err.server_message or str(err)).strip().splitlines()[0]
+                detail = scrub_text((err.server_message or str(err)).strip().splitlines()[0])
                 message = f"the Hub answered {status} for {where}: {detail}"
             raise HubError(message + unpublished) from None
         except hf.HFValidationError as err:
@@ -412,7 +416,7 @@ def push_library(
 
     `attachments` are more files for the same commit (e.g. `ted reproduce`'s report), by path in the repo.
 
-    `source` is a Library or a local reference; a file is uploaded byte for byte. The repo is
+    `source` is a Library or a local reference; a file is re-serialised (see `_local_source`). The repo is
     created if needed (`private` applies only then). `repo_id` may carry the version as pull takes
     it (`org/name@v3`); without one (there or in `version`) the next `vN` is used.
     """
@@ -503,15 +507,16 @@ def _publish_branch(api: HfApi, repo_id: str, start: str | None) -> Iterator[str
 
 
 def _local_source(source: Library | str | os.PathLike[str]) -> tuple[bytes, Library]:
-    """The bytes to upload and the validated library: a file is sent unchanged (byte-identical pulls)."""
+    """The bytes to upload and the validated library. A file is re-serialised from what `Library.load`
+    made of it, never copied: what is published is what ted means by it, with the same scrubbing
+    (credentials in `config`, say, from an older version or a hand edit) as anything ted loads."""
     if isinstance(source, Library):
         return source.to_json().encode("utf-8"), source
     parsed = parse_ref(source)
     if parsed.kind != "local" or parsed.path is None:
         raise LibraryError(f"{source}: push takes a local library (a library.json or a folder holding one)")
     library = Library.load(parsed.path)
-    path = parsed.path / LIBRARY_FILE if parsed.path.is_dir() else parsed.path
-    return path.read_bytes(), library
+    return library.to_json().encode("utf-8"), library
 
 
 def _load_fetched(folder: Path, where: str) -> Library:

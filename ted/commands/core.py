@@ -20,10 +20,11 @@ if TYPE_CHECKING:  # `ted` imports every command module at start-up: heavy modul
 @functools.cache
 @functools.lru_cache(maxsize=1)
 def err_console() -> "Console":
-    """stderr; piped or logged (not a terminal), lines are not wrapped at 80 columns."""
+    """stderr; piped or logged (not a terminal), lines are not wrapped at 80 columns. No markup: its
+    lines carry paths, problem text and server messages, which are shown as they are."""
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     console.soft_wrap = not console.is_terminal
     return console
 
@@ -268,6 +269,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
 
 
 # --------------------------------------------------------------------------- show
+NARROW_COLUMNS = 60  # below this, `ted show` lists the lessons one per line instead of a table
 def show(
     library: Annotated[str, typer.Argument(help="Library reference: a library.json, a folder holding one, or org/name[@version].")],
     prompt: Annotated[bool, typer.Option("--prompt", help="Print the exact block injected into the student's prompt.")] = False,
@@ -289,32 +291,45 @@ def show(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from ted.shown import literal
+
+    console = Console(highlight=False)
+    if console.width < 1:  # COLUMNS=0: a width nobody has; Rich would print nothing at all
+        console = Console(highlight=False, width=80)
     tokens = lib.tokens(keep=True)
     console.print(
-        f"[bold]{lib.name}[/] v{lib.version} · {len(lib.items)}/{lib.budget.max_items} items · "
-        f"{tokens}/{lib.budget.max_tokens} tokens · compression {lib.compression}"
+        f"[bold]{literal(lib.name)}[/] v{literal(lib.version)} · {len(lib.items)}/{lib.budget.max_items} items · "
+        f"{tokens}/{lib.budget.max_tokens} tokens · compression {lib.compression}",
+        soft_wrap=True,
     )
-    console.print(f"student {lib.student.model or '?'} ({lib.student.backend or '?'}) · teacher {lib.teacher.model or '?'} ({lib.teacher.backend or '?'})")
+    models = (f"{role} {literal(info.model or '?')} ({literal(info.backend or '?')})" for role, info in (("student", lib.student), ("teacher", lib.teacher)))
+    console.print(" · ".join(models), soft_wrap=True)
     top = max((item.usage for item in lib.items), default=0) or 1
-    table = Table(show_lines=False, expand=True)
-    table.add_column("id", style="cyan", no_wrap=True)
-    table.add_column("usage", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True, width=12)
-    table.add_column("experience", ratio=1)
-    for item in lib.items:
-        bar = "█" * max(0, round(10 * item.usage / top)) or "·"
-        table.add_row(item.id, str(item.usage), f"[green]{bar}[/]", item.text)
-    console.print(table)
+    bars = {item.id: "█" * max(0, round(10 * item.usage / top)) or "·" for item in lib.items}
+    if console.width < NARROW_COLUMNS:  # a table this narrow has no room left for the lessons: one line each
+        for item in lib.items:
+            console.print(f"[cyan]{item.id}[/] {item.usage} [green]{bars[item.id]}[/] {literal(item.text)}", soft_wrap=True)
+    else:
+        table = Table(show_lines=False, expand=True)
+        table.add_column("id", style="cyan", no_wrap=True)
+        table.add_column("usage", justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True, width=12)
+        table.add_column("experience", ratio=1, overflow="fold")  # a long word folds, never cut to "…"
+        for item in lib.items:
+            table.add_row(item.id, str(item.usage), f"[green]{bars[item.id]}[/]", literal(item.text))
+        console.print(table)
     if lib.metrics.curve:
         points = ", ".join(
             f"epoch {p.epoch}: train {p.train_accuracy}" + (f" val {p.val_accuracy}" if p.val_accuracy is not None else "")
             for p in lib.metrics.curve
         )
-        console.print(f"learning curve: {points}")
+        console.print(f"learning curve: {points}", soft_wrap=True)
     if lib.cost.calls:
         generations = f", generations {json.dumps(lib.cost.generations)}" if lib.cost.generations else ""
-        console.print(f"cost: requests {json.dumps(lib.cost.calls)}{generations}, {lib.cost.prompt_tokens + lib.cost.completion_tokens} tokens, {lib.cost.wall_s:.0f}s")
+        console.print(
+            f"cost: requests {literal(json.dumps(lib.cost.calls))}{literal(generations)}, {lib.cost.prompt_tokens + lib.cost.completion_tokens} tokens, {lib.cost.wall_s:.0f}s",
+            soft_wrap=True,
+        )
 
 
 # --------------------------------------------------------------------------- chat
@@ -332,6 +347,7 @@ def chat(
     from ted.control_tokens import special_tokens
     from ted.library import check_library
     from ted.redact import scrub_text
+    from ted.shown import literal, visible
     from ted.tasks import student_system
     from ted.models import load_model
     from ted.system_probe import ensure_system_reaches
@@ -349,7 +365,8 @@ def chat(
         check_library(lib, special_tokens(model))
     history: list[Message] = [Message("system", student_system(lib) or "")]
     console = Console()
-    console.print(f"[dim]{scrub_text(student)} · library: {lib.name + ' (' + str(len(lib.items)) + ' items)' if lib else 'none'} · empty line quits[/]")
+    shown = f"{literal(lib.name)} ({len(lib.items)} items)" if lib else "none"
+    console.print(f"[dim]{literal(scrub_text(student))} · library: {shown} · empty line quits[/]", soft_wrap=True)
 
     async def session() -> None:
         try:
@@ -360,13 +377,15 @@ def chat(
                     line = await asyncio.to_thread(console.input, "[bold cyan]you> [/]")
                 except EOFError:
                     break
+                except UnicodeDecodeError as err:
+                    raise TedError(f"the input is not UTF-8 text ({err.reason} at byte {err.start}); type or pipe UTF-8") from None
                 if not line.strip():
                     break
                 history.append(Message("user", line))
                 pieces: list[str] = []
                 async for piece in model.stream(history, SamplingParams(temperature=values["temperature"], max_tokens=values["max_tokens"])):
                     pieces.append(piece)
-                    console.print(piece, end="", markup=False, highlight=False)
+                    console.print(visible(piece, lines=True), end="", markup=False, highlight=False)  # no escape sequence reaches the terminal
                 console.print()
                 history.append(Message("assistant", "".join(pieces)))
         finally:

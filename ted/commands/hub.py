@@ -53,7 +53,7 @@ def push(
         return
     action = "replaced" if result.replaced else "published"
     _console().print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]})")
-    _console().print(result.url, soft_wrap=True)
+    _console().print(result.url, soft_wrap=True, markup=False)
 
 
 def pull(
@@ -71,15 +71,15 @@ def pull(
         print_json({"repo_id": result.repo_id, "version": result.version, "commit": result.commit, "library_file": result.library_file, "items": len(result.library.items)})
         return
     _console().print(f"pulled {result.repo_id}@{result.version} (commit {result.commit[:10]}): {len(result.library.items)} experiences")
-    _console().print(str(result.library_file), soft_wrap=True)
+    _console().print(str(result.library_file), soft_wrap=True, markup=False)
 
 
 def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")], as_json: JsonFlag = False) -> None:
     """List the published versions of a library: date, size and scores with and without it."""
-    from rich.markup import escape
     from rich.table import Table
 
     from ted.cards import fmt_score
+    from ted.shown import literal
     from ted.hub import list_versions
 
     _quiet_downloads()
@@ -100,7 +100,7 @@ def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")], as_jso
             row.commit[:10],
             str(row.items),
             str(row.tokens),
-            escape(row.task or "—"),
+            literal(row.task or "—"),
             fmt_score(row.baseline),
             fmt_score(row.with_library),
         )
@@ -113,10 +113,9 @@ def diff(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the experiences added, removed and rewritten between two libraries (matched by ID)."""
-    from rich.markup import escape
-
     from ted.hub import load_library
     from ted.library import diff as library_diff
+    from ted.shown import literal
 
     _quiet_downloads()
     changes = library_diff(load_library(ref_a), load_library(ref_b))
@@ -131,16 +130,16 @@ def diff(
         )
         return
     _console().print(
-        f"{escape(ref_a)} → {escape(ref_b)}: {len(changes.added)} added, {len(changes.removed)} removed, "
+        f"{literal(ref_a)} → {literal(ref_b)}: {len(changes.added)} added, {len(changes.removed)} removed, "
         f"{len(changes.changed)} rewritten, {len(changes.usage)} usage changes"
     )
     for item in changes.added:
-        _console().print(f"[green]+ [{item.id}] {escape(item.text)}[/green]", soft_wrap=True)
+        _console().print(f"[green]+ [{item.id}] {literal(item.text)}[/green]", soft_wrap=True)
     for item in changes.removed:
-        _console().print(f"[red]- [{item.id}] {escape(item.text)}[/red]", soft_wrap=True)
+        _console().print(f"[red]- [{item.id}] {literal(item.text)}[/red]", soft_wrap=True)
     for before, after in changes.changed:
-        _console().print(f"[yellow]~ [{before.id}] {escape(before.text)}[/yellow]", soft_wrap=True)
-        _console().print(f"[yellow]  → {escape(after.text)}[/yellow]", soft_wrap=True)
+        _console().print(f"[yellow]~ [{before.id}] {literal(before.text)}[/yellow]", soft_wrap=True)
+        _console().print(f"[yellow]  → {literal(after.text)}[/yellow]", soft_wrap=True)
     for item_id, old, new in changes.usage:
         _console().print(f"  usage {item_id}: {old} → {new}")
 
@@ -154,7 +153,7 @@ def card(
     from ted.hub import render_folder
 
     for path in render_folder(library, out, ref=ref):
-        _console().print(str(out / path), soft_wrap=True)
+        _console().print(str(out / path), soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -68,7 +68,7 @@ class ConsoleDisplay:
     def step(self, index: int, total: int, step: Any, eta_s: float | None) -> None:
         elapsed = time.perf_counter() - self.started
         eta = "ETA after the first measured step" if eta_s is None else f"ETA {_duration(eta_s)}"
-        err_console().print(f"[bold]step {index}/{total}[/] {step.id} · elapsed {_duration(elapsed)} · {eta}", highlight=False)
+        err_console().print(f"[bold]step {index}/{total}[/] {step.id} · elapsed {_duration(elapsed)} · {eta}", highlight=False, markup=True)
 
     def log(self, message: str) -> None:
         err_console().print(message, highlight=False, soft_wrap=True)

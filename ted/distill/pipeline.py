@@ -77,7 +77,7 @@ class Distiller:
         self.problems = problems
         self.val_problems = val_problems or []
         self.reporter: Reporter = reporter or SilentReporter()
-        self.counter = counter or get_counter(config.tokenizer)
+        self.counter = counter or get_counter(config.tokenizer, trusted=True)  # the user's own --tokenizer
         self.source = source or SourceInfo(dataset=config.data, split=config.split)
         self.ledger = Ledger(prices=config.price)
         self.status = Status(epochs=config.epochs, total=config.epochs * len(problems), solutions_total=0 if config.fresh_teacher_solutions else len(problems))

@@ -28,7 +28,7 @@ MAX_ITEM_CHARS = 2_000
 # Ids are `E1`, `E2`, …: never reused, at most six digits.
 ID_NUMBER = r"[1-9][0-9]{0,5}"
 ID_PATTERN = f"^E{ID_NUMBER}$"  # for JSON schemas (constrained decoding)
-ID_RE = re.compile(f"^E({ID_NUMBER})$")
+ID_RE = re.compile(f"^E({ID_NUMBER})\\Z", re.ASCII)  # \Z, not $: "E1\n" is not an id
 
 # Bidi overrides, zero-width characters and other invisible format characters: they can hide
 # instructions from a reader of the card while the model still sees them.

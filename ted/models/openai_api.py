@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ted.errors import ModelError
+from ted.limits import MAX_STREAM_CHARS
 from ted.redact import remember_secret, scrub_text, scrub_url, split_credentials
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage, to_openai_messages
 
@@ -138,6 +139,7 @@ class OpenAIChatModel(BaseChatModel):
                     f"missing API key for {self.shown_url}: set ${api_key_env} (or name another variable with --api-key-env)"
                 )
             api_key = LOCAL_DUMMY_KEY
+        remember_secret(api_key)  # a server quoting it back in an error is masked in every line ted prints
         self.api_key_env = api_key_env
         self.timeout = timeout
         self.max_retries = max_retries
@@ -163,13 +165,13 @@ class OpenAIChatModel(BaseChatModel):
         Its transport is aiohttp (the SDK's `DefaultAioHttpClient`, proxies from the environment as
         with httpx): with a hundred calls in flight, httpx's pool cost about 2 ms of CPU per request
         (`make bench` measures the framework's overhead per call)."""
-        from openai import AsyncOpenAI, DefaultAioHttpClient
+        from openai import AsyncOpenAI
 
         loop = asyncio.get_running_loop()
         if self._clients is None or self._clients[0] is not loop:
             client = AsyncOpenAI(
                 api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout,
-                max_retries=self.max_retries, http_client=DefaultAioHttpClient(),
+                max_retries=self.max_retries, http_client=_deadline_client(self.timeout),
                 default_headers={"Authorization": self._basic_auth} if self._basic_auth else None,
             )  # fmt: skip
             self._clients = (loop, client)
@@ -361,11 +363,26 @@ class OpenAIChatModel(BaseChatModel):
             await self._ask_context()
             fit = _Fit(_estimate_prompt_tokens(wire))
             events, _ = await self._create(lambda: self._request(wire, params, 1, params.seed, fit), fit, stream=True)
+            # Bounded as a whole: a server that never ends its stream (or trickles it) is cut off
+            # after --request-timeout seconds or MAX_STREAM_CHARS characters, whichever comes first.
+            loop = asyncio.get_running_loop()
+            deadline, received = loop.time() + self.timeout, 0
+            chunks = events.__aiter__()
             try:
-                async for chunk in events:
-                    if chunk.choices and chunk.choices[0].delta.content:
-                        yield chunk.choices[0].delta.content
-            except openai.OpenAIError as err:  # the client wraps transport failures mid-stream too
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, deadline - loop.time()))
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        raise ModelError(f"the stream from {self.shown_url} did not end within {self.timeout:g}s; cut off") from None
+                    piece = chunk.choices[0].delta.content if chunk.choices else None
+                    if piece:
+                        received += len(piece)
+                        if received > MAX_STREAM_CHARS:
+                            raise ModelError(f"the stream from {self.shown_url} went past {MAX_STREAM_CHARS:,} characters; cut off")
+                        yield piece
+            except (openai.OpenAIError, ValueError, TypeError, AttributeError) as err:  # transport failures, a malformed event
                 raise ModelError(f"the stream from {self.shown_url} broke off: {_root_cause(err)}") from None
             finally:
                 await events.close()
@@ -413,6 +430,24 @@ class OpenAIChatModel(BaseChatModel):
         )
 
 
+def _deadline_client(total: float) -> Any:
+    """The SDK's aiohttp client, with `total` seconds for each try as a whole (connect, send, and the
+    whole body of a reply that is not streamed). The transport's own timeouts are per read: a server
+    trickling a byte every few seconds would hold one try for ever. A try past its deadline fails as a
+    read timeout, which the client retries like any other."""
+    import httpx2
+    from openai import DefaultAioHttpClient
+
+    class DeadlineClient(DefaultAioHttpClient):  # type: ignore[misc,valid-type]
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            try:
+                return await asyncio.wait_for(super().send(request, **kwargs), total)
+            except asyncio.TimeoutError:
+                raise httpx2.ReadTimeout(f"no complete reply within {total:g}s", request=request) from None
+
+    return DeadlineClient()
+
+
 def _read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | None, str | None]], Usage]:
     """(content, finish_reason, reasoning) of the first `n` choices of a chat completion, and its usage.
 
@@ -430,7 +465,12 @@ def _read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | No
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None  # optional: a server that omits or garbles it loses nothing else
     cached = cached if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0 else None
-    return choices, Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), cached)
+    return choices, Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), cached)
+
+
+def _count(value: Any) -> int:
+    """A token count a server reported; anything but a finite non-negative number (NaN, Infinity, -5, "x") is no count."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf") else 0
 
 
 def _reasoning(message: dict[str, Any]) -> str | None:

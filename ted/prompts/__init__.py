@@ -30,10 +30,14 @@ _SUFFIX = ".md"
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    """Jinja2 loads on the first rendered template: reading a prompt's text (the library block) needs none."""
-    import jinja2
+    """Jinja2 loads on the first rendered template: reading a prompt's text (the library block) needs none.
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    Sandboxed, with no loader: a prompt set is shared like any download, so a template may read the
+    values it is given and nothing else (no attributes reaching Python internals, no `{% include %}`
+    or `{% import %}` of any file, in the folder or outside it)."""
+    import jinja2.sandbox
+
+    return jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
 @lru_cache(maxsize=None)
@@ -65,6 +69,10 @@ class PromptSet:
             text = _compile(self.texts[name]).render(**values)
         except jinja2.UndefinedError as err:
             raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder}: {err.message}; it can use only what the package's {name}{_SUFFIX} uses") from None
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as err:
+            if self.folder is None or name not in self.overridden:  # the package's own templates: a bug in ted
+                raise
+            raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder} failed to render ({type(err).__name__}: {err})") from None
         return text.strip() if strip else text
 
     @cached_property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -28,10 +29,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "options": ("options", "choices"),
     "images": ("images", "decoded_image", "image", "image_path", "image_paths"),
 }
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+\Z", re.ASCII)
 _DISK_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 _TEXT_SUFFIXES = {".jsonl", ".json", ".csv"}
 BadImage = Literal["raise", "mark"]
+IMAGE_ROOT_ENV = "TED_IMAGE_ROOT"  # a folder of the user's whose images any data may name (docs/limits.md)
 
 
 # --------------------------------------------------------------------------- public API
@@ -48,7 +50,7 @@ def load_problems(
 
     `fields` maps ted's names (question, answer, options, images, id) to source columns, e.g.
     `{"question": "problem"}`; unmapped names fall back to common column names. Image paths are
-    relative to the data file. `on_bad_image="mark"` keeps a problem whose image cannot be read,
+    relative to the data file and must stay inside its folder (see `_confined`). `on_bad_image="mark"` keeps a problem whose image cannot be read,
     with no images and `meta["image_error"]` set, instead of raising.
     """
     fields = dict(fields or {})
@@ -188,9 +190,7 @@ def decode_image(value: Any, base_dir: Path | None, where: str) -> Any:
         if isinstance(value, (bytes, bytearray)):
             image = Image.open(io.BytesIO(value))
         elif isinstance(value, (str, Path)):
-            path = Path(value).expanduser()
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
+            path = _confined(Path(value), base_dir, where)
             if path.is_dir():
                 raise DataError(f"{where}: {path} is a folder, not an image file")
             if not path.is_file():
@@ -203,6 +203,22 @@ def decode_image(value: Any, base_dir: Path | None, where: str) -> Any:
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
         name = f" {str(value)[:120]}" if isinstance(value, (str, Path)) else ""
         raise DataError(f"{where}: cannot decode image{name} ({_one_line(err)})") from None
+
+
+def _confined(path: Path, base_dir: Path | None, where: str) -> Path:
+    """An image path of a row, resolved inside the data's own folder (or $TED_IMAGE_ROOT, a root the
+    user trusts). A dataset is untrusted: a path outside would open any file of the user's (`/home/…`,
+    `../../.ssh/id_rsa`) and send it to the model endpoints. A Hub dataset has no folder here: its
+    images come as bytes, never as paths."""
+    roots = [root.resolve() for root in (base_dir, Path(os.environ[IMAGE_ROOT_ENV]).expanduser() if os.environ.get(IMAGE_ROOT_ENV) else None) if root is not None]
+    resolved = (path if path.is_absolute() or base_dir is None else base_dir / path).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        inside = f"inside {base_dir}" if base_dir is not None else "as image bytes (a Hub dataset's paths are not opened)"
+        raise DataError(
+            f"{where}: image path {str(path)[:120]!r} is outside the data's folder; images must be {inside}, "
+            f"or set {IMAGE_ROOT_ENV}=DIR to trust a folder of yours"
+        )
+    return resolved
 
 
 def _column(row: Mapping[str, Any], name: str, fields: Mapping[str, str], where: str) -> str | None:

@@ -51,7 +51,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(ws / "data" / "bomb.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["bomb.png"]}))
     write(ws / "data" / "figure.svg", SVG)
     write(ws / "data" / "svg.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["figure.svg"]}))
-    write(ws / "data" / "missing_image.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["../../nope.png"]}))
+    write(ws / "data" / "missing_image.jsonl", jsonl({"question": "What is shown?", "answer": "1", "images": ["nope.png"]}))
     write(ws / "data" / "list_question.jsonl", jsonl(GOOD_ROWS[0], {"id": "p2", "question": ["Compute", "7 × 6."], "answer": "42"}))
     write(ws / "data" / "duplicate_ids.jsonl", jsonl(GOOD_ROWS[0], {**GOOD_ROWS[1], "id": "p1"}))
     (ws / "data" / "a_folder.png").mkdir(parents=True)

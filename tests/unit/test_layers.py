@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Bottom first: a module may import its own layer and the ones below.
 LAYERS = [
-    ["ted.errors", "ted.files", "ted.redact", "ted.control_tokens", "ted.tokens", "ted.prompts", "ted.repo_ids", "ted.limits"],
+    ["ted.errors", "ted.files", "ted.redact", "ted.control_tokens", "ted.tokens", "ted.prompts", "ted.repo_ids", "ted.limits", "ted.shown"],
     ["ted.library"],
     ["ted.models", "ted.charts"],
     ["ted.tasks"],
