@@ -62,9 +62,9 @@ class ScriptedModel(BaseChatModel):
             q = re.search(r"## Problem\n(.*)\n", user).group(1)
             ids = re.findall(r"^\[(E\d+)\]", user, re.M)
             word = WORDS[_h(q) % len(WORDS)]
-            ops = [{"op": "add", "text": f"Before answering, re-check the {word} involved and verify the final sum.", "reason": "r"}]
+            ops = [{"op": "add", "text": f"When the {word} matter, re-check them and verify the final sum before answering.", "reason": "r"}]
             if ids and _h(q, "u") % 2:
-                ops.append({"op": "update", "id": ids[_h(q) % len(ids)], "text": f"Always restate the {word} and recompute once before concluding.", "reason": "u"})
+                ops.append({"op": "update", "id": ids[_h(q) % len(ids)], "text": f"When the {word} are given, restate them and recompute once before concluding.", "reason": "u"})
             return json.dumps({"operations": ops})
         if stage == "compress":
             if self.compress_replies:
@@ -72,7 +72,7 @@ class ScriptedModel(BaseChatModel):
             items = re.findall(r"^\[(E\d+)\] usage=(\d+)", user, re.M)
             ranked = sorted(items, key=lambda x: (int(x[1]), -int(x[0][1:])), reverse=True)
             keep = [i for i, _ in ranked[:2]]
-            ops = [{"op": "merge", "ids": keep, "text": "Re-check every quantity and recompute once before giving the final answer."}] if len(keep) == 2 else []
+            ops = [{"op": "merge", "ids": keep, "text": "When an answer is ready, re-check every quantity and recompute once before giving it."}] if len(keep) == 2 else []
             ops += [{"op": "delete", "ids": [i]} for i, _ in ranked[2:]]
             return json.dumps({"operations": ops})
         raise AssertionError(stage)

@@ -109,7 +109,7 @@ def apply_compression_ops(library: Library, ops: list[CompressOp], step: int) ->
             continue
         text = clean_text(op.text or "")
         # The lesson check of extraction; no problem numbers to avoid: a merge spans several problems.
-        if op.op in ("merge", "rewrite") and (found := lesson_problem(text, prompts.source("compress"))):
+        if op.op in ("merge", "rewrite") and (found := lesson_problem(text, prompts.active().words)):
             skipped.append(f"{op.op} {ids}: {found.detail}")
             continue
         claimed.update(ids)

@@ -84,6 +84,7 @@ class Extraction:
 
 
 PROMPT = "extract"
+SECOND_TURN = "extract_ops"  # in a prompt set that has it, extraction is two turns: notes in plain text, then the JSON
 
 
 def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[ExtractOp]) -> Rejected | None:
@@ -91,7 +92,7 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
     op.text = clean_text(op.text)
     if op.op == "update" and (op.id is None or snapshot.get(op.id) is None):
         return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
-    if found := lesson_problem(op.text, prompts.source(PROMPT), distinctive_numbers(problem.question, problem.answer)):
+    if found := lesson_problem(op.text, prompts.active().words, distinctive_numbers(problem.question, problem.answer)):
         return Rejected(op, found.reason, found.detail)
     if _known_text(op.text, snapshot) or any(normal(o.text) == normal(op.text) for o in accepted):
         return Rejected(op, Rejection.DUPLICATE, "duplicate of an existing lesson")
@@ -120,8 +121,12 @@ async def extract(
     max_ops: int = MAX_OPS,
 ) -> tuple[Extraction, ChatResult]:
     images = teacher_images(teacher, problem)
+    two_step = prompts.active().has(SECOND_TURN)
+    reply_format = prompts.render("extract_reply", max_ops=max_ops)
     prompt = prompts.render(
         PROMPT,
+        two_step=two_step,
+        reply_format=reply_format,
         max_ops=max_ops,
         min_chars=LESSON_MIN_CHARS,
         max_chars=LESSON_MAX_CHARS,
@@ -151,7 +156,14 @@ async def extract(
             for r, text in zip(rollouts, chains.student)
         ],
     )
-    parsed, result = await chat_json(teacher, [Message("user", prompt, images=images)], ExtractionOps, params)
+    messages = [Message("user", prompt, images=images)]
+    notes = ChatResult.empty()
+    if two_step:  # the second turn extends the first: a server's prefix cache holds all of it
+        base = params or SamplingParams(temperature=0.2)
+        notes = await teacher.chat(messages, SamplingParams(temperature=base.temperature, max_tokens=base.max_tokens, seed=base.seed))
+        messages += [Message("assistant", notes.text), Message("user", prompts.render(SECOND_TURN, reply_format=reply_format))]
+    parsed, result = await chat_json(teacher, messages, ExtractionOps, params)
+    result = notes + result
     extraction = Extraction(parsed=parsed is not None)
     if parsed is None:
         extraction.reply = result.texts[-1] if result.texts else ""

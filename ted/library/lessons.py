@@ -15,6 +15,7 @@ from enum import Enum
 
 from ted.control_tokens import find_control
 from ted.errors import LibraryError
+from ted.prompts import copy_key
 
 # Lesson length. A lesson the teacher proposes (extraction, merge, rewrite) must be 20-400
 # characters and at most 40 words ("When <trigger>, <action>"): short enough to stay general, long
@@ -79,6 +80,7 @@ class Rejection(str, Enum):
     UNKNOWN_ID = "update of unknown id"
     PLACEHOLDER = "placeholder text, not a lesson"
     LENGTH = "length"
+    FORM = "not of the form When <trigger>, <action>"
     CONTROL = "chat-template control sequence"
     COPIES_NUMBERS = "copies numbers from the problem"
     DUPLICATE = "duplicate of an existing lesson"
@@ -110,24 +112,32 @@ def distinctive_numbers(*texts: str) -> set[str]:
     return numbers - COMMON_NUMBERS
 
 
-def _copies_the_prompt(text: str, prompt: str) -> bool:
-    """An empty or slot-bearing text (`<a new lesson>`, `...`), or the prompt's own wording copied."""
+def _copies_the_prompt(text: str, prompt_words: str) -> bool:
+    """An empty or slot-bearing text (`<a new lesson>`, `...`), or the prompts' own wording copied."""
     if re.fullmatch(r"<[^<>]*>|[.\s…]*", text) or _SLOT.search(text):
         return True
-    return len(text) >= LESSON_MIN_CHARS and normal(text) in normal(prompt)
+    key = copy_key(text)
+    return len(text) >= LESSON_MIN_CHARS and bool(key) and f" {key} " in f" {prompt_words} "
 
 
-def lesson_problem(text: str, prompt: str, avoid: set[str] | frozenset[str] = frozenset()) -> LessonProblem | None:
+# The paper's lesson form, "When <trigger>, <action>": a trigger of at least one word, a comma, an action.
+LESSON_FORM = re.compile(r"when(?:ever)?\s+[^,]*\w[^,]*,\s*\w", re.I)
+
+
+def lesson_problem(text: str, prompt_words: str, avoid: set[str] | frozenset[str] = frozenset()) -> LessonProblem | None:
     """Why the cleaned `text` is not an acceptable lesson, or None.
 
-    `prompt` is the template the teacher answered (its wording copied back is no lesson); `avoid`
-    the distinctive numbers of the problem(s) the lesson was learnt from."""
-    if _copies_the_prompt(text, prompt):
+    `prompt_words` is the prompt set's `words` (wording copied back from any prompt is no lesson,
+    even with the numbers the prompt was filled with); `avoid` the distinctive numbers of the
+    problem(s) the lesson was learnt from."""
+    if _copies_the_prompt(text, prompt_words):
         return LessonProblem(Rejection.PLACEHOLDER, "placeholder text, not a lesson")
     if shape := lesson_shape_error(text):
         return LessonProblem(Rejection.LENGTH, shape)
     if found := find_control(text):
         return LessonProblem(Rejection.CONTROL, f"chat-template control sequence {found!r}")
+    if not LESSON_FORM.match(text):
+        return LessonProblem(Rejection.FORM, Rejection.FORM.value)
     copied = {n for n in _NUMBER.findall(text) if n.lstrip("-") in avoid}
     if copied:
         return LessonProblem(Rejection.COPIES_NUMBERS, f"copies numbers from the problem: {', '.join(sorted(copied))}")

@@ -2,7 +2,9 @@
 
 The templates in this package are the default prompt set. `load(folder)` makes another set from
 a folder of files with the same names (any subset: a missing file falls back to the package's),
-so a run can ablate prompt versions (`ted distill --prompts DIR`); `using(prompt_set)` makes it
+so a run can ablate prompt versions (`ted distill --prompts DIR`). The package also ships named
+sets under `sets/` (`--prompts two-step`), which may hold templates the default set lacks (a
+second extraction turn, `extract_ops`). `using(prompt_set)` makes it
 the one `render` reads for the code running inside it (a context variable, so concurrent runs
 and their tasks keep their own). `digest` identifies the effective set and is recorded in the
 library, so two libraries say whether they were written with the same prompts.
@@ -11,6 +13,7 @@ library, so two libraries say whether they were written with the same prompts.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,13 +48,17 @@ def _compile(text: str) -> jinja2.Template:
     return _env().from_string(text)
 
 
-def _package_texts() -> dict[str, str]:
-    folder = resources.files(__name__)
+def _package_texts(*parts: str) -> dict[str, str]:
+    folder = resources.files(__name__).joinpath(*parts)
     return {
         entry.name.removesuffix(_SUFFIX): entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
         if entry.name.endswith(_SUFFIX)
     }
+
+
+_SETS = "sets"
+PACKAGED_SETS = tuple(sorted(entry.name for entry in resources.files(__name__).joinpath(_SETS).iterdir() if entry.is_dir()))
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,14 @@ class PromptSet:
             raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder} failed to render ({type(err).__name__}: {err})") from None
         return text.strip() if strip else text
 
+    def has(self, name: str) -> bool:
+        return name in self.texts
+
+    @cached_property
+    def words(self) -> str:
+        """Every template's words (`copy_key`) without its Jinja tags, to tell a reply copied from a rendered prompt."""
+        return copy_key(_TAG.sub(" ", "\n".join(self.texts.values())))
+
     @cached_property
     def digest(self) -> str:
         """sha256 of every template's name and text, in name order."""
@@ -84,21 +99,40 @@ class PromptSet:
         return h.hexdigest()
 
 
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
+def copy_key(text: str) -> str:
+    """`text` as lower-case words of letters only: the values a template fills in (limits, counts)
+    are numbers, so a sentence copied from a rendered prompt has the key of the template's words."""
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
 DEFAULT = PromptSet(_package_texts())
+# Templates only some packaged sets have; a folder may hold them too.
+OPTIONAL = frozenset(name for set_name in PACKAGED_SETS for name in _package_texts(_SETS, set_name)) - set(DEFAULT.texts)
+KNOWN = frozenset(DEFAULT.texts) | OPTIONAL
 _ACTIVE: ContextVar[PromptSet] = ContextVar("ted_prompts", default=DEFAULT)
 
 
 def load(folder: str | Path | None) -> PromptSet:
-    """The package's set with the `.md` files of `folder` in place of those of the same name."""
+    """The package's set with the `.md` files of `folder` (or of the packaged set of that name, when
+    no such folder exists) in place of those of the same name."""
     if folder is None:
         return DEFAULT
     path = Path(folder).expanduser()
+    if not path.is_dir() and str(folder) in PACKAGED_SETS:
+        texts = _package_texts(_SETS, str(folder))
+        return PromptSet(DEFAULT.texts | texts, str(folder), tuple(sorted(texts)))
     if not path.is_dir():
-        raise ConfigError(f"--prompts {folder}: not a folder; give a folder of prompt files named like ted's ({', '.join(sorted(DEFAULT.texts))})")
+        raise ConfigError(
+            f"--prompts {folder}: not a folder nor a packaged set ({', '.join(PACKAGED_SETS)}); "
+            f"give a folder of prompt files named like ted's ({', '.join(sorted(KNOWN))})"
+        )
     files = sorted(p for p in path.iterdir() if p.suffix == _SUFFIX)
-    unknown = [p.name for p in files if p.stem not in DEFAULT.texts]
+    unknown = [p.name for p in files if p.stem not in KNOWN]
     if unknown:
-        raise ConfigError(f"--prompts {folder}: unknown prompt file(s) {', '.join(unknown)}; the prompts are {', '.join(f'{n}{_SUFFIX}' for n in sorted(DEFAULT.texts))}")
+        raise ConfigError(f"--prompts {folder}: unknown prompt file(s) {', '.join(unknown)}; the prompts are {', '.join(f'{n}{_SUFFIX}' for n in sorted(KNOWN))}")
     if not files:
         raise ConfigError(f"--prompts {folder}: no .md prompt files in it")
     import jinja2
@@ -135,5 +169,5 @@ def render(name: str, *, strip: bool = True, **values: Any) -> str:
 
 
 def source(name: str) -> str:
-    """The active set's template text before rendering (to tell copied instructions from new text)."""
+    """The active set's template text before rendering."""
     return _ACTIVE.get().texts[name]

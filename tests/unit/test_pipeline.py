@@ -199,8 +199,8 @@ def test_extraction_tally_counts_accepted_and_rejected(tmp_path):
             if stage == "extract":
                 return json.dumps({"operations": [
                     {"op": "add", "text": "<a new general lesson>"},
-                    {"op": "update", "id": "E99", "text": "Recheck every step of the computation before answering."},
-                    {"op": "add", "text": "Restate what is asked before computing anything at all."},
+                    {"op": "update", "id": "E99", "text": "When answering, recheck every step of the computation first."},
+                    {"op": "add", "text": "When computing, restate what is asked before anything at all."},
                 ]})
             return super().reply(stage, messages, params, i)
 
@@ -210,7 +210,7 @@ def test_extraction_tally_counts_accepted_and_rejected(tmp_path):
     assert tally.rejected[Rejection.UNKNOWN_ID] == 4
     # the four problems share one snapshot: the lesson is new to each, and applied once
     assert tally.accepted == 1 and tally.rejected[Rejection.DUPLICATE_IN_BATCH] == 3
-    assert [e.text for e in lib.items].count("Restate what is asked before computing anything at all.") == 1
+    assert [e.text for e in lib.items].count("When computing, restate what is asked before anything at all.") == 1
 
 
 class Counting(ScriptedModel):

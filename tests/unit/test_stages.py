@@ -15,7 +15,7 @@ COUNTER = get_counter()
 
 def lib_with(n: int, usages: list[int] | None = None, max_items: int = 15, max_tokens: int = 4000) -> Library:
     items = [
-        Experience(id=f"E{i + 1}", text=f"General lesson {chr(65 + i)}: when stuck, restate the goal and check each assumption.",
+        Experience(id=f"E{i + 1}", text=f"When stuck on case {chr(65 + i)}, restate the goal and check each assumption.",
                    usage=(usages or [0] * n)[i], created_step=i, updated_step=i)
         for i in range(n)
     ]  # fmt: skip
@@ -50,8 +50,9 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
 @pytest.mark.parametrize(
     "op, reason",
     [
-        (ExtractOp(op="add", text="Divide distance by time to get speed, and keep the units."), None),
-        (ExtractOp(op="add", text="Compute 120 / 2 to get the speed."), "copies numbers"),
+        (ExtractOp(op="add", text="When a speed is asked, divide distance by time and keep the units."), None),
+        (ExtractOp(op="add", text="Divide distance by time to get speed, and keep the units."), "form"),
+        (ExtractOp(op="add", text="When asked for speed, compute 120 / 2."), "copies numbers"),
         (ExtractOp(op="add", text="The answer is 60."), "length"),
         (ExtractOp(op="add", text="short"), "length"),
         (ExtractOp(op="add", text="<a new general lesson>"), "placeholder"),
@@ -59,11 +60,11 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
         # What the bundled 270M base model actually proposed in the demo: a slot with text before it.
         (ExtractOp(op="add", text="Use the chains above … <a new general lesson>"), "placeholder"),
         (ExtractOp(op="add", text="Always end with Answer: <final answer> on its own line."), "placeholder"),
-        # The reply format's example lesson, copied instead of written.
-        (ExtractOp(op="add", text="When a problem gives a total and asks for a part, write the equation for the total first, then solve for the part."), "placeholder"),
-        (ExtractOp(op="update", id="E9", text="Divide distance by time to get speed, and keep the units."), "unknown id"),
-        (ExtractOp(op="add", text="General lesson A: when stuck, restate the goal and check each assumption."), "duplicate"),
-        (ExtractOp(op="add", text="Halve a quantity by dividing by 2 when the problem asks for half."), None),
+        # The prompt's example lesson (from another subject), copied instead of written.
+        (ExtractOp(op="add", text="When a recipe is scaled up, multiply every ingredient by the same factor before you change the cooking time."), "placeholder"),
+        (ExtractOp(op="update", id="E9", text="When a speed is asked, divide distance by time and keep the units."), "unknown id"),
+        (ExtractOp(op="add", text="When stuck on case A, restate the goal and check each assumption."), "duplicate"),
+        (ExtractOp(op="add", text="When the problem asks for half, halve a quantity by dividing by 2."), None),
     ],
 )
 def test_extraction_validation(op, reason):
@@ -89,8 +90,8 @@ def test_compression_ops_merge_rewrite_delete_and_skip_invalid():
     skipped = apply_compression_ops(
         lib,
         [
-            CompressOp(op="merge", ids=["E1", "E2"], text="Merged lesson: restate the goal."),
-            CompressOp(op="rewrite", ids=["E4"], text="Clearer lesson: check assumptions one by one."),
+            CompressOp(op="merge", ids=["E1", "E2"], text="When merged, restate the goal."),
+            CompressOp(op="rewrite", ids=["E4"], text="When clearer, check assumptions one by one."),
             CompressOp(op="delete", ids=["E3"]),
             CompressOp(op="delete", ids=["E1"]),  # already merged: skipped
             CompressOp(op="retain", ids=["E5"]),
@@ -99,8 +100,8 @@ def test_compression_ops_merge_rewrite_delete_and_skip_invalid():
     )
     assert len(skipped) == 1
     assert lib.ids() == ["E4", "E5", "E6"]
-    assert lib.get("E6").usage == 4 and lib.get("E6").text.startswith("Merged")
-    assert lib.get("E4").text.startswith("Clearer")
+    assert lib.get("E6").usage == 4 and lib.get("E6").text.startswith("When merged")
+    assert lib.get("E4").text.startswith("When clearer")
 
 
 def test_fallback_drops_lowest_priority_first_older_on_ties():

@@ -80,7 +80,7 @@ def test_extraction_reply_schema_and_verdicts_applied_to_items() -> None:
     assert "### Student attempt 1: CORRECT (final answer: 108; cited: E1)" in prompt
     assert "### Student attempt 3: WRONG, CUT OFF at the token limit before answering (final answer: none; cited: none)" in prompt
     assert "Reasoning:\nParallel lines give equal angles" in prompt  # the raw trace beside the chain
-    assert "The library holds 2 of at most 15 lessons" in prompt and "nearly full" not in prompt
+    assert "It holds 2 of at most 15 lessons" in prompt and "nearly full" not in prompt
     assert "The ground-truth answer is authoritative" in prompt and '"diagnosis"' in prompt
     full = library(max_items=2)
     asyncio.run(extract(teacher, full, PROBLEM, attempts(), teacher_run, chains, None, COUNTER))
