@@ -39,7 +39,11 @@ CARD_FILE = "README.md"
 EXPERIENCES_FILE = "experiences.jsonl"
 CURVE_IMAGE = "assets/learning_curve.png"
 USAGE_IMAGE = "assets/usage.png"
-DEFAULT_LICENSE = "apache-2.0"
+UNSTATED_LICENSE = "unknown"
+"""The card's license when the publisher states none: a library's lessons derive from the training data
+and the teacher's outputs, whose terms only the publisher knows, so ted never picks one (`--license`)."""
+LANGUAGE = ["en"]
+"""The lessons' language: ted's prompts ask the teacher in English."""
 PAPER_TITLE = "TED: Training-Free Experience Distillation for Multimodal Reasoning"
 PAPER_ARXIV = "2603.26778"
 """The paper's arXiv id: in the card's tags (`arxiv:ID`) and body, so the Hub links the paper page."""
@@ -104,22 +108,19 @@ def lm_eval_task(library: Library) -> str | None:
     return (same_split or matches or [None])[0]
 
 
-def card_metadata(library: Library, *, version: str | None, license: str = DEFAULT_LICENSE) -> dict[str, Any]:
-    """The card's YAML metadata: Hub fields (license, tags, configs, …) and a `ted` block."""
+def card_metadata(library: Library, *, version: str | None, license: str | None = None) -> dict[str, Any]:
+    """The card's YAML metadata, as the Hub's `DatasetCardData` lays it out: its fields (license,
+    language, creators, task category, configs, …) and a `ted` block.
+
+    The rows are lessons a model wrote (creators `machine-generated`) for a generating model's
+    prompt (`text-generation`); the license is the publisher's (UNSTATED_LICENSE when none is given)."""
+    from huggingface_hub import DatasetCardData
+
     source = {k: (clean_text(v) if isinstance(v, str) else v) for k, v in library.source.model_dump().items() if v is not None}
     metrics = library.metrics
     delta = None if metrics.baseline is None or metrics.with_library is None else round(metrics.with_library - metrics.baseline, 4)
-    meta: dict[str, Any] = {
-        "license": license,
-        "pretty_name": f"TED experience library: {clean_text(library.name)}",
-        "tags": ["ted", "experience-library", "distillation", "in-context-learning", f"arxiv:{PAPER_ARXIV}"],
-        "task_categories": ["question-answering"],
-        "size_categories": ["n<1K"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": EXPERIENCES_FILE}]}],
-    }
-    if source_id := hub_dataset_id(library.source.dataset):
-        meta["source_datasets"] = [source_id]
-    meta["ted"] = {
+    source_id = hub_dataset_id(library.source.dataset)
+    ted_block = {
         "format": library.format,
         "name": clean_text(library.name),
         "version": version,
@@ -141,7 +142,19 @@ def card_metadata(library: Library, *, version: str | None, license: str = DEFAU
             **significance(metrics.model_extra or {}),
         },
     }
-    return meta
+    return DatasetCardData(
+        license=license or UNSTATED_LICENSE,
+        language=LANGUAGE,
+        language_creators=["machine-generated"],
+        annotations_creators=["machine-generated"],
+        pretty_name=f"TED experience library: {clean_text(library.name)}",
+        tags=["ted", "experience-library", "distillation", "in-context-learning", f"arxiv:{PAPER_ARXIV}"],
+        task_categories=["text-generation"],
+        size_categories=["n<1K"],
+        source_datasets=[source_id] if source_id else None,
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": EXPERIENCES_FILE}]}],
+        ted=ted_block,
+    ).to_dict()
 
 
 def significance(extra: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +180,7 @@ def render_card(
     ref: str,
     version: str | None = None,
     images: Iterable[str] = (),
-    license: str = DEFAULT_LICENSE,
+    license: str | None = None,
 ) -> str:
     """The README.md of a published library. `ref` is how users load it (e.g. `org/name@v2`)."""
     env = jinja2.Environment(
@@ -236,7 +249,7 @@ def experiences_jsonl(library: Library) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
 
 
-def render_files(library: Library, *, ref: str, version: str | None = None, license: str = DEFAULT_LICENSE) -> dict[str, bytes]:
+def render_files(library: Library, *, ref: str, version: str | None = None, license: str | None = None) -> dict[str, bytes]:
     """Every derived file of the Hub layout, by path in the repo (library.json excluded)."""
     files: dict[str, bytes] = {EXPERIENCES_FILE: experiences_jsonl(library)}
     for path, png in ((CURVE_IMAGE, charts.learning_curve(library)), (USAGE_IMAGE, charts.usage(library))):

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Literal
 from ted.cards import (
     CARD_FILE,
     CURVE_IMAGE,
-    DEFAULT_LICENSE,
+    UNSTATED_LICENSE,
     EXPERIENCES_FILE,
     LIBRARY_FILE,
     USAGE_IMAGE,
@@ -103,6 +103,8 @@ class PushResult:
     url: str
     replaced: bool
     files: tuple[str, ...]
+    license: str
+    """The card's license: the one given, or UNSTATED_LICENSE (ted picks none for the publisher)."""
 
 
 @dataclass(frozen=True)
@@ -407,7 +409,7 @@ def push_library(
     private: bool = False,
     message: str | None = None,
     force: bool = False,
-    license: str = DEFAULT_LICENSE,
+    license: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
     attachments: dict[str, bytes] | None = None,
@@ -487,7 +489,7 @@ def push_library(
                 ) from None
             raise
     url = f"{hub.endpoint}/datasets/{repo_id}/tree/{version}"
-    return PushResult(repo_id, version, oid, url, replaced, tuple(sorted(files)))
+    return PushResult(repo_id, version, oid, url, replaced, tuple(sorted(files)), license or UNSTATED_LICENSE)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -540,10 +542,10 @@ def _copy_out(snapshot: Path, out: Path, force: bool) -> Path:
     return out
 
 
-def render_folder(source: str | os.PathLike[str], out: str | os.PathLike[str], *, ref: str | None = None) -> list[str]:
+def render_folder(source: str | os.PathLike[str], out: str | os.PathLike[str], *, ref: str | None = None, license: str | None = None) -> list[str]:
     """Write the Hub layout of a local library into `out` (exactly what `push` would upload), to preview or keep it."""
     raw, library = _local_source(source)
-    files = {LIBRARY_FILE: raw, **render_files(library, ref=ref or "ORG/NAME@VERSION")}
+    files = {LIBRARY_FILE: raw, **render_files(library, ref=ref or "ORG/NAME@VERSION", license=license)}
     try:
         write_folder(Path(out), files)
     except OSError as err:

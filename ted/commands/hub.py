@@ -26,6 +26,15 @@ def _console() -> "Console":
     return Console(highlight=False)
 
 
+LicenseFlag = Annotated[
+    Optional[str],
+    typer.Option(
+        "--license",
+        help="License id for the card (e.g. cc-by-4.0, apache-2.0): yours to choose, as the lessons derive from your data and the teacher's outputs; none given: `unknown`, and said so.",
+    ),
+]
+
+
 def _quiet_downloads() -> None:
     """Library files are tiny: progress bars would only clutter the output."""
     from huggingface_hub.utils import disable_progress_bars
@@ -40,7 +49,7 @@ def push(
     private: Annotated[bool, typer.Option("--private", help="Create the dataset as private (only when it is new).")] = False,
     message: Annotated[Optional[str], typer.Option("--message", "-m", help="Commit message.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a version that already exists.")] = False,
-    license: Annotated[str, typer.Option("--license", help="License id for the card's metadata.")] = "apache-2.0",
+    license: LicenseFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Publish a library as a versioned Hub dataset: one commit (library, card, rows, charts) and a tag."""
@@ -52,7 +61,7 @@ def push(
         print_json(asdict(result))
         return
     action = "replaced" if result.replaced else "published"
-    _console().print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]})")
+    _console().print(f"{action} {result.repo_id}@{result.version} (commit {result.commit[:10]}, license {result.license}{'' if license else ': pass --license ID to state one'})", markup=False)
     _console().print(result.url, soft_wrap=True, markup=False)
 
 
@@ -148,11 +157,12 @@ def card(
     library: Annotated[str, typer.Argument(help="A local library: library.json or a folder holding one.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the Hub layout into.")],
     ref: Annotated[Optional[str], typer.Option("--ref", help="Reference shown in the card's usage commands (default ORG/NAME@VERSION).")] = None,
+    license: LicenseFlag = None,
 ) -> None:
     """Render a library's card, rows and charts locally: exactly what `ted push` would upload."""
     from ted.hub import render_folder
 
-    for path in render_folder(library, out, ref=ref):
+    for path in render_folder(library, out, ref=ref, license=license):
         _console().print(str(out / path), soft_wrap=True, markup=False)
 
 

@@ -156,11 +156,11 @@ def test_push_then_pull_is_byte_identical(hub: HubServer, cli_env: dict[str, str
 
 def test_card_has_valid_yaml_and_viewer_configs(hub: HubServer, api_kw: dict[str, str], tmp_path: Path) -> None:
     lib_path = make_library(tmp_path / "lib.json", LESSONS, with_library=0.6)
-    ted.push_library(lib_path, "alice/carded", **{k: v for k, v in api_kw.items() if k != "cache_dir"})
+    ted.push_library(lib_path, "alice/carded", license="cc-by-4.0", **{k: v for k, v in api_kw.items() if k != "cache_dir"})
     result = ted.pull_library("alice/carded@v1", **api_kw)
     meta, body = split_card((result.folder / "README.md").read_text())
 
-    assert meta["license"] == "apache-2.0" and meta["pretty_name"] == "TED experience library: demo"
+    assert meta["license"] == "cc-by-4.0" and meta["pretty_name"] == "TED experience library: demo"
     assert {"ted", "experience-library", "arxiv:2603.26778"} <= set(meta["tags"]) and meta["task_categories"]
     assert meta["source_datasets"] == ["local/arith"]  # a Hub id (no such path here)
     assert "](https://arxiv.org/abs/2603.26778)" in body and "eprint        = {2603.26778}" in body
@@ -588,7 +588,8 @@ def test_push_takes_the_reference_pull_takes_and_every_report_parses_as_json(hub
     first, second = make_library(tmp_path / "a.json", LESSONS[:2]), make_library(tmp_path / "b.json", LESSONS)
     pushed = ted_cli(cli_env, "push", str(first), "alice/reffed@v3", "--json")
     assert pushed.returncode == 0, pushed.stderr
-    assert json.loads(pushed.stdout) | {"commit": "", "url": "", "files": []} == {"repo_id": "alice/reffed", "version": "v3", "replaced": False, "commit": "", "url": "", "files": []}
+    shown = json.loads(pushed.stdout) | {"commit": "", "url": "", "files": []}
+    assert shown == {"repo_id": "alice/reffed", "version": "v3", "replaced": False, "commit": "", "url": "", "files": [], "license": "unknown"}
     assert set(tags_of(hub, "alice/reffed")) == {"v3"}
     assert ted_cli(cli_env, "push", str(second), "alice/reffed").returncode == 0  # no version: the next one, v4
 

@@ -68,7 +68,7 @@ def hostile_library() -> Library:
 def test_card_metadata_survives_hostile_text() -> None:
     card = render_card(hostile_library(), ref="alice/lib@v1", version="v1")
     meta, body = split_card(card)
-    assert meta["license"] == "apache-2.0" and meta["ted"]["name"] == "evil --- license: stolen"
+    assert meta["license"] == "unknown" and meta["ted"]["name"] == "evil --- license: stolen"  # no license given: none picked
     assert "source_datasets" not in meta  # the Hub links Hub dataset ids only; "<img src=x>" is not one
     assert "<script>" not in body and "<img" not in body
     row = next(line for line in body.splitlines() if line.startswith("| E1 |"))
@@ -115,3 +115,17 @@ def test_example_cards_are_current(tmp_path: Path) -> None:
         for name in ("README.md", "experiences.jsonl"):
             fresh = (tmp_path / library_file.parent.name / name).read_text()
             assert fresh == (library_file.parent / name).read_text(), f"re-render {library_file.parent} with `ted card`"
+
+
+def test_card_validates_as_a_hub_dataset_card_with_the_publishers_license() -> None:
+    """The front matter is what `huggingface_hub.DatasetCard` reads: language, machine-generated
+    creators, a generation task category and the license the publisher gave, not one ted picked."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    card = DatasetCard(render_card(hostile_library(), ref="alice/lib@v1", version="v1", license="cc-by-4.0"))
+    data = card.data
+    assert isinstance(data, DatasetCardData) and data.license == "cc-by-4.0" and data.language == ["en"]
+    assert data.language_creators == data.annotations_creators == ["machine-generated"]
+    assert data.task_categories == ["text-generation"] and data.size_categories == ["n<1K"]
+    assert data.configs[0]["data_files"][0]["path"] == "experiences.jsonl" and data.ted["items"] == 2
+    assert DatasetCardData(**data.to_dict()).to_dict() == data.to_dict()  # nothing the card type drops
