@@ -8,29 +8,15 @@ rewrite the terminal. The format of a record is in docs/call-log.md.
 
 import json
 import sys
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Optional
 
 import typer
 
+from ted.shown import visible
+
 EXCERPT = 160  # characters of a reply or a lesson on a one-line listing (--full shows everything the log holds)
-
-
-def visible(text: object, one_line: bool = True) -> str:
-    """`text` with control, format (bidi) and separator characters written as escapes; newlines too on one line."""
-    out = []
-    for char in str(text):
-        if char == "\n" and not one_line or char == "\t":
-            out.append(char)
-        elif char == "\n":
-            out.append("⏎")
-        elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def excerpt(text: object, limit: int = EXCERPT) -> str:
@@ -65,12 +51,12 @@ def _call_full(number: int, record: dict[str, Any]) -> str:
     lines = [_call_line(number, record).split("\n")[0], f"  model {visible(record.get('model', '?'))} · params {visible(json.dumps(record.get('params')))}"]
     for message in record.get("messages") or []:
         images = f" [images: {', '.join(visible(i) for i in message.get('images', []))}]" if message.get("images") else ""
-        lines += [f"  ── {visible(message.get('role', '?'))}{images} ──", visible(message.get("text", ""), one_line=False)]
+        lines += [f"  ── {visible(message.get('role', '?'))}{images} ──", visible(message.get("text", ""), lines=True)]
     for index, reply in enumerate(record.get("replies") or []):
         lines.append(f"  ── reply {index + 1} (finish: {visible(reply.get('finish_reason'))}) ──")
         if reply.get("reasoning"):
-            lines += ["  [reasoning]", visible(reply["reasoning"], one_line=False), "  [answer]"]
-        lines.append(visible(reply.get("content", ""), one_line=False))
+            lines += ["  [reasoning]", visible(reply["reasoning"], lines=True), "  [answer]"]
+        lines.append(visible(reply.get("content", ""), lines=True))
     if record.get("error"):
         lines.append(f"  error: {visible(record['error'])}")
     return "\n".join(lines)
@@ -140,14 +126,17 @@ def log(
                 if not rejected or record["kind"] in ("proposal", "extraction"):
                     yield record
 
+    def out(text: str) -> None:
+        sys.stdout.write(visible(text, lines=True) + "\n")  # every line, whatever it holds: nothing reaches the terminal unseen
+
     try:
         if as_json:
             for record in records():
                 if not rejected or record["kind"] == "extraction" or record.get("rejection"):
-                    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    sys.stdout.write(json.dumps(record) + "\n")  # ASCII: every control or bidi character as a \u escape
         elif rejected:
             for line in _rejected_lines(records()):
-                sys.stdout.write(line + "\n")
+                out(line)
         else:
             counts: Counter[str] = Counter()
             errors = 0
@@ -156,11 +145,11 @@ def log(
                     continue
                 counts[str(record.get("stage", "?"))] += 1
                 errors += bool(record.get("error"))
-                sys.stdout.write((_call_full if full else _call_line)(sum(counts.values()), record) + "\n")
+                out((_call_full if full else _call_line)(sum(counts.values()), record))
             stages = ", ".join(f"{visible(name)} {n}" for name, n in counts.items())
-            sys.stdout.write(f"{sum(counts.values())} calls ({stages or 'none'}), {errors} failed · {visible(path)}\n")
+            out(f"{sum(counts.values())} calls ({stages or 'none'}), {errors} failed · {path}")
         if skipped:
-            sys.stdout.write(f"{skipped} lines of {visible(path)} were not records (cut off by a kill, or not ted's) and were skipped\n")
+            out(f"{skipped} lines of {path} were not records (cut off by a kill, or not ted's) and were skipped")
         sys.stdout.flush()
     except BrokenPipeError:  # `ted log … | head`: the reader has what it wanted
         pass

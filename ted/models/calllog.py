@@ -26,11 +26,12 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ted.errors import ConfigError
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, image_to_png_bytes
 from ted.redact import scrub_text, scrub_value
 
-CALL_LOG_FORMAT = "ted-calls/1"
 FIELD_CHARS = 20_000  # characters kept of any one text field (a message, a reply, its reasoning)
 
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ted_call_context", default={})  # noqa: B039 (never mutated)
@@ -237,8 +238,60 @@ def _missing(path: Path) -> NoReturn:
     raise ConfigError(f"no call log at {path}: give a run's --out (its folder or library file) or its .calls.jsonl")
 
 
+class _Message(BaseModel):
+    role: str
+    text: str = ""
+    images: list[str] = Field(default_factory=list)
+
+
+class _Reply(BaseModel):
+    content: str | None = None
+    reasoning: str | None = None
+    finish_reason: str | None = None
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int | None = None
+
+
+class Record(BaseModel):
+    """One line as `ted log` reads it: the fields it shows, typed, so a damaged or hand-made log is
+    refused line by line instead of failing the command (docs/call-log.md names every field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    stage: str | None = None
+    role: str | None = None
+    model: str | None = None
+    problem: str | None = None
+    epoch: int | None = None
+    step: int | None = None
+    messages: list[_Message] = Field(default_factory=list)
+    params: dict[str, Any] | None = None
+    replies: list[_Reply] = Field(default_factory=list)
+    usage: _Usage | None = None
+    retries: int | None = None
+    seconds: float | None = None
+    error: str | None = None
+    op: str | None = None
+    id: str | None = None
+    text: str | None = None
+    rejection: str | None = None
+    detail: str | None = None
+    skipped: bool = False
+    structured: bool = True
+    parsed: bool = True
+    diagnosis: str | None = None
+    proposed: int | None = None
+    accepted: int | None = None
+    reply: str | None = None
+
+
 def read_log(path: Path) -> Iterator[dict[str, Any] | None]:
-    """The records of `path` in order; None for each line that is not one (too long, cut off by a kill, not JSON)."""
+    """The records of `path` in order; None for each line that is not one (too long, cut off by a kill, not JSON, wrong types)."""
     with path.open("rb") as handle:
         while line := handle.readline(MAX_LINE_BYTES + 1):
             if len(line) > MAX_LINE_BYTES:
@@ -247,7 +300,6 @@ def read_log(path: Path) -> Iterator[dict[str, Any] | None]:
                 yield None
                 continue
             try:
-                record = json.loads(line.decode("utf-8", "replace"))
-            except (ValueError, RecursionError):
-                record = None
-            yield record if isinstance(record, dict) and isinstance(record.get("kind"), str) else None
+                yield Record.model_validate_json(line).model_dump()
+            except (ValueError, RecursionError):  # pydantic's ValidationError is a ValueError
+                yield None

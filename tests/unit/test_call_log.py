@@ -201,8 +201,11 @@ def test_ted_log_shows_why_and_shows_it_literally(tmp_path: Path) -> None:
     log = CallLog(tmp_path / "raw.calls.jsonl").open()
     asyncio.run(Recorded(Echo("ok \x1b]52;c;ZXZpbA==\x07 [link=http://x]click[/link] \u202eevil"), log, "student").chat([Message("user", "hi")]))
     log.close()
+    with (tmp_path / "raw.calls.jsonl").open("a") as damaged:  # a hand-edited line, and one a kill cut short
+        damaged.write('{"kind": "call", "stage": "rollouts", "usage": [1, 2]}\n{"kind": "call", "stage": "rollo')
     for args in ((), ("--full",)):
         raw = run_ted("log", str(tmp_path / "raw.calls.jsonl"), *args)
         assert raw.returncode == 0 and "\x1b" not in raw.stdout and "\u202e" not in raw.stdout, raw.stdout
         assert "\\x1b]52;c;ZXZpbA==\\x07 [link=http://x]click[/link] \\u202eevil" in raw.stdout
+        assert raw.stdout.splitlines()[-1].startswith("2 lines of ") and "1 calls" in raw.stdout
     assert run_ted("log", str(tmp_path / "nowhere")).returncode == 2
