@@ -8,6 +8,7 @@ from typing import Any
 # Everything loads on first use, so `import ted` (every `ted` command starts with it) imports
 # neither pydantic nor huggingface_hub until a name is asked for.
 _LAZY = {
+    "distill": "ted.distill",  # the package is callable: `ted.distill(data, student=..., teacher=..., out=...)`
     "TedError": "ted.errors",
     "Experience": "ted.library",
     "Library": "ted.library",
@@ -25,7 +26,8 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        module = import_module(_LAZY[name])
+        value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'ted' has no attribute {name!r}")

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from ted.commands.options import config_option, parse_fields, parse_prices, print_json, with_options
-from ted.distill.options import OPTIONS, RUN
-from ted.errors import ConfigError, TedError
+from ted.distill.options import OPTIONS
 
 if TYPE_CHECKING:  # `ted` imports every command module at start-up: heavy modules load inside the commands
     from rich.console import Console
@@ -47,7 +46,7 @@ def resolve_library(ref: str) -> "Library":
 class RichReporter:
     """Live progress on a terminal: epoch, batch, the batch's calls per stage, library size, rollout accuracy."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
@@ -61,10 +60,10 @@ class RichReporter:
             refresh_per_second=4,
             transient=True,  # the bar goes away at the end: the summary (or the one error line) stays
         )
-        self.task_id = self.progress.add_task("distill", total=total, epoch="-", batch="-", problems=f"0/{total}", calls="", items=0, tokens=0, acc="-", cut_off=0)
+        self.task_id = self.progress.add_task("distill", total=None, epoch="-", batch="-", problems="-", calls="", items=0, tokens=0, acc="-", cut_off=0)
 
     def update(self, status: Any) -> None:
-        self.progress.update(self.task_id, completed=status.progress, **_fields(status))
+        self.progress.update(self.task_id, total=status.total, completed=status.progress, **_fields(status))
 
     def log(self, message: str) -> None:
         self.progress.console.log(message)
@@ -125,118 +124,32 @@ def _fields(status: Any) -> dict[str, Any]:
     }
 
 
-def make_reporter(total: int) -> "RichReporter | PlainReporter":
-    return RichReporter(total) if err_console().is_terminal else PlainReporter()
+def make_reporter() -> "RichReporter | PlainReporter":
+    return RichReporter() if err_console().is_terminal else PlainReporter()
 
 
 # --------------------------------------------------------------------------- distill
-def _check_writable(out: Path) -> None:
-    """Fail before the first paid call, not at the first checkpoint, if nothing can be written next to `out`."""
-    import tempfile
-
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent):
-            pass
-    except FileExistsError as err:
-        raise ConfigError(f"--out {out}: {err.filename} is a file, not a folder; choose another path") from None
-    except OSError as err:
-        raise ConfigError(f"--out {out}: cannot write there ({err.strerror or err}); choose another path") from None
-
-
 @with_options(*OPTIONS.values())  # the whole table: every option is a distill option
 def distill(config: config_option("distill") = None, **values: Any) -> None:
     """Distill an experience library from labelled problems (the TED loop)."""
-    import asyncio
     import shlex
 
+    from ted.distill.api import distill as run_distill, library_path
     from ted.distill.checkpoint import checkpoint_path
-    from ted.distill.config import RunConfig
-    from ted.distill.pipeline import Distiller
-    from ted.models import load_model
     from ted.models.calllog import calls_path
-    from ted.run_guard import RunLock, lock_path, refuse_inputs_as_output
-    from ted.run_plan import confirm
-    from ted.tasks import get_task
-    from ted.tasks.data import load_problems
+    from ted.run_guard import lock_path, refuse_inputs_as_output
 
-    out_path = Path(values["out"])
-    if out_path.is_dir():
-        out_path = out_path / "library.json"
-    ckpt = checkpoint_path(out_path)
-    refuse_inputs_as_output([out_path, ckpt, lock_path(out_path), calls_path(out_path)], {"--data": values["data"], "--val-data": values["val_data"], "--config": str(config) if config else None})
-    if values["resume"] and values["force"]:
-        raise ConfigError("--resume and --force contradict each other: choose one")
-    if out_path.exists() and not (values["force"] or values["resume"]):
-        raise ConfigError(f"{out_path} exists; use --force to overwrite it or --resume to continue its run")
-    if values["resume"] and not ckpt.exists() and out_path.exists():
-        raise ConfigError(f"nothing to resume: {out_path} is complete and there is no checkpoint; use --force to start over")
-    run = RunConfig(
-        **{option.name: values[option.name] for option in RUN if option.name != "out"},
-        out=str(out_path),
-        fields=parse_fields(values["field"], "--field"),
-        price=parse_prices(values["price"]),
-    )
-    task_obj = get_task(run.task)
-    problems = load_problems(run.data, fields=run.fields, split=run.split, limit=run.limit)
-    val = load_problems(run.val_data, fields=run.fields, split=run.split) if run.val_data else None
-    confirm(run, len(problems), values["yes"], lambda line: err_console().print(line, soft_wrap=True))
-    bounds = {"timeout": values["request_timeout"], "max_retries": values["max_retries"]}  # an outage ends the run instead of hanging it
-    student_model = load_model(run.student, api_key_env=values["api_key_env"], max_concurrency=run.concurrency, **bounds)
-    teacher_model = (
-        student_model
-        if run.teacher == run.student and not values["teacher_api_key_env"]
-        else load_model(
-            run.teacher,
-            api_key_env=values["teacher_api_key_env"] or values["api_key_env"],
-            max_concurrency=run.concurrency,
-            **bounds,
-        )
-    )
-    reporter = make_reporter(total=run.epochs * len(problems))
-    distiller = Distiller(run, student_model, teacher_model, task_obj, problems, val, reporter=reporter)
-    _check_writable(out_path)
-    lock = RunLock(out_path).acquire()  # one run per --out; released at exit, a killed run's lock is taken over
-    if lock.stale_pid is not None:
-        err_console().print(f"took over the lock of a run that is gone (PID {lock.stale_pid})")
-    if values["resume"] and ckpt.exists():
-        distiller.load_checkpoint()  # a checkpoint of another run, or a damaged one, is refused before anything starts
-        err_console().print(f"resuming from {ckpt}")
-
-    student_model.system_in_user = run.system_in_user
-
-    async def _go() -> "Library":
-        try:
-            return await distiller.run(resume=values["resume"])
-        finally:
-            await student_model.aclose()
-            if teacher_model is not student_model:
-                await teacher_model.aclose()
-
+    out_path = library_path(values["out"])
+    refuse_inputs_as_output([out_path, checkpoint_path(out_path), lock_path(out_path), calls_path(out_path)], {"--config": str(config) if config else None})
+    as_json = values.pop("json")
+    values["fields"] = parse_fields(values.pop("field"), "--field")
+    values["price"] = parse_prices(values["price"])
+    reporter = make_reporter()
     with reporter:
-        try:
-            library = asyncio.run(_go())
-        except KeyboardInterrupt:
-            reporter.stop()
-            if not ckpt.exists():
-                raise TedError("interrupted before the first batch finished; nothing was saved") from None
-            raise TedError(f"interrupted; progress up to the last finished batch is in {ckpt}: rerun with --resume") from None
-        except TedError as err:
-            if ckpt.exists():
-                raise type(err)(f"{err} (progress saved: rerun with --resume)") from None
-            raise
-        except OSError as err:  # a checkpoint could not be written: the disk filled up, the folder went away
-            saved = " (progress saved: rerun with --resume)" if ckpt.exists() else ""
-            raise TedError(f"cannot write {err.filename or out_path.parent}: {err.strerror or err}{saved}") from None
-    try:
-        library.save(out_path)
-    except OSError as err:
-        raise TedError(f"cannot write {out_path}: {err.strerror or err}; the finished run is in {ckpt}: free space, then rerun with --resume") from None
-    ckpt.unlink(missing_ok=True)
-    lock.release()
+        library = run_distill(values.pop("data"), reporter=reporter, say=lambda line: err_console().print(line, soft_wrap=True), **values)
     cost = library.cost
     cut = {role: c.truncated for role, c in cost.roles.items() if c.truncated}
-    if values["json"]:
+    if as_json:
         print_json(
             {
                 "library": str(out_path),
@@ -247,7 +160,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
                 "wall_s": round(cost.wall_s, 3),
                 "proposals": library.metrics.extraction.model_dump() if library.metrics.extraction else None,
                 "truncated": cut,
-                "calls": str(distiller.calls.path),
+                "calls": str(calls_path(out_path)),
             }
         )
         return
@@ -258,7 +171,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
     )
     if library.metrics.extraction:
         err_console().print("teacher proposals: " + ", ".join(f"{k} {v}" for k, v in library.metrics.extraction.model_dump().items()), markup=False, highlight=False)
-    tally, log_path = library.metrics.extraction, shlex.quote(str(distiller.calls.path))
+    tally, log_path = library.metrics.extraction, shlex.quote(str(calls_path(out_path)))
     why = f"; what the teacher proposed and why it was refused: ted log {log_path} --rejected" if tally.rejected or not tally.accepted else ""
     err_console().print(f"every model call: {log_path}{why}", markup=False, highlight=False, soft_wrap=True)
     if cut:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ted.commands.core import err_console
+from ted.commands.core import err_console, make_reporter
 from ted.commands.options import config_option, parse_prices, with_options
 from ted.distill.options import OPTIONS
 from ted.errors import ConfigError
@@ -72,6 +72,9 @@ class ConsoleDisplay:
 
     def log(self, message: str) -> None:
         err_console().print(message, highlight=False, soft_wrap=True)
+
+    def reporter(self) -> Any:
+        return make_reporter()
 
 
 def _duration(seconds: float) -> str:

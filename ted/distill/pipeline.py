@@ -87,12 +87,16 @@ class Distiller:
         config.check_budget(self.counter)
 
     # ------------------------------------------------------------------ the loop
-    async def run(self, resume: bool = False) -> Library:
-        """Distill and return the final library (the best one with keep_best and a validation split)."""
+    async def run(self, resume: bool = False, state: RunState | None = None) -> Library:
+        """Distill and return the final library (the best one with keep_best and a validation split).
+
+        Starts from `state` when given (a checkpoint already read: `ted.distill` reads it once, to
+        refuse a wrong one before any call), else from the checkpoint with `resume`, else afresh."""
         with prompts.using(self.prompt_set):  # before any task starts: tasks copy the prompt set they are created under
             remove_stale_temps(self.checkpoint, Path(self.config.out))  # a killed run may have left half-written temp files
-            resumed = resume and self.checkpoint.exists()
-            state = self.load_checkpoint() if resumed else self.new_state()
+            resumed = state is not None or (resume and self.checkpoint.exists())
+            if state is None:
+                state = self.load_checkpoint() if resumed else self.new_state()
             self.calls.open(resume_at=state.calls_offset if resumed else None)  # the calls after the checkpoint are made again
             share_limiters((self.student, self.teacher), self.config.concurrency)
             self.counter.prefetch()  # the first batch's calls are about to go out: the tokenizer loads while they are in flight

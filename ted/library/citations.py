@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ted.library.lessons import ID_NUMBER, format_id
 
-if TYPE_CHECKING:
-    from ted.library.model import Experience
+
+class Item(Protocol):
+    """What the block shows of an item (an `Experience`; this room does not import the model)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 BLOCK_PROMPT = "library"
 PLAIN_BLOCK_PROMPT = "library_plain"
@@ -26,12 +33,12 @@ _INLINE = re.compile(r"\[(E[0-9]+(?:\s*,\s*E[0-9]+)*)\]")
 _CITED_ID = re.compile(rf"\bE({ID_NUMBER})\b")
 
 
-def item_line(item: Experience) -> str:
+def item_line(item: Item) -> str:
     """One item as the prompt block shows it."""
     return f"[{item.id}] {item.text}"
 
 
-def render_block(items: Sequence[Experience], cite: bool = True) -> str:
+def render_block(items: Sequence[Item], cite: bool = True) -> str:
     """The exact block injected into the student's system prompt ("" without items).
 
     `cite=False`: the block for a task ted does not grade itself (any lm-eval task), asking for no

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from ted.distill.progress import Reporter
 from ted.files import atomic_write
 from ted.library import Library
 from ted.reproduce import report, units
@@ -23,6 +25,10 @@ class Display(Protocol):
     def step(self, index: int, total: int, step: Step, eta_s: float | None) -> None: ...
 
     def log(self, message: str) -> None: ...
+
+    def reporter(self) -> AbstractContextManager[Reporter]:
+        """Where a distillation's progress goes while it runs."""
+        ...
 
 
 def measured_estimator(config: ReproduceConfig) -> Estimator:
@@ -58,11 +64,12 @@ class Reproduction:
     def estimates(self) -> list[StepEstimate]:
         return self.estimator.steps(self.steps)
 
-    def run_step(self, step: Step) -> dict[str, Any]:
+    def run_step(self, step: Step, display: Display) -> dict[str, Any]:
         if step.kind == "split":
             return units.split(self.config, self.dir)
         if step.kind == "distill":
-            return units.distill(self.config, self.dir, self.arms[step.arm or ""])
+            with display.reporter() as reporter:
+                return units.distill(self.config, self.dir, self.arms[step.arm or ""], reporter, display.log)
         library = None if step.arm == BASELINE else self.dir.library(step.arm or "")
         result = self.evaluator.arm(step.benchmark or "", library)
         path = atomic_write(self.dir.eval(step.benchmark or "", step.arm or ""), json.dumps(result, indent=1) + "\n")
@@ -80,7 +87,7 @@ class Reproduction:
             display.step(index, len(self.steps), step, remaining * done_s / done_work if done_work else None)
             started = time.perf_counter()
             self.tracker.start(step)
-            self.tracker.finish(step, self.run_step(step))
+            self.tracker.finish(step, self.run_step(step, display))
             done_work += work[step.id]
             done_s += time.perf_counter() - started
         data = report.build(self.config, self.dir, self.tracker, self.steps, self.estimator)

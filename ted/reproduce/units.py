@@ -1,9 +1,9 @@
 """The units of a reproduction: build the training split, distil one library, evaluate one arm.
 
 Each unit reads its inputs from the run folder and returns a small JSON-able result that the
-state file keeps; what it writes goes to the paths `RunDir` names. The distillation is `ted
-distill` itself, invoked in process through its command (it checkpoints per batch, so a killed
-unit continues with `--resume`); the evaluation is lm-eval's `simple_evaluate` on the ted_* tasks,
+state file keeps; what it writes goes to the paths `RunDir` names. The distillation is
+`ted.distill`, the function behind `ted distill` (it checkpoints per batch, so a killed unit
+continues with `resume`); the evaluation is lm-eval's `simple_evaluate` on the ted_* tasks,
 one arm at a time, so the baseline is scored once however many libraries there are.
 """
 
@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from ted.distill.config import RunConfig
+from ted.distill.progress import Reporter
 from ted.errors import ConfigError
 from ted.library import Library
 from ted.reproduce.plan import BENCHMARKS, DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
@@ -54,13 +57,19 @@ def split(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- distill
-def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str]:
-    """The exact `ted distill` command line of one arm (also printed in the report, to rerun by hand)."""
+def distill_run(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> RunConfig:
+    """The options of one arm's distillation."""
     run = config.run_config(arm, str(run_dir.train), str(run_dir.library(arm.name)))
+    return run.model_copy(update={"name": f"{run_dir.root.name}-{arm.name}"})
+
+
+def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str]:
+    """The same run as a `ted distill` command line (printed in the report, to rerun it by hand)."""
+    run = distill_run(config, run_dir, arm)
     args = ["distill", "--data", run.data, "--task", run.task, "--student", run.student, "--teacher", run.teacher, "--out", run.out]
     for name in (*DISTILL_OPTIONS, "compression"):
         args += [f"--{name.replace('_', '-')}", str(getattr(run, name))]
-    args += ["--name", f"{run_dir.root.name}-{arm.name}"]
+    args += ["--name", run.name]
     for role, (per_in, per_out) in sorted(run.price.items()):
         args += ["--price", f"{role}={per_in}/{per_out}"]
     if run.system_in_user:
@@ -71,20 +80,21 @@ def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str
     return args
 
 
-def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> dict[str, Any]:
-    """Run `ted distill` for one arm; a checkpoint left by a killed attempt is resumed, a finished library kept."""
-    import typer
-
-    from ted.commands.core import distill as distill_command
+def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm, reporter: Reporter, say: Callable[[str], None]) -> dict[str, Any]:
+    """`ted.distill` for one arm, with the options `distill_args` prints; a checkpoint left by a
+    killed attempt is resumed, a finished library kept."""
+    from ted.distill.api import distill as run_distill
     from ted.distill.checkpoint import checkpoint_path
 
     out = run_dir.library(arm.name)
     if not (out.exists() and not checkpoint_path(out).exists()):
-        args = distill_args(config, run_dir, arm) + ["--resume"]  # --resume starts afresh when there is no checkpoint
-        app = typer.Typer(add_completion=False)  # the `ted distill` command alone: its options, checks and wiring
-        app.command()(distill_command)
-        typer.main.get_command(app).main(args[1:], prog_name="ted distill", standalone_mode=False)
-    library = Library.load(out)
+        run = distill_run(config, run_dir, arm)
+        library = run_distill(
+            run.data, **run.model_dump(exclude={"data"}), resume=True,  # resume starts afresh when there is no checkpoint
+            api_key_env=config.api_key_env, teacher_api_key_env=config.teacher_api_key_env, reporter=reporter, say=say,
+        )  # fmt: skip
+    else:
+        library = Library.load(out)
     roles = {role: cost.model_dump(mode="json") for role, cost in library.cost.roles.items()}
     return {
         "library": str(out.relative_to(run_dir.root)),

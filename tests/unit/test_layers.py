@@ -1,8 +1,9 @@
 """The package's import graph: no circle, and no module imports a layer above its own.
 
-Every import of a `ted` module counts, at the top of a file or inside a function, and so does a
-module named as a string (`importlib.import_module`: the CLI's command list, lazy exports);
-`if TYPE_CHECKING:` blocks do not. A new module must be placed in a layer here.
+Every import of a `ted` module counts, at the top of a file, inside a function or under `if
+TYPE_CHECKING:` (an annotation that names a module above is the same arrow), and so does a module
+named as a string (`importlib.import_module`: the CLI's command list, lazy exports). A new module
+must be placed in a layer here.
 """
 
 from __future__ import annotations
@@ -18,23 +19,24 @@ LAYERS = [
     ["ted.library"],
     ["ted.models", "ted.charts"],
     ["ted.tasks"],
-    ["ted.distill", "ted.cards", "ted.system_probe", "ted.run_plan"],
-    ["ted.hub", "ted.lm_eval_docs", "ted.stats", "ted.run_guard"],
+    ["ted.distill", "ted.cards", "ted.system_probe", "ted.run_plan", "ted.run_guard"],
+    ["ted.hub", "ted.lm_eval_docs", "ted.stats"],
     ["ted.evaluate", "ted.data_sample", "ted.demo", "ted.deploy"],
-    ["ted.eval_tasks", "ted.commands", "ted.reproduce"],
+    ["ted.eval_tasks", "ted.reproduce"],
+    ["ted.commands"],
     ["ted.cli"],
 ]
 
 
-def modules() -> dict[str, Path]:
+def modules(root: Path = ROOT) -> dict[str, Path]:
     found = {}
-    for path in sorted((ROOT / "ted").rglob("*.py")):
-        found[".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")] = path
+    for path in sorted((root / "ted").rglob("*.py")):
+        found[".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")] = path
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    mods = modules()
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    mods = modules(root)
 
     def owner(name: str) -> str:
         while name and name not in mods:
@@ -49,10 +51,6 @@ def import_graph() -> dict[str, set[str]]:
                 module = owner(target)
                 if module and module not in (name, "ted"):  # the package root is imported before any submodule
                     graph[name].add(module)
-
-            def visit_If(self, node: ast.If) -> None:
-                if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
-                    self.generic_visit(node)
 
             def visit_Import(self, node: ast.Import) -> None:
                 for alias in node.names:
@@ -110,6 +108,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def upward(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return [(a, b) for a, targets in graph.items() for b in targets if a != "ted" and layer(b) > layer(a)]  # type: ignore[operator]
+
+
 def test_every_module_has_a_layer() -> None:
     assert [m for m in modules() if m != "ted" and layer(m) is None] == []
 
@@ -119,11 +121,30 @@ def test_no_import_circle() -> None:
 
 
 def test_no_module_imports_a_layer_above_its_own() -> None:
-    graph = import_graph()
-    upward = [(a, b) for a, targets in graph.items() for b in targets if a != "ted" and layer(b) > layer(a)]  # type: ignore[operator]
-    assert upward == []
+    assert upward(import_graph()) == []
 
 
 def test_the_checks_see_a_circle_and_an_upward_import() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
-    assert layer("ted.library") < layer("ted.distill.pipeline") < layer("ted.cli")  # type: ignore[operator]
+    assert layer("ted.library") < layer("ted.distill.pipeline") < layer("ted.reproduce.run") < layer("ted.commands.core") < layer("ted.cli")  # type: ignore[operator]
+
+
+def test_a_type_checking_import_is_an_arrow(tmp_path: Path) -> None:
+    """The circle `control_tokens ↔ library` once hid behind `if TYPE_CHECKING:`; planted again, both checks see it."""
+    (tmp_path / "ted").mkdir()
+    (tmp_path / "ted" / "library.py").write_text("from ted.control_tokens import find_control\n")
+    (tmp_path / "ted" / "control_tokens.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ted.library import Library\n"
+    )
+    graph = import_graph(tmp_path)
+    assert cycles(graph) == [["ted.control_tokens", "ted.library"]]
+    assert upward(graph) == [("ted.control_tokens", "ted.library")]
+
+
+def test_reproduce_may_not_climb_into_the_commands(tmp_path: Path) -> None:
+    """`ted reproduce` once ran `ted distill` through its Typer command; planted again, it is an upward arrow."""
+    (tmp_path / "ted" / "reproduce").mkdir(parents=True)
+    (tmp_path / "ted" / "commands").mkdir()
+    (tmp_path / "ted" / "commands" / "core.py").write_text("")
+    (tmp_path / "ted" / "reproduce" / "units.py").write_text("def distill():\n    from ted.commands.core import distill\n")
+    assert upward(import_graph(tmp_path)) == [("ted.reproduce.units", "ted.commands.core")]
