@@ -139,7 +139,7 @@ def reproduce(
     teacher: Annotated[Optional[str], typer.Option(help="Teacher model spec.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder, e.g. runs/NAME: state, split, libraries, evaluations, report.")] = None,
     train_from: Annotated[Optional[str], typer.Option(help="Training pool: a local copy in the pool's Hub schema, or a Hub id (default: the paper's pool).")] = None,
-    train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for the multimodal benchmarks, dapo for aime).")] = None,
+    train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for mathvision and visualpuzzles, dapo_math for aime).")] = None,
     samples: Annotated[int, typer.Option(help="Training problems, disjoint from every evaluated benchmark.")] = 100,
     strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none.")] = "teacher,truncate,random,none",
     teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",

@@ -26,7 +26,6 @@ differences of some percent on top of the model's own error. Dollars come from `
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -34,7 +33,8 @@ from typing import Any
 import jinja2
 
 from ted.distill.progress import STAGE_ROLE, Stage, batch_stages
-from ted.reproduce.plan import BASELINE, BENCHMARKS, Arm, ReproduceConfig, Step, arms
+from ted.reproduce.plan import BASELINE, Arm, ReproduceConfig, Step, arms
+from ted.tasks.registry import BENCHMARKS
 from ted.tokens import get_counter
 
 # A worked competition solution from an instruct model (an assumption, not a measurement; thinking
@@ -85,18 +85,6 @@ def _template_tokens(name: str) -> int:
     return get_counter().count(jinja2.Environment(undefined=jinja2.Undefined).from_string(source).render())
 
 
-def task_max_gen_toks(lm_task: str) -> int:
-    """The lm-eval task's own answer limit (`max_gen_toks` in its YAML, else the shared template's)."""
-    from ted.evaluate import eval_tasks_dir
-
-    folder = eval_tasks_dir()
-    for name in (f"{lm_task}.yaml", "_ted_template_yaml"):
-        match = re.search(r"^\s*max_gen_toks:\s*(\d+)", (folder / name).read_text(encoding="utf-8"), re.M)
-        if match:
-            return int(match.group(1))
-    raise ValueError(f"{lm_task}: no max_gen_toks in its task files")
-
-
 class Estimator:
     """The cost model above, for one configuration; `question_tokens` and `eval_sizes` may be measured."""
 
@@ -108,7 +96,7 @@ class Estimator:
         if config.eval_limit:
             self.eval_sizes = {b: min(n, config.eval_limit) for b, n in self.eval_sizes.items()}
         self.reply = config.reply_tokens or TYPICAL_REPLY_TOKENS
-        self.eval_max = {b: config.eval_max_tokens or task_max_gen_toks(BENCHMARKS[b].lm_task) for b in config.benchmarks}
+        self.eval_max = {b: config.eval_max_tokens or BENCHMARKS[b].max_gen_toks for b in config.benchmarks}
         self.fixed = {name: _template_tokens(name) for name in ("solve", "teacher_solve", "structure", "extract", "compress")}
 
     def batches(self, strategy: str) -> tuple[list[tuple[int, int, bool]], int]:

@@ -25,33 +25,13 @@ from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
 from ted.repo_ids import check_repo_id
+from ted.tasks.registry import BENCHMARKS, MAIN_BENCHMARKS
 
 STATE_FORMAT = "ted-reproduce/1"
 STATE_FILE = "state.json"
 STRATEGIES: tuple[Strategy, ...] = ("teacher", "truncate", "random", "none")
 BASELINE = "baseline"
 
-
-@dataclass(frozen=True)
-class Benchmark:
-    """A benchmark as `ted reproduce` runs it: the ted task, its lm-eval task, where training problems come from."""
-
-    name: str
-    lm_task: str
-    pool: str  # the paper's training pool (a ted task name whose loader reads it)
-    eval_size: int  # rows of the evaluation split on the Hub (for the estimate when no local copy is given)
-
-
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("mathvision", "ted_mathvision", "mathverse", 3040),
-        Benchmark("visualpuzzles", "ted_visualpuzzles", "mathverse", 1168),
-        Benchmark("aime", "ted_aime", "dapo", 30),
-        Benchmark("aime24", "ted_aime24", "dapo", 30),
-    )
-}
-MAIN_BENCHMARKS = ("mathvision", "visualpuzzles", "aime")  # the paper's three; aime24 only as a transfer target
 
 _DISTILL = RunConfig.model_fields  # the distillation's defaults, defined once there
 
@@ -70,7 +50,7 @@ class ReproduceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    benchmark: Literal["mathvision", "visualpuzzles", "aime"]
+    benchmark: Literal[MAIN_BENCHMARKS]  # type: ignore[valid-type]
     student: str
     teacher: str
     out: str

@@ -23,8 +23,9 @@ from ted.files import atomic_write
 from ted.redact import scrub_value
 from ted.reproduce import paper
 from ted.reproduce.estimate import Estimator
-from ted.reproduce.plan import BASELINE, BENCHMARKS, Arm, ReproduceConfig, RunDir, Step, Tracker, arms
+from ted.reproduce.plan import BASELINE, Arm, ReproduceConfig, RunDir, Step, Tracker, arms
 from ted.reproduce.units import distill_args
+from ted.tasks.registry import BENCHMARKS
 
 REPORT_FORMAT = "ted-reproduce-report/1"
 CURVE_PNG = "learning_curve"

@@ -19,8 +19,9 @@ from ted.distill.config import RunConfig
 from ted.distill.progress import Reporter
 from ted.errors import ConfigError
 from ted.library import Library
-from ted.reproduce.plan import BENCHMARKS, DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
-from ted.tasks import LM_EVAL_TASKS, BenchmarkTask, Problem, get_task
+from ted.reproduce.plan import DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
+from ted.tasks import BenchmarkTask, Problem, get_task
+from ted.tasks.registry import BENCHMARKS
 
 
 # --------------------------------------------------------------------------- split
@@ -31,7 +32,7 @@ def load_eval_problems(config: ReproduceConfig, benchmark: str, limit: int | Non
     datasets.disable_progress_bars()
     task = get_task(benchmark)
     assert isinstance(task, BenchmarkTask)
-    return task.load(split=LM_EVAL_TASKS[BENCHMARKS[benchmark].lm_task][1], data_files=config.eval_data.get(benchmark), limit=limit)
+    return task.load(split=BENCHMARKS[benchmark].split, data_files=config.eval_data.get(benchmark), limit=limit)
 
 
 def split(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
