@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 NOT_HASHED = ("out", "concurrency", "price", "name")
 
 
-def _field(option: Option) -> tuple[Any, Any]:
+def option_field(option: Option) -> tuple[Any, Any]:
     """A table entry as a pydantic field: its type, its default (none when required) and its bounds."""
     bounds = {key: value for key, value in (("ge", option.ge), ("le", option.le)) if value is not None}
     return option.annotation(), Field(... if option.required else option.default, description=option.help, **bounds)
@@ -38,7 +38,7 @@ _RunOptions: type[BaseModel] = create_model(
     __config__=ConfigDict(extra="forbid"),
     fields=(dict[str, str], Field(default_factory=dict)),  # --field OURS=THEIRS, parsed
     price=(dict[str, tuple[float, float]], Field(default_factory=dict)),  # --price ROLE=IN/OUT, parsed
-    **{option.name: _field(option) for option in RUN},
+    **{option.name: option_field(option) for option in RUN},
 )
 
 

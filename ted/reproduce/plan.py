@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from ted.distill.config import RunConfig
-from ted.distill.options import Strategy
+from ted.distill.config import RunConfig, option_field
+from ted.distill.options import OPTIONS, STRATEGIES, Strategy
 from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
@@ -29,11 +29,7 @@ from ted.tasks.registry import BENCHMARKS, MAIN_BENCHMARKS
 
 STATE_FORMAT = "ted-reproduce/1"
 STATE_FILE = "state.json"
-STRATEGIES: tuple[Strategy, ...] = ("teacher", "truncate", "random", "none")
 BASELINE = "baseline"
-
-
-_DISTILL = RunConfig.model_fields  # the distillation's defaults, defined once there
 
 # The distillation's options a reproduction passes on to every `ted distill` (RunConfig's names).
 DISTILL_OPTIONS = (
@@ -45,7 +41,15 @@ DISTILL_OPTIONS = (
 NOT_HASHED = ("out", "concurrency", "price", "reply_tokens", "push", "api_key_env", "teacher_api_key_env")
 
 
-class ReproduceConfig(BaseModel):
+# The options a reproduction shares with `ted distill`: their types, defaults and bounds from the one table.
+_Shared: type[BaseModel] = create_model(
+    "_Shared",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: option_field(OPTIONS[name]) for name in (*DISTILL_OPTIONS, "system_in_user", "api_key_env", "teacher_api_key_env")},
+)
+
+
+class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
     """Every option of a reproduction; recorded in the state file and the report, hashed to guard `--resume`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -58,29 +62,15 @@ class ReproduceConfig(BaseModel):
     train_from: str | None = None
     train_task: str | None = None  # the pool's loader and scorer (default: the paper's pool for the benchmark)
     samples: int = Field(default=100, ge=1)
-    epochs: int = Field(default=_DISTILL["epochs"].default, ge=1)
-    rollouts: int = Field(default=_DISTILL["rollouts"].default, ge=1, le=64)
-    batch_size: int = Field(default=_DISTILL["batch_size"].default, ge=1)
     strategies: list[Strategy] = Field(default_factory=lambda: list(STRATEGIES))
     transfer_to: list[str] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1)
     eval_data: dict[str, str] = Field(default_factory=dict)  # benchmark → local copy in its Hub schema
     eval_limit: int | None = Field(default=None, ge=1)
     eval_max_tokens: int | None = Field(default=None, ge=1)
-    seed: int = _DISTILL["seed"].default
-    budget_tokens: int = Field(default=_DISTILL["budget_tokens"].default, ge=1)
-    max_items: int = Field(default=_DISTILL["max_items"].default, ge=1, le=500)
-    max_tokens: int = Field(default=_DISTILL["max_tokens"].default, ge=1)
-    json_max_tokens: int = Field(default=_DISTILL["json_max_tokens"].default, ge=1)
-    temperature: float = Field(default=_DISTILL["temperature"].default, ge=0)
-    teacher_temperature: float = Field(default=_DISTILL["teacher_temperature"].default, ge=0)
-    concurrency: int = Field(default=_DISTILL["concurrency"].default, ge=1)
-    system_in_user: bool = _DISTILL["system_in_user"].default
     price: dict[str, tuple[float, float]] = Field(default_factory=dict)
     reply_tokens: int | None = Field(default=None, ge=1)
     push: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    teacher_api_key_env: str | None = None
 
     @field_validator("strategies")
     @classmethod

@@ -10,7 +10,7 @@ from typer.main import get_command
 
 from ted.cli import app
 from ted.distill.config import RunConfig
-from ted.distill.options import RUN
+from ted.distill.options import OPTIONS, RUN
 from ted.errors import ConfigError
 
 REQUIRED = ["--data", "d.jsonl", "--student", "local", "--teacher", "local", "--out", "o.json"]
@@ -81,3 +81,14 @@ def test_a_bad_config_file_is_a_config_error(tmp_path: Path, text: str, needle: 
     (tmp_path / "run.toml").write_text(text)
     with pytest.raises(ConfigError, match=needle):
         parse("--config", str(tmp_path / "run.toml"))
+
+
+def test_reproduce_takes_the_shared_options_from_the_table() -> None:
+    """ReproduceConfig once re-typed these and drifted (no upper bound on epochs, a literal 500)."""
+    from ted.reproduce.plan import DISTILL_OPTIONS, ReproduceConfig
+
+    for name in (*DISTILL_OPTIONS, "system_in_user"):
+        ours, run = ReproduceConfig.model_fields[name], RunConfig.model_fields[name]
+        assert (ours.annotation, ours.default, ours.metadata) == (run.annotation, run.default, run.metadata), name
+    with pytest.raises(ValidationError, match="epochs"):
+        ReproduceConfig(benchmark="aime", student="s", teacher="t", out="o", epochs=OPTIONS["epochs"].le + 1)
