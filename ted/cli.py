@@ -48,6 +48,7 @@ EXAMPLES = {
     "reproduce": "ted reproduce --benchmark aime --student openai:m@http://127.0.0.1:8080/v1 --teacher openai:gpt-4o --out runs/aime --dry-run",
     "log": "ted log out/library.json --rejected",
     "completion": 'eval "$(ted completion bash)"',
+    "ask": "ted ask lib.json --question 'How many legs do 3 spiders have?' --answer 24 --student local",
 }
 """One example per command, shown at the end of its `--help` (tests check every command has one)."""
 
@@ -124,7 +125,7 @@ def _root(
 
 COMMAND_MODULES = [
     "ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor",
-    "ted.commands.data", "ted.commands.reproduce", "ted.commands.log", "ted.commands.completion",
+    "ted.commands.data", "ted.commands.reproduce", "ted.commands.log", "ted.commands.completion", "ted.commands.ask",
 ]
 
 _commands = typer.Typer()  # what the modules register: commands and groups, not yet built
