@@ -5,6 +5,10 @@ a library, on one model, and compare the scores. The documents and scoring insid
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import json
 import math
 import os
 from collections import defaultdict
@@ -17,6 +21,7 @@ from ted.errors import ConfigError, DataError, LibraryError
 from ted.files import atomic_write
 from ted.library import Library
 from ted.lm_eval_docs import optional_library, score_doc
+from ted.models.calllog import CallLog, Recorded, context, image_digest
 from ted.redact import scrub_text
 from ted.stats import Comparison, compare, per_problem
 from ted.tasks import LM_EVAL_TASKS
@@ -124,6 +129,7 @@ def run_eval(
     system_in_user: bool = False,
     repeats: int = 1,
     temperature: float | None = None,
+    calls: Path | None = None,
 ) -> EvalReport:
     """Run `task` through lm-eval's Python API twice, baseline then with the library, on one model.
 
@@ -145,34 +151,37 @@ def run_eval(
         lm = get_model(model).create_from_arg_string(model_args, {"batch_size": batch_size, "device": device})
     except (ValueError, KeyError) as err:
         raise ConfigError(scrub_text(f"cannot create lm-eval model {model!r} from {model_args!r}: {err}")) from None
-    if not system_in_user:
-        _probe_endpoint(model, model_args)
     if repeats < 1:
         raise ConfigError(f"--repeats must be at least 1, got {repeats}")
     sampling = [] if repeats == 1 and temperature is None else ["do_sample=true", f"temperature={1.0 if temperature is None else temperature}"]
     gen_kwargs = ",".join([part for part in (gen_kwargs,) if part] + sampling) or None
     runs: dict[str, RunScores] = {}
-    for label, ref in (("baseline", ""), ("with_library", library_ref)):
-        metadata: dict[str, Any] = {"library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
-        if data_files:
-            metadata["data_files"] = data_files
-        manager = TaskManager(include_path=str(folder), metadata=metadata)
-        task_object = manager.load([task])["tasks"][task]
-        task_object.set_config(key="repeats", value=repeats)
-        results = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=[task_object],
-            task_manager=manager,
-            limit=limit,
-            gen_kwargs=gen_kwargs,
-            apply_chat_template=apply_chat_template,
-            system_instruction=system_instruction,
-            log_samples=True,
-            bootstrap_iters=0,
-        )
-        if results is None:
-            raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
-        runs[label] = _scores(results["samples"][task])
+    with CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log:  # every request lm-eval makes, on record
+        if not system_in_user:
+            _probe_endpoint(model, model_args, log)
+        for label, ref in (("baseline", ""), ("with_library", library_ref)):
+            metadata: dict[str, Any] = {"library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
+            if data_files:
+                metadata["data_files"] = data_files
+            manager = TaskManager(include_path=str(folder), metadata=metadata)
+            task_object = manager.load([task])["tasks"][task]
+            task_object.set_config(key="repeats", value=repeats)
+            results = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=[task_object],
+                task_manager=manager,
+                limit=limit,
+                gen_kwargs=gen_kwargs,
+                apply_chat_template=apply_chat_template,
+                system_instruction=system_instruction,
+                log_samples=True,
+                bootstrap_iters=0,
+            )
+            if results is None:
+                raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
+            if log is not None:
+                log_samples(log, results["samples"][task], label)
+            runs[label] = _scores(results["samples"][task])
     return EvalReport(
         task=task,
         library=library_ref,
@@ -184,7 +193,7 @@ def run_eval(
     )
 
 
-def _probe_endpoint(model: str, model_args: str) -> None:
+def _probe_endpoint(model: str, model_args: str, log: CallLog | None = None) -> None:
     """lm-eval's chat-completions models: stop before scoring when the server drops system messages."""
     import asyncio
 
@@ -197,16 +206,69 @@ def _probe_endpoint(model: str, model_args: str) -> None:
     base_url = args.get("base_url", "").removesuffix("/").removesuffix("/chat/completions")
     if not base_url:
         return
-    student = OpenAIChatModel(f"openai:{args.get('model', '')}@{base_url}", args.get("model", ""), base_url=base_url,
-                              api_key=os.environ.get("OPENAI_API_KEY") or "sk-probe", max_retries=1)  # fmt: skip
+    student: Any = OpenAIChatModel(f"openai:{args.get('model', '')}@{base_url}", args.get("model", ""), base_url=base_url,
+                                   api_key=os.environ.get("OPENAI_API_KEY") or "sk-probe", max_retries=1)  # fmt: skip
+    if log is not None:
+        student = Recorded(student, log, "student")
 
     async def probe() -> None:
         try:
-            await ensure_system_reaches(student)
+            with context(stage="probe"):
+                await ensure_system_reaches(student)
         finally:
             await student.aclose()
 
     asyncio.run(probe())
+
+
+def log_samples(log: CallLog, samples: list[dict[str, Any]], arm: str, **fields: Any) -> None:
+    """One `eval` record per request lm-eval made: the chat it sent, every reply, the sample's score.
+
+    lm-eval keeps no tokens or seconds per request, so those fields are null (docs/call-log.md)."""
+    for sample in samples:
+        doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+        problem = str(doc.get("id", sample.get("doc_id")))
+        for args, replies in zip(sample.get("arguments") or [], sample.get("resps") or []):
+            args = list(args) if isinstance(args, (list, tuple)) else [args]
+            extra = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
+            flat = [r for reply in (replies if isinstance(replies, (list, tuple)) else [replies]) for r in (reply if isinstance(reply, (list, tuple)) else [reply])]
+            log.write(
+                "call", stage="eval", role="student", arm=arm, problem=problem, **fields,
+                messages=eval_messages(args[0] if args else "", extra.get("visual") or []),
+                params=args[1] if len(args) > 1 and isinstance(args[1], dict) else None,
+                replies=[{"content": str(r), "reasoning": None, "finish_reason": None} for r in flat],
+                score=sample.get("acc"), usage=None, seconds=None, error=None,
+            )  # fmt: skip
+
+
+def eval_messages(prompt: Any, images: list[Any]) -> list[dict[str, Any]]:
+    """The chat lm-eval sent, as call-log messages: its JSON chat string (chat templates applied by an
+    API model) or one plain prompt; every image (a part's data URL, or the request's visuals) as a hash."""
+    try:
+        chat = json.loads(prompt) if isinstance(prompt, str) else prompt
+    except (ValueError, RecursionError):
+        chat = None
+    if not (isinstance(chat, list) and chat and all(isinstance(m, dict) for m in chat)):
+        chat = [{"role": "user", "content": str(prompt)}]
+    messages = []
+    for message in chat:
+        content, hashes = message.get("content"), []
+        if isinstance(content, list):  # content parts: text, and images as data URLs
+            texts = [str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"]
+            hashes = [_data_url_digest(part) for part in content if isinstance(part, dict) and part.get("type") == "image_url"]
+            content = "\n".join(texts)
+        messages.append({"role": str(message.get("role", "user")), "text": str(content or "")} | ({"images": hashes} if hashes else {}))
+    if images:
+        messages[-1].setdefault("images", []).extend(image_digest(image) for image in images)
+    return messages
+
+
+def _data_url_digest(part: dict[str, Any]) -> str:
+    url = str((part.get("image_url") or {}).get("url", "")) if isinstance(part.get("image_url"), dict) else ""
+    try:
+        return "sha256:" + hashlib.sha256(base64.b64decode(url.split(",", 1)[1], validate=True)).hexdigest()
+    except (IndexError, ValueError):
+        return "unreadable: not a base64 data URL"
 
 
 def _scores(samples: list[dict[str, Any]]) -> RunScores:

@@ -55,6 +55,9 @@ def eval_command(
     import datasets
     import huggingface_hub
 
+    from ted.models.calllog import calls_path
+
+    calls = calls_path(output or chart or Path(f"ted-eval-{task}.png"))  # beside the report, else beside the chart
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     huggingface_hub.utils.disable_progress_bars()
@@ -74,6 +77,7 @@ def eval_command(
         system_in_user=values["system_in_user"],
         repeats=repeats,
         temperature=temperature,
+        calls=calls,
     )
     if record:
         recorded = record_metrics(report, ref)
@@ -109,6 +113,7 @@ def eval_command(
         except OSError as err:
             raise ConfigError(f"cannot write the report {output}: {err.strerror or err}") from None
         console.print(f"report: {output}")
+    console.print(f"every request: {calls} (ted log {calls})", markup=False, highlight=False, soft_wrap=True)
     if record:
         console.print(f"recorded in {recorded}")
 

@@ -27,7 +27,7 @@ def excerpt(text: object, limit: int = EXCERPT) -> str:
 
 def _where(record: dict[str, Any]) -> str:
     parts = [f"epoch {record['epoch']}" if record.get("epoch") is not None else "", f"step {record['step']}" if record.get("step") is not None else ""]
-    parts.append(str(record.get("problem") or ""))
+    parts += [str(record.get("arm") or ""), str(record.get("problem") or "")]  # `arm`: ted eval's baseline or with_library
     return visible(" ".join(part for part in parts if part)) or "-"
 
 

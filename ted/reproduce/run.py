@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ted.distill.progress import Reporter
 from ted.files import atomic_write
 from ted.library import Library
+from ted.models.calllog import calls_path
 from ted.reproduce import report, units
 from ted.reproduce.estimate import Estimator, StepEstimate
 from ted.reproduce.plan import BASELINE, ReproduceConfig, RunDir, Step, Tracker, arms, plan
@@ -71,8 +72,9 @@ class Reproduction:
             with display.reporter() as reporter:
                 return units.distill(self.config, self.dir, self.arms[step.arm or ""], reporter, display.log)
         library = None if step.arm == BASELINE else self.dir.library(step.arm or "")
-        result = self.evaluator.arm(step.benchmark or "", library)
-        path = atomic_write(self.dir.eval(step.benchmark or "", step.arm or ""), json.dumps(result, indent=1) + "\n")
+        target = self.dir.eval(step.benchmark or "", step.arm or "")
+        result = self.evaluator.arm(step.benchmark or "", library, calls=calls_path(target))
+        path = atomic_write(target, json.dumps(result, indent=1) + "\n")
         return {"file": str(path.relative_to(self.dir.root)), **{k: result[k] for k in ("n", "repeats", "calls", "wall_s")}}
 
     def run(self, resume: bool, display: Display, html: bool = True) -> list[Path]:

@@ -9,6 +9,7 @@ one arm at a time, so the baseline is scored once however many libraries there a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -132,34 +133,38 @@ class Evaluator:
     def gen_kwargs(self) -> str | None:
         return f"max_gen_toks={self.config.eval_max_tokens}" if self.config.eval_max_tokens else None
 
-    def arm(self, benchmark: str, library: Path | None) -> dict[str, Any]:
-        """Per-document correctness for each repeat, plus the counts the report needs."""
+    def arm(self, benchmark: str, library: Path | None, calls: Path | None = None) -> dict[str, Any]:
+        """Per-document correctness for each repeat, plus the counts the report needs; every request into `calls` (written afresh)."""
         import datasets
         import lm_eval
         from lm_eval.tasks import TaskManager
 
-        from ted.evaluate import eval_tasks_dir
+        from ted.evaluate import eval_tasks_dir, log_samples
+        from ted.models.calllog import CallLog
 
         datasets.disable_progress_bars()
         lm_task = BENCHMARKS[benchmark].lm_task
         metadata = eval_metadata(self.config, benchmark, library)
         started = time.perf_counter()
         runs: list[list[dict[str, Any]]] = []
-        for _ in range(self.config.repeats):
-            results = lm_eval.simple_evaluate(
-                model=self._model(),
-                tasks=[lm_task],
-                task_manager=TaskManager(include_path=str(eval_tasks_dir()), include_defaults=False, metadata=metadata),
-                limit=self.config.eval_limit,
-                gen_kwargs=self.gen_kwargs(),
-                apply_chat_template=True,
-                log_samples=True,
-                bootstrap_iters=0,
-            )
-            if results is None:
-                raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
-            samples = sorted(results["samples"][lm_task], key=lambda s: s["doc_id"])
-            runs.append([{"id": str(s["doc"]["id"]), "acc": float(s["acc"]), "no_answer": int(s["no_answer"])} for s in samples])
+        with CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log:
+            for _ in range(self.config.repeats):
+                results = lm_eval.simple_evaluate(
+                    model=self._model(),
+                    tasks=[lm_task],
+                    task_manager=TaskManager(include_path=str(eval_tasks_dir()), include_defaults=False, metadata=metadata),
+                    limit=self.config.eval_limit,
+                    gen_kwargs=self.gen_kwargs(),
+                    apply_chat_template=True,
+                    log_samples=True,
+                    bootstrap_iters=0,
+                )
+                if results is None:
+                    raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
+                samples = sorted(results["samples"][lm_task], key=lambda s: s["doc_id"])
+                if log is not None:
+                    log_samples(log, samples, "baseline" if library is None else "with_library", repeat=len(runs) + 1)
+                runs.append([{"id": str(s["doc"]["id"]), "acc": float(s["acc"]), "no_answer": int(s["no_answer"])} for s in samples])
         n = len(runs[0])
         return {
             "task": lm_task,

@@ -209,3 +209,32 @@ def test_ted_log_shows_why_and_shows_it_literally(tmp_path: Path) -> None:
         assert "\\x1b]52;c;ZXZpbA==\\x07 [link=http://x]click[/link] \\u202eevil" in raw.stdout
         assert raw.stdout.splitlines()[-1].startswith("2 lines of ") and "1 calls" in raw.stdout
     assert run_ted("log", str(tmp_path / "nowhere")).returncode == 2
+
+
+def test_eval_requests_are_on_record_with_images_as_hashes(tmp_path: Path) -> None:
+    """`ted eval` / `ted reproduce`: lm-eval makes the requests; each logged sample becomes an `eval`
+    record — the chat it sent (a JSON chat string, or a plain prompt with its visuals), every reply, the score."""
+    import base64
+
+    from PIL import Image
+
+    from ted.evaluate import log_samples
+
+    image = Image.new("RGB", (8, 8), (0, 90, 0))
+    png = _png(image)
+    chat = json.dumps([{"role": "system", "content": "lessons"},
+                       {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}},
+                                                    {"type": "text", "text": "Question: what colour?"}]}])  # fmt: skip
+    samples = [
+        {"doc_id": 0, "doc": {"id": "q1"}, "arguments": [(chat, {"max_gen_toks": 64})], "resps": [["green", "blue"]], "acc": 0.5},
+        {"doc_id": 1, "doc": {"id": "q2"}, "arguments": [("Question: 2+2?", {}, {"visual": [image]})], "resps": [["4"]], "acc": 1.0},
+    ]
+    with CallLog(tmp_path / "e.calls.jsonl").open() as log:
+        log_samples(log, samples, "with_library", repeat=1)
+    first, second = (json.loads(line) for line in (tmp_path / "e.calls.jsonl").read_text().splitlines())
+    digest = "sha256:" + hashlib.sha256(png).hexdigest()
+    assert first["stage"] == "eval" and first["arm"] == "with_library" and first["problem"] == "q1" and first["score"] == 0.5
+    assert first["messages"] == [{"role": "system", "text": "lessons"}, {"role": "user", "text": "Question: what colour?", "images": [digest]}]
+    assert [r["content"] for r in first["replies"]] == ["green", "blue"] and first["params"] == {"max_gen_toks": 64}
+    assert second["messages"] == [{"role": "user", "text": "Question: 2+2?", "images": [digest]}] and second["usage"] is None
+    assert "base64" not in (tmp_path / "e.calls.jsonl").read_text()
