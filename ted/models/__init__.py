@@ -7,7 +7,9 @@ Specs:
                           `openai:MODEL` alone uses $OPENAI_BASE_URL or api.openai.com
   hf:MODEL_ID_OR_DIR      local transformers model (text or image-text-to-text)
   gguf:PATH               a GGUF file run by llama.cpp in process
-  local                   the bundled Gemma 3 270M GGUF (a base model: it proves the path, not quality)
+  local, local:teacher    Qwen2.5-Coder 0.5B / 1.5B Instruct GGUFs from the `[local]` extra (the
+                          embedded student and teacher); local:tiny the Gemma 3 270M base model
+                          (ted.models.local holds the list)
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ __all__ = [
 
 # An `@` directly before an http(s) URL; the spec splits at the last one.
 _URL_AT = re.compile(r"@(?=https?://)")
-SPEC_HELP = "use openai:MODEL@BASE_URL, hf:MODEL_ID_OR_DIR, gguf:PATH or local"
+SPEC_HELP = "use openai:MODEL@BASE_URL, hf:MODEL_ID_OR_DIR, gguf:PATH, local, local:teacher or local:tiny"
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
     """Split a spec into (backend, model, base_url). Raises ModelError for unknown specs."""
     spec = spec.strip()
-    if spec == "local":
-        return "local", "gemma-3-270m-q4_k_m", None
+    if spec == "local" or spec.startswith("local:"):
+        from ted.models.local import get
+
+        return "local", get(spec).name, None
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise SpecError(f"unknown model spec {spec!r}: {SPEC_HELP}")
@@ -65,6 +69,20 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     if kind in ("hf", "gguf"):
         return kind, rest, None
     raise SpecError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
+
+
+def local_engine() -> str:
+    """How `local…` specs run: "server" (a managed llama-server child: parallel slots and prompt-prefix
+    reuse, see docs/local-models.md) when it is built, else "process" (llama.cpp in this process).
+    $TED_LOCAL_ENGINE=process|server chooses."""
+    chosen = os.environ.get("TED_LOCAL_ENGINE", "").strip().lower()
+    if chosen not in ("", "server", "process"):
+        raise ModelError(f"TED_LOCAL_ENGINE={chosen!r}: use server or process")
+    if chosen:
+        return chosen
+    from ted.models.server import server_binary
+
+    return "server" if server_binary() is not None else "process"
 
 
 def load_model(
@@ -95,7 +113,13 @@ def load_model(
         from ted.models.transformers_local import HFChatModel
 
         return HFChatModel(spec, model, max_concurrency=max_concurrency, **options)
-    from ted.models.llama_cpp import LlamaCppChatModel, bundled_model_path
+    if backend == "local" and local_engine() == "server":
+        from ted.models.server import load_served
 
-    path = bundled_model_path() if backend == "local" else model
+        bounds = {k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None}
+        return load_served(spec, max_concurrency=max_concurrency, **bounds)
+    from ted.models.llama_cpp import LlamaCppChatModel
+    from ted.models.local import model_path
+
+    path = model_path(spec) if backend == "local" else model
     return LlamaCppChatModel(spec, path, max_concurrency=max_concurrency, **options)

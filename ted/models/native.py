@@ -32,6 +32,17 @@ def portable_cmake_args(machine: str | None = None) -> str:
     return _X86 if (machine or platform.machine()).lower() in {"x86_64", "amd64"} else _OTHER
 
 
+def build_dir(kind: str, version: str, machine: str | None = None) -> Path:
+    """Where scripts/llama-wheel keeps a build of llama-cpp-python `version` with the portable flags
+    (`$TED_LLAMA_CMAKE_ARGS` overrides them, as there). `kind`: "llama-cpp-python" for the wheel,
+    "llama-server" for the server binary. The key is the script's, byte for byte."""
+    machine = machine or platform.machine()
+    flags = os.environ.get("TED_LLAMA_CMAKE_ARGS") or portable_cmake_args(machine)
+    key = hashlib.sha256(f"{version}\n{flags}\n{machine}\n".encode()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ted" / "wheels"
+    return root / f"{kind}-{version}-{key}"
+
+
 def rebuild_hint() -> str:
     return (
         f'rebuild llama-cpp-python portably: CMAKE_ARGS="{portable_cmake_args()}" '
@@ -48,6 +59,40 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def physical_cores() -> int:
+    """Cores this process may use, not hardware threads: llama.cpp's matrix work gains little from a
+    core's second thread, and llama-cpp-python's own default (cpu_count // 2) is one thread on 2 vCPUs."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        pairs = set()
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "physical id":
+                physical = value.strip()
+            elif key == "core id":
+                core = value.strip()
+                pairs.add((physical, core))
+        if pairs:
+            return min(len(pairs), allowed)
+    except OSError:
+        pass
+    return allowed
+
+
+def local_threads() -> int:
+    """Threads for a local model: `$TED_LOCAL_THREADS`, else all physical cores."""
+    named = os.environ.get("TED_LOCAL_THREADS", "").strip()
+    if named:
+        from ted.errors import ModelError
+
+        if not named.isdigit() or int(named) < 1:
+            raise ModelError(f"TED_LOCAL_THREADS={named!r}: give a whole number of threads, at least 1")
+        return int(named)
+    return physical_cores()
 
 
 _PROBE = """

@@ -464,6 +464,8 @@ def _read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | No
     usage = data.get("usage") or {}
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None  # optional: a server that omits or garbles it loses nothing else
+    if cached is None and isinstance(data.get("timings"), dict):  # llama-server: its own per-request timings
+        cached = data["timings"].get("cache_n")
     cached = cached if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0 else None
     return choices, Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), cached)
 

@@ -17,7 +17,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from ted.models.llama_cpp import bundled_model_path
+from ted.models.local import model_path
 
 _DECODE = """
 import sys, time
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    model = bundled_model_path()
+    model = model_path("local:tiny")
     with tempfile.TemporaryDirectory() as tmp:
         pythons = [venv_with(wheel.resolve(), Path(tmp)) for wheel in args.wheels]
         speeds: list[list[float]] = [[], []]

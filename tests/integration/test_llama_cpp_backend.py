@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from ted.errors import ModelError
 from ted.models import ChatModel, Message, SamplingParams, chat_json, load_model
-from ted.models.llama_cpp import bundled_model_path
+from ted.models.local import model_path
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ QUESTION = [Message("user", "Name a colour.")]
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[ChatModel]:
-    model = load_model("local")
+    model = load_model(f"gguf:{model_path('local:tiny')}")  # in process whatever TED_LOCAL_ENGINE says
     yield model
     asyncio.run(model.aclose())
 
@@ -94,11 +94,11 @@ def test_missing_gguf_is_one_line(tmp_path: Path) -> None:
 
 def test_bundled_model_is_assembled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TED_CACHE", str(tmp_path))
-    path = Path(bundled_model_path())
-    assert path.parent == tmp_path and path.stat().st_size > 200_000_000
+    path = Path(model_path("local:tiny"))
+    assert path.parent == tmp_path / "models" and path.stat().st_size > 200_000_000
     stamp = path.stat().st_mtime_ns
-    assert bundled_model_path() == str(path) and path.stat().st_mtime_ns == stamp
-    assert os.listdir(tmp_path) == [path.name]  # no temporary file left behind
+    assert model_path("local:tiny") == str(path) and path.stat().st_mtime_ns == stamp
+    assert os.listdir(path.parent) == [path.name]  # no temporary file left behind
 
 
 def test_gemma_template_keeps_the_system_prompt_and_text_parts() -> None:

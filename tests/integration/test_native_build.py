@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 from ted.errors import ModelError
 from ted.models import native
+from tests.support.llama import assert_portable
 
 
 def _child(code: str) -> subprocess.CompletedProcess[str]:
@@ -21,19 +21,16 @@ def _child(code: str) -> subprocess.CompletedProcess[str]:
 def test_build_flags_in_force_are_portable():
     done = _child("import llama_cpp; print(llama_cpp.llama_print_system_info().decode())")
     assert done.returncode == 0, done.stderr
-    features = dict(part.strip().split(" = ") for part in done.stdout.split("|") if " = " in part)
-    enabled = {name for name, value in features.items() if value.strip() == "1"}
-    assert not {name for name in enabled if name.startswith(("AMX", "AVX512", "AVX_VNNI"))}, done.stdout
-    if platform.machine() == "x86_64":
-        assert {"AVX2", "FMA", "F16C"} <= enabled, done.stdout
+    assert_portable(done.stdout)
 
 
 def test_bundled_model_decodes_in_process():
     code = (
-        "import asyncio\n"
+        "import asyncio, os\n"
+        "os.environ['TED_LOCAL_ENGINE'] = 'process'\n"
         "from ted.models import load_model\n"
         "from ted.models.base import Message, SamplingParams\n"
-        "model = load_model('local')\n"
+        "model = load_model('local:tiny')\n"
         "result = asyncio.run(model.chat([Message(role='user', text='Count: 1, 2, 3,')], SamplingParams(max_tokens=4, temperature=0)))\n"
         "print(result.usage.completion_tokens, repr(result.texts[0]))\n"
     )
@@ -53,9 +50,9 @@ def test_probe_turns_a_crash_into_one_line(monkeypatch, tmp_path):
 
 
 def test_probe_runs_once_per_build(tmp_path):
-    from ted.models.llama_cpp import bundled_model_path
+    from ted.models.local import model_path
 
-    native.ensure_runs(bundled_model_path(), tmp_path)
+    native.ensure_runs(model_path("local:tiny"), tmp_path)
     markers = list(tmp_path.rglob("*.ok"))
     assert len(markers) == 1 and "decoded" in markers[0].read_text()
     # The marker stands for this build on this CPU: a second call does not probe again.
@@ -63,7 +60,7 @@ def test_probe_runs_once_per_build(tmp_path):
     original = native.probe
     native.probe = lambda *a, **k: calls.append(a) or original(*a, **k)
     try:
-        native.ensure_runs(bundled_model_path(), tmp_path)
+        native.ensure_runs(model_path("local:tiny"), tmp_path)
     finally:
         native.probe = original
     assert calls == []
@@ -82,9 +79,9 @@ def test_every_reply_schema_compiles_to_a_llama_cpp_grammar(module, model):
         "import importlib\n"
         "from llama_cpp import Llama\n"
         "from ted.models.base import schema_of\n"
-        "from ted.models.llama_cpp import bundled_model_path\n"
+        "from ted.models.local import model_path\n"
         f"schema = schema_of(getattr(importlib.import_module({module!r}), {model!r}))\n"
-        "llm = Llama(model_path=bundled_model_path(), n_ctx=256, n_threads=1, verbose=False)\n"
+        "llm = Llama(model_path=model_path('local:tiny'), n_ctx=256, n_threads=1, verbose=False)\n"
         "reply = llm.create_chat_completion(messages=[{'role': 'user', 'content': 'JSON:'}], max_tokens=4,\n"
         "                                   response_format={'type': 'json_object', 'schema': schema})\n"
         "print('ok', reply['choices'][0]['message']['content'] is not None)\n"

@@ -33,6 +33,18 @@ class LlamaServer(NamedTuple):
         return f"openai:{self.model}@{self.base_url}"
 
 
+def assert_portable(system_info: str) -> None:
+    """llama.cpp's system-info line (`CPU : SSE3 = 1 | AVX2 = 1 | …`, as `llama_print_system_info` and
+    llama-server's log print it) shows a portable build: no AVX-512, AMX or AVX-VNNI; AVX2/FMA/F16C on x86-64."""
+    import platform
+
+    features = dict(part.strip().rsplit(" = ", 1) for part in system_info.split("|") if " = " in part)
+    enabled = {name.split(":")[-1].strip() for name, value in features.items() if value.strip() == "1"}
+    assert not {name for name in enabled if name.startswith(("AMX", "AVX512", "AVX_VNNI"))}, system_info
+    if platform.machine() == "x86_64":
+        assert {"AVX2", "FMA", "F16C"} <= enabled, system_info
+
+
 def gemma_chat_format(workdir: Path) -> list[str]:
     """The server arguments for the Gemma turn format with the system prompt folded into the first user turn
     (`ted.models.llama_cpp.GEMMA_CHAT_CONFIG`; llama.cpp's own "gemma" format drops system messages)."""
@@ -58,13 +70,13 @@ def serve_llama(
     """`python -m llama_cpp.server` with the bundled model and the given `--chat_format …` arguments, up
     within `timeout` seconds (else the last lines of its log, `workdir/server.log`, are raised); stopped after.
     By default a request does not cut a concurrent stream short (`--interrupt_requests False`)."""
-    from ted.models.llama_cpp import bundled_model_path
+    from ted.models.local import model_path
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", bundled_model_path(),
+        "--model", model_path("local:tiny"),
         "--model_alias", SERVED_MODEL,
         *chat_format,
         "--n_ctx", str(n_ctx),

