@@ -20,6 +20,7 @@ import contextvars
 import datetime
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -101,7 +102,7 @@ class CallLog:
             return
         record = {"kind": kind, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")}
         record |= _CONTEXT.get() | fields
-        line = json.dumps(scrub_value(_capped_value(record)), ensure_ascii=False, allow_nan=False, default=str) + "\n"
+        line = json.dumps(_bounded(scrub_value(record)), ensure_ascii=False, allow_nan=False, default=str) + "\n"  # scrubbed whole: a cut never halves a secret
         with self._lock:
             self._file.write(line.encode("utf-8", "backslashreplace"))
             self._file.flush()
@@ -119,13 +120,16 @@ class CallLog:
         self.close()
 
 
-def _capped_value(value: Any) -> Any:
+def _bounded(value: Any) -> Any:
+    """`value` with every string capped and every non-finite number (NaN, Infinity from a server) as null: strict JSON."""
     if isinstance(value, str):
         return capped(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
-        return {key: _capped_value(item) for key, item in value.items()}
+        return {key: _bounded(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_capped_value(item) for item in value]
+        return [_bounded(item) for item in value]
     return value
 
 

@@ -227,7 +227,7 @@ def test_eval_requests_are_on_record_with_images_as_hashes(tmp_path: Path) -> No
                                                     {"type": "text", "text": "Question: what colour?"}]}])  # fmt: skip
     samples = [
         {"doc_id": 0, "doc": {"id": "q1"}, "arguments": [(chat, {"max_gen_toks": 64})], "resps": [["green", "blue"]], "acc": 0.5},
-        {"doc_id": 1, "doc": {"id": "q2"}, "arguments": [("Question: 2+2?", {}, {"visual": [image]})], "resps": [["4"]], "acc": 1.0},
+        {"doc_id": 1, "doc": {"id": "q2"}, "arguments": [("Question: 2+2?", {}, {"visual": [image]})], "resps": [["4"]], "acc": float("nan")},
     ]
     with CallLog(tmp_path / "e.calls.jsonl").open() as log:
         log_samples(log, samples, "with_library", repeat=1)
@@ -237,4 +237,5 @@ def test_eval_requests_are_on_record_with_images_as_hashes(tmp_path: Path) -> No
     assert first["messages"] == [{"role": "system", "text": "lessons"}, {"role": "user", "text": "Question: what colour?", "images": [digest]}]
     assert [r["content"] for r in first["replies"]] == ["green", "blue"] and first["params"] == {"max_gen_toks": 64}
     assert second["messages"] == [{"role": "user", "text": "Question: 2+2?", "images": [digest]}] and second["usage"] is None
+    assert second["score"] is None  # a NaN is written as null: every line stays strict JSON
     assert "base64" not in (tmp_path / "e.calls.jsonl").read_text()
