@@ -31,6 +31,7 @@ from ted.library import Library, clean_text
 from ted.repo_ids import check_repo_id
 from ted.shown import visible
 from ted.tasks import LM_EVAL_TASKS
+from ted.tasks.registry import LM_TASK_ALIASES
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
 TEMPLATE_NAME = "card.md.j2"
@@ -208,7 +209,7 @@ def render_card(
         student_url=STUDENT_URL,
         student_cmd=command_token(library.student.model, "STUDENT_MODEL"),
         lm_task=lm_eval_task(library),
-        lm_tasks=[f"`{name}`" for name in LM_EVAL_TASKS],
+        lm_tasks=[f"`{name}`" for name in LM_EVAL_TASKS if name not in LM_TASK_ALIASES],
         version=version,
         images=set(images),
         curve_image=CURVE_IMAGE,

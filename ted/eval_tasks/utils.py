@@ -18,8 +18,9 @@ keep_system_text()  # a chat template without a system role must not drop the li
 mathvision = partial(lm_eval_docs, "ted_mathvision")
 mathvision_testmini = partial(lm_eval_docs, "ted_mathvision_testmini")
 visualpuzzles = partial(lm_eval_docs, "ted_visualpuzzles")
-aime = partial(lm_eval_docs, "ted_aime")
+aime25 = partial(lm_eval_docs, "ted_aime25")
+aime = partial(lm_eval_docs, "ted_aime")  # the older name of ted_aime25
 aime24 = partial(lm_eval_docs, "ted_aime24")
 process_results = score_doc
 
-__all__ = ["aime", "aime24", "mathvision", "mathvision_testmini", "process_results", "total", "visualpuzzles"]
+__all__ = ["aime", "aime24", "aime25", "mathvision", "mathvision_testmini", "process_results", "total", "visualpuzzles"]

@@ -16,6 +16,7 @@ from ted.tasks.data import load_problems
 from ted.tasks.generic import BaseTask
 from ted.tasks.mathverse import MathVerseTask
 from ted.tasks.mathvision import MathVisionTask
+from ted.tasks.registry import LM_TASK_ALIASES
 from ted.tasks.visualpuzzles import VisualPuzzlesTask
 
 TASKS: dict[str, type[BaseTask]] = {
@@ -29,6 +30,7 @@ LM_EVAL_TASKS: dict[str, tuple[str, str | None]] = {
     if issubclass(task, BenchmarkTask)
     for lm_task, split in task.lm_eval_tasks.items()
 }
+LM_EVAL_TASKS.update({old: LM_EVAL_TASKS[new] for old, new in LM_TASK_ALIASES.items()})
 
 
 def student_system(library: Library | None, task: Task | None = None) -> str | None:

@@ -30,7 +30,7 @@ class AimeTask(BenchmarkTask):
     # Only a short commit id (7510e41) could be confirmed offline; the Hub needs a full SHA.
     revision = None
     default_split = "test"
-    lm_eval_tasks = {"ted_aime": "test"}
+    lm_eval_tasks = {"ted_aime25": "test"}  # as upstream's aime25 (upstream's `aime` is 1983-2024)
     required = ("problem", "answer")
     answer_hint = "an integer from 0 to 999"
     protocol = "lm-eval 0.4.13 aime25"

@@ -7,7 +7,7 @@ reward_model {ground_truth, style}, extra_info {index}. The published file repea
 100 times (1.79M rows); one copy of each is kept, in first-seen order, before anything else.
 
 The problem is the text between the instruction's lines; the answer is `ground_truth`. Prompt and
-grading are AIME's (`ted_aime`), the benchmark the text library is scored on, so rollouts on DAPO
+grading are AIME's (`ted_aime25`), the benchmark the text library is scored on, so rollouts on DAPO
 problems are graded the way the evaluation will grade them.
 """
 
