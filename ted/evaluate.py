@@ -134,9 +134,9 @@ def run_eval(
     """Run `task` through lm-eval's Python API twice, baseline then with the library, on one model.
 
     `repeats` k > 1 samples k replies per problem (at `temperature`, default 1.0 then) and every
-    reply is graded, so the report holds mean@k with intervals over problems (see `ted.stats`)."""
-    if task not in LM_EVAL_TASKS:
-        raise DataError(f"unknown task {task!r}; choose one of {', '.join(LM_EVAL_TASKS)}")
+    reply is graded, so the report holds mean@k with intervals over problems (see `ted.stats`).
+    `task` is an lm-eval task of `eval_tasks/` or a reasoning-gym spec `rg:NAME[?split=test&n=…]`."""
+    lm_task, task_metadata = resolve_task(task)
     library = optional_library(library_ref)
     if library is None:
         raise LibraryError("no library given: pass --library PATH or org/name@version")
@@ -160,11 +160,11 @@ def run_eval(
         if not system_in_user:
             _probe_endpoint(model, model_args, log)
         for label, ref in (("baseline", ""), ("with_library", library_ref)):
-            metadata: dict[str, Any] = {"library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
+            metadata: dict[str, Any] = {**task_metadata, "library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
             if data_files:
                 metadata["data_files"] = data_files
             manager = TaskManager(include_path=str(folder), metadata=metadata)
-            task_object = manager.load([task])["tasks"][task]
+            task_object = manager.load([lm_task])["tasks"][lm_task]
             task_object.set_config(key="repeats", value=repeats)
             results = lm_eval.simple_evaluate(
                 model=lm,
@@ -180,8 +180,8 @@ def run_eval(
             if results is None:
                 raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
             if log is not None:
-                log_samples(log, results["samples"][task], label)
-            runs[label] = _scores(results["samples"][task])
+                log_samples(log, results["samples"][lm_task], label)
+            runs[label] = _scores(results["samples"][lm_task])
     return EvalReport(
         task=task,
         library=library_ref,
@@ -191,6 +191,17 @@ def run_eval(
         with_library=runs["with_library"],
         repeats=repeats,
     )
+
+
+def resolve_task(task: str) -> tuple[str, dict[str, Any]]:
+    """The lm-eval task that scores `task` and the metadata it needs (reasoning-gym specs go to `ted_rg`)."""
+    from ted.tasks import rg
+
+    if rg.is_spec(task):
+        return rg.LM_TASK, rg.lm_eval_metadata(rg.parse_spec(task, split="test"))
+    if task not in LM_EVAL_TASKS:
+        raise DataError(f"unknown task {task!r}; choose one of {', '.join(LM_EVAL_TASKS)} or rg:NAME?split=test&n=N (reasoning-gym)")
+    return task, {}
 
 
 def _probe_endpoint(model: str, model_args: str, log: CallLog | None = None) -> None:

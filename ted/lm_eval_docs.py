@@ -15,6 +15,7 @@ only, so `guard_request_cache` drops a task's cached requests whenever the docum
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -92,20 +93,35 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
     names no model uses are read: `library`, `data_files`, `dataset_revision`, `image_placeholders`
     (never `revision`, which is the model's).
     """
-    import datasets
-
     if lm_task not in LM_EVAL_TASKS:
         raise DataError(f"unknown task {lm_task!r}; choose one of {', '.join(LM_EVAL_TASKS)}")
     task_name, split = LM_EVAL_TASKS[lm_task]
     task = get_task(task_name)
-    library = optional_library(library_reference(metadata))
     source = data_source(task, metadata)
     if not isinstance(task, BenchmarkTask):
         raise DataError(f"{lm_task}: {task_name} is not a benchmark task")
     revision = metadata.get("dataset_revision")
     problems = task.load(split=split, data_files=source, revision=revision)
+    return _documents(lm_task, task, problems, metadata, [source or task.dataset, str(revision)])
+
+
+def rg_docs(**metadata: Any) -> dict[str, Any]:
+    """The documents of `ted_rg`: the reasoning-gym problems that `metadata` names (`generator`,
+    `split`, `n`, `seed`, `config`; see `ted.tasks.rg.spec_from_metadata`)."""
+    from ted.tasks.rg import LM_TASK, generate, spec_from_metadata
+    from ted.tasks.rg_task import RgTask
+
+    spec = spec_from_metadata(metadata)
+    return _documents(LM_TASK, RgTask(spec.generator), generate(spec), metadata, [str(spec)])
+
+
+def _documents(lm_task: str, task: BaseTask, problems: list[Problem], metadata: dict[str, Any], origin: list[str]) -> dict[str, Any]:
+    """`{"test": datasets.Dataset}` of rendered documents; `origin` names the data for the request-cache guard."""
+    import datasets
+
+    library = optional_library(library_reference(metadata))
     system = system_text(task, library)
-    with_images = task.has_images
+    with_images = bool(getattr(task, "has_images", False))
     placeholders = with_images and wants_placeholders(metadata)
     rows = [_doc(task, problem, system, with_images, placeholders) for problem in problems]
     if system and str(metadata.get("system_in_user", "")).lower() in ("1", "true"):
@@ -114,7 +130,7 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
     features = _features(with_images)
     dataset = datasets.Dataset.from_list(rows, features=features)
     fingerprint = hashlib.sha256(
-        "\x00".join([lm_task, source or task.dataset, str(revision), system] + [r["ted_prompt"] + "\x01" + r["answer"] for r in rows]).encode()
+        "\x00".join([lm_task, *origin, system] + [r["ted_prompt"] + "\x01" + r["answer"] for r in rows]).encode()
     ).hexdigest()
     guard_request_cache(lm_task, fingerprint)
     bad = sum(1 for row in rows if row["image_error"])
@@ -134,6 +150,7 @@ def _doc(task: BaseTask, problem: Problem, system: str, with_images: bool, place
         "category": task.category(problem) if isinstance(task, BenchmarkTask) else None,
         "image_error": problem.meta.get("image_error", ""),
         "ted_system": system,
+        "ted_meta": json.dumps(problem.meta, sort_keys=True, default=str),  # what a scorer may need (reasoning-gym's item seed)
     }
     if with_images:
         row["ted_images"] = [image.convert("RGB") if image.mode not in ("RGB", "L") else image for image in problem.images]
@@ -152,7 +169,7 @@ def _features(with_images: bool) -> Any:
     spec = {
         "ted_task": text, "id": text, "question": text, "answer": text,
         "options": datasets.List(text), "category": text,
-        "image_error": text, "ted_system": text, "ted_prompt": text,
+        "image_error": text, "ted_system": text, "ted_prompt": text, "ted_meta": text,
     }  # fmt: skip
     if with_images:
         spec["ted_images"] = datasets.List(datasets.Image())
@@ -161,7 +178,8 @@ def _features(with_images: bool) -> Any:
 
 def doc_problem(doc: dict[str, Any]) -> Problem:
     """The Problem behind an lm-eval document (what the task's scorer needs)."""
-    return Problem(id=doc["id"], question=doc["question"], answer=doc["answer"], options=doc.get("options") or None)
+    meta = json.loads(doc.get("ted_meta") or "{}")
+    return Problem(id=doc["id"], question=doc["question"], answer=doc["answer"], options=doc.get("options") or None, meta=meta)
 
 
 def score_doc(doc: dict[str, Any], results: list[str]) -> dict[str, float]:

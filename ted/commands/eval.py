@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 @with_options("system_in_user")
 def eval_command(
-    task: Annotated[str, typer.Option("--task", "--tasks", help="lm-eval task: ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime, ted_aime24.")],
+    task: Annotated[str, typer.Option("--task", "--tasks", help="lm-eval task: ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime, ted_aime24, or reasoning-gym problems rg:NAME?split=test&n=200&seed=0.")],
     library: Annotated[Optional[str], typer.Option(help="Library: a local path or org/name@version (default: $TED_LIBRARY).")] = None,
     model: Annotated[str, typer.Option(help="lm-eval model type, as `lm_eval --model`.")] = "local-chat-completions",
     model_args: Annotated[str, typer.Option("--model_args", "--model-args", help="As `lm_eval --model_args`, e.g. base_url=http://localhost:8000/v1/chat/completions,model=NAME.")] = "",
@@ -37,6 +37,7 @@ def eval_command(
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
     import json
     import logging
+    import re
 
     from ted.errors import ConfigError, LibraryError
     from ted.evaluate import bar_chart, record as record_metrics, run_eval
@@ -105,7 +106,8 @@ def eval_command(
         table.add_row("undecodable images", str(report.baseline.image_errors), str(report.with_library.image_errors), "", "", "")
     console.print(table)
     console.print("[95% bootstrap intervals over problems; a difference whose interval includes 0 is not significant]")
-    chart_path = bar_chart(report, chart or Path(f"ted-eval-{task}.png"))
+    safe_name = re.sub(r"[^\w.-]+", "_", task)  # an rg: spec holds ':', '?' and '&'
+    chart_path = bar_chart(report, chart or Path(f"ted-eval-{safe_name}.png"))
     console.print(f"chart: {chart_path}")
     if output:
         try:

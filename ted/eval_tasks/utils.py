@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ted.lm_eval_docs import keep_system_text, lm_eval_docs, score_doc, total
+from ted.lm_eval_docs import keep_system_text, lm_eval_docs, rg_docs, score_doc, total
 
 keep_system_text()  # a chat template without a system role must not drop the library
 
@@ -21,6 +21,7 @@ visualpuzzles = partial(lm_eval_docs, "ted_visualpuzzles")
 aime25 = partial(lm_eval_docs, "ted_aime25")
 aime = partial(lm_eval_docs, "ted_aime")  # the older name of ted_aime25
 aime24 = partial(lm_eval_docs, "ted_aime24")
+rg = rg_docs  # ted_rg: the problems come from the metadata (generator, split, n, seed, config)
 process_results = score_doc
 
-__all__ = ["aime", "aime24", "aime25", "mathvision", "mathvision_testmini", "process_results", "total", "visualpuzzles"]
+__all__ = ["aime", "aime24", "aime25", "mathvision", "mathvision_testmini", "process_results", "rg", "total", "visualpuzzles"]

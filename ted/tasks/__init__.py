@@ -1,7 +1,8 @@
 """Tasks: load labelled problems, format the question, extract and score the answer.
 
-`get_task(name)` returns one of the registered tasks; the same objects grade rollouts in
-`ted distill --task NAME` and score the lm-eval tasks in `eval_tasks/`.
+`get_task(name)` returns one of the registered tasks, or a reasoning-gym task for `rg:NAME`
+(`ted.tasks.rg`); the same objects grade rollouts in `ted distill --task NAME` and score the
+lm-eval tasks in `eval_tasks/`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from ted.tasks.generic import BaseTask
 from ted.tasks.mathverse import MathVerseTask
 from ted.tasks.mathvision import MathVisionTask
 from ted.tasks.registry import LM_TASK_ALIASES
+from ted.tasks.rg import is_spec
+from ted.tasks.rg_task import RgTask
 from ted.tasks.visualpuzzles import VisualPuzzlesTask
 
 TASKS: dict[str, type[BaseTask]] = {
@@ -42,8 +45,10 @@ def student_system(library: Library | None, task: Task | None = None) -> str | N
 def get_task(name: str | None = None) -> BaseTask:
     """The task called `name` (default `generic`); unknown names raise a DataError listing the choices."""
     key = (name or "generic").strip().lower().removeprefix("ted_")
+    if is_spec(key):
+        return RgTask.from_name(key)
     if key not in TASKS:
-        raise DataError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+        raise DataError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} or rg:NAME (a reasoning-gym generator)")
     return TASKS[key]()
 
 
@@ -54,6 +59,7 @@ __all__ = [
     "BenchmarkTask",
     "Grade",
     "Problem",
+    "RgTask",
     "Task",
     "get_task",
     "load_problems",

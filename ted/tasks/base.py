@@ -6,6 +6,8 @@ the same adapters, so training and evaluation grade alike.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +25,17 @@ class Problem(BaseModel):
     options: list[str] | None = None
     images: list[Any] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
+
+
+_PLACEHOLDER = re.compile(r"<\s*image\s*\d*\s*>", re.I)
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def question_key(text: str) -> str:
+    """A question as two problems are compared (`ted data sample`, reasoning-gym's splits):
+    Unicode-normalised, case-folded, image placeholders and punctuation gone."""
+    text = unicodedata.normalize("NFKC", _PLACEHOLDER.sub(" ", text)).casefold()
+    return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Load labelled problems from a JSONL/CSV file, a local `datasets` folder or a Hub dataset.
+"""Load labelled problems from a JSONL/CSV file, a local `datasets` folder, a Hub dataset, or a
+reasoning-gym spec `rg:NAME?split=train&n=100` (made on the spot, see `ted.tasks.rg`).
 
 JSONL and CSV are read here (so a bad line is reported by its number); everything else goes
 through `datasets`, so a Hub id works with network and a local copy in the same schema works
@@ -46,13 +47,17 @@ def load_problems(
     revision: str | None = None,
     on_bad_image: BadImage = "raise",
 ) -> list[Problem]:
-    """Read problems from `source` (JSONL, CSV, a datasets folder, or a Hub dataset id).
+    """Read problems from `source` (JSONL, CSV, a datasets folder, a Hub dataset id, or an `rg:` spec).
 
     `fields` maps ted's names (question, answer, options, images, id) to source columns, e.g.
     `{"question": "problem"}`; unmapped names fall back to common column names. Image paths are
     relative to the data file and must stay inside its folder (see `_confined`). `on_bad_image="mark"` keeps a problem whose image cannot be read,
     with no images and `meta["image_error"]` set, instead of raising.
     """
+    from ted.tasks import rg
+
+    if rg.is_spec(source):
+        return rg.load(source, split or "train", limit)
     fields = dict(fields or {})
     unknown = set(fields) - set(CANONICAL)
     if unknown:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ted.errors import DataError
-from ted.tasks.base import Problem
+from ted.tasks.base import Problem, question_key
 
-_PLACEHOLDER = re.compile(r"<\s*image\s*\d*\s*>", re.I)
-_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 REASONS = ("id", "question text", "image")
 
 
@@ -67,12 +63,6 @@ def read_source(
             raise DataError(f"{source}: no problems found (the split is empty)")
         return Source(problems, chosen.dataset)
     return Source(load_problems(source, fields=fields, split=split, on_bad_image="mark"), None)
-
-
-def question_key(text: str) -> str:
-    """The question as compared: Unicode-normalised, case-folded, placeholders and punctuation gone."""
-    text = unicodedata.normalize("NFKC", _PLACEHOLDER.sub(" ", text)).casefold()
-    return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
 def image_key(image: Any) -> str:
