@@ -1,5 +1,5 @@
 """reasoning-gym through lm-eval: the `lm_eval` CLI with `--include_path eval_tasks --tasks ted_rg`
-and the problems named in `--metadata`, and `ted eval --task rg:…`, both against the simulator
+and the problems named in `--metadata` (what `ted eval --task rg:…` passes), against the simulator
 (an OpenAI-compatible server; its replies end with `Answer: N`). Every verdict is checked against
 reasoning-gym's own scorer, asked directly."""
 
@@ -16,7 +16,7 @@ import pytest
 from ted.library import Library
 from ted.tasks.rg import generate, lm_eval_metadata, parse_spec, read_answer
 from tests.sim import Simulator
-from tests.support import lm_eval_env, run_ted
+from tests.support import lm_eval_env
 
 pytestmark = pytest.mark.integration
 
@@ -68,17 +68,3 @@ def test_lm_eval_cli_reads_the_problems_from_metadata(sim: Any, tmp_path: Path) 
     (path_results,) = (tmp_path / "out").rglob("results_*.json")
     scores = json.loads(path_results.read_text())["results"]["ted_rg"]
     assert scores["acc,none"] == sum(s["acc"] for s in samples) / 3
-
-
-def test_ted_eval_takes_an_rg_spec(sim: Any, tmp_path: Path) -> None:
-    lib = Library(name="rg-eval")
-    lib.add("When counting legs, remember that spiders have eight.", step=1)
-    path = lib.save(tmp_path / "library.json")
-    proc = run_ted(
-        "eval", "--task", SPEC, "--library", str(path), "--json",
-        "--model_args", f"base_url={sim.base_url}/chat/completions,model=sim-student",
-        cwd=tmp_path, env=lm_eval_env(tmp_path), timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert summary["task"] == SPEC and summary["n"] == 3

@@ -75,6 +75,15 @@ def test_bad_specs_say_what_is_wrong(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
+def test_ted_eval_resolves_a_spec_to_ted_rg_with_its_metadata() -> None:
+    from ted.evaluate import resolve_task
+
+    assert resolve_task("rg:chain_sum?n=7") == ("ted_rg", {"generator": "chain_sum", "split": "test", "n": 7, "seed": 0, "config": {}})
+    assert resolve_task("ted_aime24") == ("ted_aime24", {})
+    with pytest.raises(DataError, match="or rg:NAME"):
+        resolve_task("rg_chain_sum")
+
+
 def test_metadata_names_the_same_spec() -> None:
     spec = parse_spec(f"{TINY}&split=test&n=5&seed=2")
     assert spec_from_metadata(lm_eval_metadata(spec)) == spec
