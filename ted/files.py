@@ -1,4 +1,4 @@
-"""Files ted writes: whole or not at all, and where its caches live.
+"""Files ted writes: whole or not at all, and where its caches live; files it reads: regular and bounded.
 
 The bottom layer, so the library, the tokenizer cache and the checkpoint all write the same way.
 """
@@ -6,15 +6,89 @@ The bottom layer, so the library, the tokenizer cache and the checkpoint all wri
 from __future__ import annotations
 
 import glob
+import json
+import math
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path:
     """Where ted keeps what it can rebuild (the assembled bundled model, token counts): $TED_CACHE, else ~/.cache/ted."""
     return Path(os.environ.get("TED_CACHE") or Path.home() / ".cache" / "ted")
+
+
+def read_capped(path: Path, cap: int, error: type[Exception], what: str | None = None) -> bytes:
+    """The bytes of `path`, a regular file of at most `cap` bytes. A FIFO (it would block for ever), a
+    device (`/dev/zero` never ends), a folder or a bigger file is refused with `error` before it is read.
+    `what` names the file in the message (default: its path)."""
+    what = what or str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting for a writer
+    except FileNotFoundError:
+        raise error(f"{what}: no such file") from None
+    except OSError as err:
+        raise error(f"{what}: cannot read it ({err.strerror or err})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, a device or a socket)"
+        raise error(f"{what}: {kind}; give a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        raise error(f"{what}: over the {cap:,}-byte cap for such a file; is it the right file?")
+    return data
+
+
+def nesting(value: object) -> int:
+    """How deeply `value` (parsed JSON or TOML) nests lists and dicts, counted without recursion: a
+    file nested hundreds deep parses, then breaks every recursive walk over it (validation, scrubbing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def parse_json(raw: str | bytes, error: type[Exception], origin: str, max_nesting: int) -> Any:
+    """Parse untrusted JSON strictly: one meaning or none. A key given twice (which value counts?),
+    NaN and Infinity (not JSON, and they poison every sum), a number too big for a float, and
+    nesting deeper than `max_nesting` are refused with `error`, not silently taken."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            twice = next(key for key in keys if keys.count(key) > 1)
+            raise ValueError(f"the key {twice!r} appears twice in one object")
+        return dict(pairs)
+
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"the number {text[:20]} is too large")
+        return number
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    too_deep = error(f"{origin}: JSON nested too deeply (over {max_nesting} levels); is it the right file?")
+    try:
+        data = json.loads(raw, object_pairs_hook=unique, parse_float=finite, parse_constant=constant)
+    except json.JSONDecodeError as err:
+        raise error(f"{origin}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except ValueError as err:
+        raise error(f"{origin}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise too_deep from None
+    if nesting(data) > max_nesting:
+        raise too_deep
+    return data
 
 
 def atomic_write(path: Path, text: str | bytes) -> Path:

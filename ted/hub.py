@@ -58,7 +58,7 @@ from ted.cards import (
     render_files,
 )
 from ted.errors import ConfigError, LibraryError, TedError
-from ted.files import atomic_write, write_folder
+from ted.files import atomic_write, read_capped, write_folder
 from ted.library import MAX_FILE_BYTES, Library
 from ted.redact import scrub_text
 from ted.repo_ids import check_repo_id, check_revision
@@ -534,7 +534,10 @@ def _load_fetched(folder: Path, where: str) -> Library:
 def _copy_out(snapshot: Path, out: Path, force: bool) -> Path:
     """Copy the fetched files (real bytes, not cache symlinks) into `out` without clobbering."""
     fetched = [p for p in LAYOUT if (snapshot / p).is_file()]
-    clashes = [p for p in fetched if (out / p).exists() and (out / p).read_bytes() != (snapshot / p).read_bytes()]
+    # What is there already is read only if it is a regular file of a size a library file may have:
+    # a FIFO or a device placed in --out would block or never end.
+    present = {p: read_capped(out / p, MAX_ASSET_BYTES, LibraryError, f"--out {out / p}") for p in fetched if (out / p).exists()}
+    clashes = [p for p, data in present.items() if data != (snapshot / p).read_bytes()]
     if clashes and not force:
         raise LibraryError(f"{out}: would overwrite {', '.join(clashes)} with different content; pass --force or pick another --out")
     for path in fetched:

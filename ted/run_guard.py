@@ -1,15 +1,21 @@
 """Guards around a run's output: one writer per `--out`, and never an input overwritten.
 
 Two `ted distill` runs with the same `--out` would share one checkpoint (the last writer wins)
-and both report success. An exclusive lock file next to the output, holding the owner's PID and
-host, refuses the second run with one line; a lock left by a killed run is recognised because its
-PID is gone, and taken over. Separately, an `--out` (or its checkpoint) that resolves to an input
-file of the run is refused even with `--force`: `--force` overwrites a previous output, never data.
+and both report success. A lock file next to the output, held with `flock` for the life of the
+run, refuses the second run with one line naming the owner (PID and host, written in the file).
+The kernel releases the lock when its process dies, however it dies, so a lock left by a killed
+run, a run in a container that is gone, or a PID the system has since reused is simply taken over:
+no PID is ever guessed at. (`filelock` truncates the file on every attempt, which would erase the
+owner's name before the refusal could show it.) Separately, an `--out` (or its checkpoint) that
+resolves to an input file of the run is refused even with `--force`: `--force` overwrites a
+previous output, never data.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
+import fcntl
 import json
 import os
 import socket
@@ -23,16 +29,6 @@ def lock_path(out: Path) -> Path:
     return out.with_name(out.name + ".lock")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 class RunLock:
     """An exclusive lock on `out`, held until `release()` (also called at interpreter exit)."""
 
@@ -40,44 +36,55 @@ class RunLock:
         self.path = lock_path(out)
         self.out = out
         self.held = False
-        self.stale_pid: int | None = None  # the PID of a killed run whose lock was taken over
+        self.stale_pid: int | None = None  # the PID of a run that is gone, whose lock file was taken over
+        self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
-        for _ in range(2):
+        for _ in range(3):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None and (owner[1] != socket.gethostname() or _alive(owner[0])):
-                    where = "" if owner[1] == socket.gethostname() else f" on {owner[1]}"
-                    raise ConfigError(
-                        f"another ted run (PID {owner[0]}{where}) is writing {self.out} (lock {self.path}); "
-                        "wait for it to finish or choose another --out"
-                    ) from None
-                self.stale_pid = owner[0] if owner else None
-                self.path.unlink(missing_ok=True)  # a killed run's lock (its PID is gone), or an unreadable one
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                owner = _owner(fd)
+                os.close(fd)
+                if err.errno not in (errno.EAGAIN, errno.EACCES):  # ENOLCK: a file system without locks
+                    raise ConfigError(f"cannot lock {self.path} ({err.strerror}); choose an --out on a local disk") from None
+                who = f"PID {owner[0]}" + ("" if owner[1] == socket.gethostname() else f" on {owner[1]}") if owner else "a process"
+                raise ConfigError(
+                    f"another ted run ({who}) is writing {self.out} and still running (it holds the lock {self.path}); "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the owner removed the file between our open and our lock: try the new one
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(me)
-            self.held = True
+            previous = _owner(fd)
+            self.stale_pid = previous[0] if previous else None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+            self._fd, self.held = fd, True
             atexit.register(self.release)
             return self
         raise ConfigError(f"cannot take the lock {self.path}: another run keeps recreating it; choose another --out")
 
-    def _owner(self) -> tuple[int, str] | None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return int(data["pid"]), str(data["host"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
     def release(self) -> None:
-        if self.held:
+        if self.held and self._fd is not None:
             self.held = False
-            owner = self._owner()
-            if owner is not None and owner[0] == os.getpid():
-                self.path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)  # while still locked: a waiting run then locks a fresh file
+            os.close(self._fd)
+            self._fd = None
+
+
+def _owner(fd: int) -> tuple[int, str] | None:
+    """(PID, host) written in a lock file, or None for an empty or unreadable one."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return int(data["pid"]), str(data["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _same(a: Path, b: Path) -> bool:

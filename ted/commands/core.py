@@ -149,6 +149,7 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
         library = run_distill(values.pop("data"), reporter=reporter, say=lambda line: err_console().print(line, soft_wrap=True), **values)
     cost = library.cost
     cut = {role: c.truncated for role, c in cost.roles.items() if c.truncated}
+    _fail_without_usable_replies(library, out_path, cut)
     if as_json:
         print_json(
             {
@@ -185,8 +186,28 @@ def distill(config: config_option("distill") = None, **values: Any) -> None:
         )
 
 
+def _fail_without_usable_replies(library: "Library", out_path: Path, cut: dict[str, int]) -> None:
+    """A run that learnt nothing because no teacher reply or proposal could be used ends with exit 1 and
+    the cause, not with "wrote 0 items" and exit 0 (the empty library is still written, as the run's
+    honest result). A teacher that proposed nothing, or problems all skipped as solved, is no failure."""
+    from ted.library import Rejection
+    from ted.models.calllog import calls_path
+
+    tally = library.metrics.extraction
+    if library.items or not tally or tally.accepted or not tally.rejected:
+        return
+    if set(tally.rejected) == {Rejection.UNUSABLE}:
+        cause = f"no usable teacher reply: all {tally.rejected[Rejection.UNUSABLE]} extraction replies were empty or not the JSON asked for"
+    else:
+        cause = "no teacher proposal could be used (rejected: " + ", ".join(f"{reason.value} {n}" for reason, n in tally.rejected.items()) + ")"
+    hint = "; replies were cut off at the token limit: raise --json-max-tokens" if cut.get("teacher") else ""
+    raise TedError(f"{cause}, so {out_path} has no experiences{hint}; every reply is in {calls_path(out_path)}")
+
+
 # --------------------------------------------------------------------------- show
 NARROW_COLUMNS = 60  # below this, `ted show` lists the lessons one per line instead of a table
+
+
 def show(
     library: Annotated[str, typer.Argument(help="Library reference: a library.json, a folder holding one, or org/name[@version].")],
     prompt: Annotated[bool, typer.Option("--prompt", help="Print the exact block injected into the student's prompt.")] = False,

@@ -84,14 +84,20 @@ def read_config(ctx: typer.Context, param: typer.CallbackParam, path: Optional[P
         return None
     import tomllib  # only when a file is given
 
+    from ted.files import nesting, read_capped
+    from ted.limits import MAX_CONFIG_BYTES, MAX_NESTING
+
+    too_deep = ConfigError(f"--config {path}: nested too deeply (over {MAX_NESTING} levels); a ted config is a table of options")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--config {path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+        data = tomllib.loads(read_capped(path, MAX_CONFIG_BYTES, ConfigError, f"--config {path}").decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"--config {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"--config {path}: invalid TOML ({err})") from None
+    except RecursionError:
+        raise too_deep from None
+    if nesting(data) > MAX_NESTING:
+        raise too_deep
     section = ctx.command.name or ""
     if isinstance(data.get(section), dict):
         data = data[section]

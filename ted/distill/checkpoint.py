@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ted.distill.config import RunConfig
 from ted.distill.rollouts import Rollout
 from ted.errors import ConfigError
-from ted.files import atomic_write
+from ted.files import atomic_write, parse_json, read_capped
 from ted.library import ExtractionTally, Library
+from ted.limits import MAX_CHECKPOINT_BYTES, MAX_NESTING
 from ted.tasks.base import Problem
 
 CHECKPOINT_FORMAT = "ted-checkpoint/2"
@@ -89,11 +90,15 @@ class RunState(BaseModel):
         return self.model_dump_json()
 
     @classmethod
-    def load(cls, path: Path, config: RunConfig, data: str) -> RunState:
+    def load(cls, path: Path, config: RunConfig, data: str, problems: int) -> RunState:
+        """The checkpoint at `path`, refused (one line) unless written by `config` over the training
+        problems hashed `data` (`problems` of them), and consistent: a hand-edited position must not
+        silently skip work."""
+        again = "; rerun with --force to start over"
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            raise ConfigError(f"{path}: unreadable checkpoint ({err}); rerun with --force to start over") from None
+            raw = parse_json(read_capped(path, MAX_CHECKPOINT_BYTES, ConfigError).decode("utf-8"), ConfigError, str(path), MAX_NESTING)
+        except (UnicodeDecodeError, ConfigError) as err:
+            raise ConfigError(f"{path}: unreadable checkpoint ({str(err).removeprefix(f'{path}: ')}){again}") from None
         if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
             raise ConfigError(f"{path}: not a ted checkpoint; rerun with --force to start over")
         if raw.get("fingerprint") != config.fingerprint():
@@ -108,7 +113,23 @@ class RunState(BaseModel):
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise ConfigError(f"{path}: damaged checkpoint ({where}: {first['msg']}); rerun with --force to start over") from None
-        if state.data is not None and state.data != data:
+        batches = -(-problems // config.batch_size)
+        wrong = next(
+            (
+                what
+                for what, bad in (
+                    (f"epoch {state.epoch} of {config.epochs}", state.epoch > config.epochs),
+                    (f"batch {state.batch} of {batches}", state.batch > batches),
+                    (f"step {state.step} past {config.epochs * problems} problems × epochs", state.step > config.epochs * problems),
+                    (f"{state.rollouts_correct} correct of {state.rollouts_total} rollouts", state.rollouts_correct > state.rollouts_total),
+                )
+                if bad
+            ),
+            None,
+        )
+        if wrong:
+            raise ConfigError(f"{path}: damaged checkpoint ({wrong}){again}")
+        if state.data != data:  # a checkpoint without the hash (`data: null`) is not trusted over any data
             raise ConfigError(
                 f"{path}: the training problems in {config.data} changed since this checkpoint was written; "
                 "resume with the same data, or use --force to start over"

@@ -218,6 +218,7 @@ class Distiller:
         if not result.structured:
             state.log.append(f"{where}: structuring reply unusable; raw traces used")
         if not result.extraction.parsed:
+            state.extraction.reject(Rejection.UNUSABLE)  # counted, so a run of nothing but these says so at the end
             state.log.append(f"{where}: extraction reply unusable; no operations")
         state.rollouts_correct += sum(r.correct for r in result.rollouts)
         state.rollouts_total += len(result.rollouts)
@@ -286,7 +287,7 @@ class Distiller:
 
     def load_checkpoint(self) -> RunState:
         """The saved state, if it was written by these options over these problems (else one-line ConfigError)."""
-        state = RunState.load(self.checkpoint, self.config, self.data)
+        state = RunState.load(self.checkpoint, self.config, self.data, len(self.problems))
         state.config = self.config.recorded()
         self.ledger = Ledger(roles=state.library.cost.roles, prices=self.config.price)
         return state

@@ -86,6 +86,7 @@ class Rejection(str, Enum):
     DUPLICATE = "duplicate of an existing lesson"
     TOO_MANY = "too many operations"
     DUPLICATE_IN_BATCH = "duplicate within the batch"
+    UNUSABLE = "unusable reply"  # a whole extraction reply that was not the JSON asked for: no proposal in it
 
 
 @dataclass(frozen=True)

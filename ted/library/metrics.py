@@ -3,26 +3,31 @@ the scores. Plain records; the engine (`ted.distill`) and `ted eval` fill them i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from ted.library.lessons import Rejection
 
 
+# A library's figures come from untrusted files too: counts and amounts are never negative, NaN or infinite.
+Count = Annotated[int, Field(ge=0)]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class RoleCost(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    calls: int = 0  # requests issued (HTTP requests, or in-process generate calls); never replies
-    generations: int = 0  # replies sampled: a server that honours n returns n generations for one request
-    retries: int = 0
-    failures: int = 0
-    truncated: int = 0  # generations cut off at the token limit (finish_reason "length")
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0  # of prompt_tokens, those the server served from its prompt-prefix cache (where it says)
-    wall_s: float = 0.0
-    usd: float | None = None
+    calls: Count = 0  # requests issued (HTTP requests, or in-process generate calls); never replies
+    generations: Count = 0  # replies sampled: a server that honours n returns n generations for one request
+    retries: Count = 0
+    failures: Count = 0
+    truncated: Count = 0  # generations cut off at the token limit (finish_reason "length")
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    cached_prompt_tokens: Count = 0  # of prompt_tokens, those the server served from its prompt-prefix cache (where it says)
+    wall_s: Amount = 0.0
+    usd: Amount | None = None
 
 
 class Cost(BaseModel):
@@ -30,12 +35,12 @@ class Cost(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    calls: dict[str, int] = Field(default_factory=dict)  # requests per role
-    generations: dict[str, int] = Field(default_factory=dict)  # replies per role (≥ requests when n is honoured)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    wall_s: float = 0.0
-    usd: float | None = None
+    calls: dict[str, Count] = Field(default_factory=dict)  # requests per role
+    generations: dict[str, Count] = Field(default_factory=dict)  # replies per role (≥ requests when n is honoured)
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    wall_s: Amount = 0.0
+    usd: Amount | None = None
     roles: dict[str, RoleCost] = Field(default_factory=dict)
 
 

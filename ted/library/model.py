@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
-from ted.files import atomic_write
+from ted.files import atomic_write, parse_json
 from ted.library.citations import render_block
 from ted.library.lessons import CONTROL, INVISIBLE, MAX_ITEM_CHARS, ID_RE, format_id, id_number
 from ted.library.metrics import Cost, Metrics
-from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS
+from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS, MAX_NESTING
 from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
 
@@ -204,12 +204,7 @@ class Library(BaseModel):
     def from_json(cls, raw: str | bytes, origin: str = "library") -> Library:
         if len(raw) > MAX_FILE_BYTES:
             raise LibraryError(f"{origin}: library is over the {MAX_FILE_BYTES:,}-byte cap")
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise LibraryError(f"{origin}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-        except RecursionError:  # thousands of nested brackets: hostile, never a library
-            raise LibraryError(f"{origin}: JSON nested too deeply; is it really a library?") from None
+        data = parse_json(raw, LibraryError, origin, MAX_NESTING)  # duplicate keys, NaN, deep nesting: refused
         return cls.from_dict(data, origin=origin)
 
     @classmethod

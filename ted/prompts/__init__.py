@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ted.errors import ConfigError
+from ted.files import read_capped
+from ted.limits import MAX_PROMPT_BYTES
 
 if TYPE_CHECKING:
     import jinja2
@@ -140,9 +142,9 @@ def load(folder: str | Path | None) -> PromptSet:
     texts = dict(DEFAULT.texts)
     for file in files:
         try:
-            texts[file.stem] = file.read_text(encoding="utf-8")
+            texts[file.stem] = read_capped(file, MAX_PROMPT_BYTES, ConfigError, f"--prompts {folder}: {file.name}").decode("utf-8")
             _env().parse(texts[file.stem])
-        except (OSError, UnicodeDecodeError) as err:
+        except UnicodeDecodeError as err:
             raise ConfigError(f"--prompts {folder}: cannot read {file.name} ({err})") from None
         except jinja2.TemplateSyntaxError as err:
             raise ConfigError(f"--prompts {folder}: {file.name} line {err.lineno}: {err.message}") from None

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ted.errors import DataError
+from ted.files import read_capped
+from ted.limits import MAX_DATA_FILE_BYTES
 from ted.tasks.base import Problem
 
 CANONICAL = ("id", "question", "answer", "options", "images")
@@ -293,7 +295,7 @@ def _is_json_lines(path: Path) -> bool:
 
 def _read_text_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_capped(path, MAX_DATA_FILE_BYTES, DataError).decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not text.strip():

@@ -10,20 +10,23 @@ and no traceback (in the Space: a friendly one-line message), and not one byte c
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from ted.distill.checkpoint import CHECKPOINT_FORMAT
+from ted.distill.checkpoint import CHECKPOINT_FORMAT, problems_fingerprint
 from ted.distill.config import RunConfig
 from ted.library import Library
+from ted.tasks.base import Problem
 from tests.reliability.common import assert_one_line_error, clean_env, ted, ted_command, tree_digest
-from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, jsonl, png, write
+from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, item, jsonl, library_json, png, write
 
 DEAD = "openai:sim@http://127.0.0.1:9/v1"  # nothing listens there: no case may get as far as a call
 MODELS = ("--student", DEAD, "--teacher", DEAD)
 GOOD_ROWS = [{"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}, {"id": "p2", "question": "Compute 7 × 6.", "answer": "42"}]
+GOOD_PROBLEMS = [Problem(id=row["id"], question=row["question"], answer=row["answer"]) for row in GOOD_ROWS]  # as load_problems reads them
 
 
 def run_config(out: Path, **changes: object) -> RunConfig:
@@ -37,6 +40,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(ws / "problems.jsonl", jsonl(*GOOD_ROWS))
     for name, data in HOSTILE_LIBRARIES.items():
         write(ws / "libs" / f"{name}.json", data)
+    write(ws / "libs" / "duplicate_keys.json", library_json([item(1)])[:-1] + b', "name": "other"}')
+    write(ws / "libs" / "nan_cost.json", library_json([item(1)], cost={"usd": 1.0}).replace(b"1.0", b"NaN"))
+    write(ws / "libs" / "negative_cost.json", library_json([item(1)], cost={"usd": -4.0}))
     good = Library(name="good")
     good.add(LESSON, 1)
     good.save(ws / "libs" / "good.json")
@@ -60,6 +66,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Options.
     write(ws / "wrong_type.toml", 'epochs = "three"\n')
     write(ws / "not_toml.toml", "epochs = [\n")
+    write(ws / "nested.toml", "epochs = " + "[" * 600 + "]" * 600 + "\n")
+    os.mkfifo(ws / "fifo.toml")  # would block a reader for ever
     # Checkpoints: one written by another configuration, one damaged, one torn, one over other data.
     other = run_config(ws / "mismatch" / "library.json", epochs=5)
     checkpoint = {
@@ -78,6 +86,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(ws / "torn" / "library.json.checkpoint.json", json.dumps(checkpoint)[:200])
     other_data = {**damaged, "epoch": 0, "data": "0123456789abcdef"}  # written over other training problems
     write(ws / "datachanged" / "library.json.checkpoint.json", json.dumps(other_data))
+    write(ws / "nodata" / "library.json.checkpoint.json", json.dumps({**other_data, "data": None}))  # no hash: no check, once
+    write(ws / "pastend" / "library.json.checkpoint.json", json.dumps({**other_data, "data": problems_fingerprint(GOOD_PROBLEMS), "epoch": 9}))
+    write(ws / "dupkeys" / "library.json.checkpoint.json", json.dumps(damaged)[:-1] + ', "epoch": 2}')
     return ws
 
 
@@ -140,6 +151,15 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-resume-damaged", distill("--data", "problems.jsonl", "--out", "damaged/library.json", "--resume"), ("damaged checkpoint", "epoch", "--force")),
     ("distill-resume-torn", distill("--data", "problems.jsonl", "--out", "torn/library.json", "--resume"), ("unreadable checkpoint", "--force")),
     ("distill-resume-data-changed", distill("--data", "problems.jsonl", "--out", "datachanged/library.json", "--resume"), ("training problems", "changed", "--force")),
+    ("distill-resume-no-data-hash", distill("--data", "problems.jsonl", "--out", "nodata/library.json", "--resume"), ("training problems", "changed", "--force")),
+    ("distill-resume-past-the-end", distill("--data", "problems.jsonl", "--out", "pastend/library.json", "--resume"), ("damaged checkpoint", "epoch 9 of 3")),
+    ("distill-resume-duplicate-keys", distill("--data", "problems.jsonl", "--out", "dupkeys/library.json", "--resume"), ("unreadable checkpoint", "'epoch' appears twice")),
+    ("distill-config-dev-zero", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "/dev/zero"), ("--config /dev/zero", "not a regular file")),
+    ("distill-config-fifo", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "fifo.toml"), ("not a regular file",)),
+    ("distill-config-nested", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "nested.toml"), ("nested too deeply",)),
+    ("show-duplicate-keys", ("show", "libs/duplicate_keys.json"), ("'name' appears twice",)),
+    ("show-nan-cost", ("show", "libs/nan_cost.json"), ("NaN",)),
+    ("show-negative-cost", ("show", "libs/negative_cost.json"), ("cost.usd",)),
     ("distill-resume-and-force", distill("--data", "problems.jsonl", "--out", "out/library.json", "--resume", "--force"), ("contradict",)),
 ]
 

@@ -262,3 +262,182 @@ def test_ids_versions_and_repo_names_match_whole(suffix: str) -> None:
     assert version_key("v7" + suffix) is None
     with pytest.raises(LibraryError, match="ids look like"):
         Library.from_dict({"format": "ted-library/1", "items": [{"id": "E1", "text": LESSON}, {"id": "E1" + suffix, "text": LESSON}]})
+
+
+# --------------------------------------------------------------------------- one writer per --out
+def test_the_run_lock_knows_a_live_owner_from_a_dead_one(tmp_path: Path) -> None:
+    """Held with flock: a live holder is refused by name; a lock file left by a run that is gone
+    (another host's container, a PID since reused by a live process — here our own —, or garbage)
+    is taken over, whatever PID it names."""
+    from ted.run_guard import RunLock, lock_path
+
+    out = tmp_path / "library.json"
+    first = RunLock(out).acquire()
+    with pytest.raises(ConfigError, match=f"PID {os.getpid()}.*still running"):
+        RunLock(out).acquire()
+    first.release()
+    assert not lock_path(out).exists()
+    for left in ({"pid": 1, "host": "container-that-is-gone"}, {"pid": os.getpid(), "host": os.uname().nodename}, "not json"):
+        write(lock_path(out), json.dumps(left) if isinstance(left, dict) else left)
+        lock = RunLock(out).acquire()
+        assert lock.stale_pid == (left["pid"] if isinstance(left, dict) else None)
+        assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
+        lock.release()
+
+
+# --------------------------------------------------------------------------- bounded inputs
+def test_files_ted_reads_are_regular_and_bounded(tmp_path: Path) -> None:
+    from ted.files import parse_json, read_capped
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, phrase in ((Path("/dev/zero"), "not a regular file"), (fifo, "not a regular file"), (tmp_path, "a folder")):
+        with pytest.raises(ConfigError, match=phrase):
+            read_capped(path, 1000, ConfigError)
+    write(tmp_path / "big", b"x" * 1001)
+    with pytest.raises(ConfigError, match="cap"):
+        read_capped(tmp_path / "big", 1000, ConfigError)
+    for raw, phrase in (
+        ('{"a": 1, "a": 2}', "appears twice"),
+        ('{"usd": NaN}', "NaN"),
+        ('{"usd": -Infinity}', "Infinity"),
+        ('{"usd": 1e400}', "too large"),
+        ("[" * 65 + "]" * 65, "nested too deeply"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ):
+        with pytest.raises(LibraryError, match=phrase):
+            parse_json(raw, LibraryError, "x", 64)
+
+
+def test_a_prompt_folder_or_pull_target_holding_a_fifo_is_refused(tmp_path: Path) -> None:
+    from ted import prompts
+    from ted.hub import _copy_out
+
+    os.mkfifo(tmp_path / "solve.md")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        prompts.load(tmp_path)
+    snapshot, out = tmp_path / "snap", tmp_path / "out"
+    hostile_library(snapshot / "library.json")
+    out.mkdir()
+    os.mkfifo(out / "library.json")
+    with pytest.raises(LibraryError, match="not a regular file"):
+        _copy_out(snapshot, out, force=False)
+
+
+@pytest.mark.parametrize("costs", [{"usd": -1.0}, {"wall_s": -3.5}, {"roles": {"teacher": {"usd": -0.01}}}, {"calls": {"student": -2}}])
+def test_negative_costs_are_refused(tmp_path: Path, costs: dict[str, object]) -> None:
+    with pytest.raises(LibraryError, match="cost"):
+        Library.load(hostile_library(tmp_path / "lib.json", cost=costs))
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """Replies that never finish: headers then a byte a second, headers never, or an endless stream."""
+
+    mode = "trickle"
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        body = b'{"data": []}'
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        import time
+
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        try:
+            if self.mode == "silent":
+                time.sleep(30)
+                return
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream" if self.mode == "endless" else "application/json")
+            self.end_headers()
+            for _ in range(300):
+                self.wfile.write(b'data: {"choices": [{"index": 0, "delta": {"content": "more "}}]}\n\n' if self.mode == "endless" else b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize("mode", ["trickle", "silent", "endless"])
+def test_a_request_is_bounded_in_all_not_per_read(mode: str) -> None:
+    """`timeout` bounds a whole try (and a whole stream), not each read: a server sending a byte every
+    0.1 s used to hold a request for ever within a 1 s timeout."""
+    import asyncio
+    import time
+
+    from ted.errors import ModelError
+    from ted.models.base import Message, SamplingParams
+    from ted.models.openai_api import OpenAIChatModel
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Slow,), {"mode": mode}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    model = OpenAIChatModel("openai:m", "m", base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=1.0, max_retries=1)
+
+    async def ask() -> None:
+        try:
+            if mode == "endless":
+                async for _ in model.stream([Message("user", "hi")], SamplingParams(max_tokens=8)):
+                    pass
+            else:
+                await model.chat([Message("user", "hi")], SamplingParams(max_tokens=8))
+        finally:
+            await model.aclose()
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(ModelError, match="within 1s"):
+            asyncio.run(ask())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 10  # two tries of 1 s and the client's backoff; it used to be minutes
+
+
+# --------------------------------------------------------------------------- honest outcomes
+class _Useless(BaseHTTPRequestHandler):
+    """An endpoint whose every reply is a completion with nothing usable in it."""
+
+    content: object = None
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self._json({"data": []})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self._json({"choices": [{"index": 0, "message": {"role": "assistant", "content": self.content}, "finish_reason": "stop"}]})
+
+    def _json(self, value: object) -> None:
+        body = json.dumps(value).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("content", [None, "I would rather not answer in JSON.", '{"operations": [{"op": "add", "te'])
+def test_a_run_with_no_usable_reply_fails_naming_the_cause(tmp_path: Path, content: object) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Useless,), {"content": content}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    spec = f"openai:m@http://127.0.0.1:{server.server_port}/v1"
+    write(tmp_path / "problems.jsonl", jsonl({"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}, {"id": "p2", "question": "Compute 7 × 6.", "answer": "42"}))
+    try:
+        proc = ted("distill", "--data", "problems.jsonl", "--student", spec, "--teacher", spec, "--out", "lib.json",
+                   "--epochs", "1", "--rollouts", "1", "--max-retries", "0", cwd=tmp_path, timeout=120)  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and line.startswith("error: no ") and "so lib.json has no experiences" in line, proc.stderr
+    assert ("2 extraction replies" in line) if content is None or "rather" in content else ("rejected: placeholder" in line), line
