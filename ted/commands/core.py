@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from ted.errors import TedError
 from ted.commands.options import config_option, parse_fields, parse_prices, print_json, with_options
 from ted.distill.options import OPTIONS
 
