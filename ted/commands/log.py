@@ -37,7 +37,7 @@ def _call_line(number: int, record: dict[str, Any]) -> str:
     if usage.get("cached_prompt_tokens"):
         tokens += f" ({usage['cached_prompt_tokens']} cached)"
     replies = record.get("replies") or []
-    finish = ",".join(sorted({str(r.get("finish_reason")) for r in replies})) or "-"
+    finish = ",".join(sorted({str(r["finish_reason"]) for r in replies if r.get("finish_reason")})) or "-"
     head = f"#{number} {visible(record.get('stage', '?'))} · {visible(record.get('role', '?'))} · {_where(record)} · {record.get('seconds', 0)}s · {tokens} · {visible(finish)}"
     if record.get("retries"):
         head += f" · {record['retries']} retries"
