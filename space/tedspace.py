@@ -493,7 +493,17 @@ def block_html(library: Library | None, cited: Sequence[str] | None = None) -> s
     else:
         cites = f"The last reply cited {', '.join(cited) if cited else 'no experience'}."
     summary = f"{html.escape(visible(library.name))} v{html.escape(visible(library.version))} · {experiences(len(library.items))} · ≈{tokens:,} tokens. {cites}"
-    return f'<p class="ted-summary">{summary}</p><pre class="ted-block">' + "\n".join(lines) + "</pre>"
+    return f'<p class="ted-summary">{summary}</p><pre class="ted-block">' + "\n".join(lines) + "</pre>" + effects_html(library)
+
+
+def effects_html(library: Library) -> str:
+    """Each lesson's measured effect on accuracy (`ted attribute`), when the library has them."""
+    rows = "".join(
+        f"<tr><td>{html.escape(item.id)}</td><td>{html.escape(item.attribution.label())}</td></tr>" for item in library.items if item.attribution
+    )
+    if not rows:
+        return ""
+    return '<table class="ted-effects"><tr><th>lesson</th><th>effect on accuracy [95% CI], measured by ted attribute</th></tr>' + rows + "</table>"
 
 
 def citations(reply: str, library: Library | None) -> list[str]:

@@ -244,6 +244,7 @@ def experiences_jsonl(library: Library) -> bytes:
             "created_step": item.created_step,
             "updated_step": item.updated_step,
             "sources": item.sources,
+            **({"attribution": item.attribution.model_dump(mode="json")} if item.attribution else {}),
         }
         for item in library.items
     ]

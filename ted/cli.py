@@ -47,6 +47,7 @@ EXAMPLES = {
     "data sample": "ted data sample pool.jsonl --samples 100 --exclude eval.jsonl --out train.jsonl",
     "reproduce": "ted reproduce --benchmark aime --student openai:m@http://127.0.0.1:8080/v1 --teacher openai:gpt-4o --out runs/aime --dry-run",
     "log": "ted log out/library.json --rejected",
+    "attribute": "ted attribute lib.json --data test.jsonl --task generic --student openai:m@http://127.0.0.1:8080/v1 --limit 200",
     "completion": 'eval "$(ted completion bash)"',
     "ask": "ted ask lib.json --question 'How many legs do 3 spiders have?' --answer 24 --student local",
 }
@@ -126,6 +127,7 @@ def _root(
 COMMAND_MODULES = [
     "ted.commands.core", "ted.commands.hub", "ted.commands.eval", "ted.commands.space", "ted.commands.doctor",
     "ted.commands.data", "ted.commands.reproduce", "ted.commands.log", "ted.commands.completion", "ted.commands.ask", "ted.commands.serve",
+    "ted.commands.attribute",
 ]
 
 _commands = typer.Typer()  # what the modules register: commands and groups, not yet built

@@ -1,9 +1,11 @@
-"""A library's item cap and default budget, and the bounds on untrusted input, as plain values
-(each bound is documented in docs/limits.md).
+"""A library's item cap, default budget and compression strategies, and the bounds on untrusted
+input, as plain values (each bound is documented in docs/limits.md).
 
 `ted.library.Budget` enforces them and the run options (`ted.distill.options`) offer them; both
 read them here, so the CLI can show its defaults and bounds without importing pydantic.
 """
+
+from typing import Literal
 
 MAX_ITEMS = 500  # items in any library file
 BUDGET_TOKENS = 4000  # rendered tokens of a library, by default (DESIGN §1)
@@ -15,3 +17,7 @@ MAX_PROMPT_BYTES = 1_000_000  # one file of a --prompts folder
 MAX_DATA_FILE_BYTES = 1_000_000_000  # a JSONL/CSV data file, read whole
 MAX_CHECKPOINT_BYTES = 256_000_000  # a checkpoint: two libraries and every teacher solution of the run
 MAX_NESTING = 64  # levels of nested arrays and objects in any JSON or TOML file ted reads
+# Compression strategies: `teacher` shows the teacher each lesson's usage, age and verdicts;
+# `usage` shows usage and s(e) = log(1 + usage) only (the paper's arm); the rest need no teacher.
+Strategy = Literal["teacher", "truncate", "random", "none", "usage"]
+TEACHER_STRATEGIES = ("teacher", "usage")

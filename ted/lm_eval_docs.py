@@ -67,13 +67,22 @@ def data_source(task: BaseTask, metadata: dict[str, Any]) -> str | None:
     raise DataError(f"TED_DATA_DIR={folder} has no data for {task.name} (expected one of {names})")
 
 
-def system_text(task: BaseTask, library: Library | None) -> str:
-    """lm-eval's `description`: the task's system text for the library ("" for the baseline).
+def system_text(task: BaseTask, library: Library | None, placebo: bool = False) -> str:
+    """lm-eval's `description`: the task's system text for the library ("" for the baseline;
+    the library's empty frame for the placebo, `metadata["placebo"]`).
 
     It ends with a blank line, because without a chat template lm-eval writes it straight in
     front of the question."""
-    text = student_system(library, task)
+    text = student_system(None, task, frame=True) if placebo else student_system(library, task)
     return f"{text.rstrip()}\n\n" if text else ""
+
+
+def is_placebo(metadata: dict[str, Any]) -> bool:
+    """`metadata["placebo"]`: the library's frame without lessons (a library given beside it is an error)."""
+    placebo = str(metadata.get("placebo", "")).strip().lower() in ("1", "true", "yes")
+    if placebo and library_reference(metadata):
+        raise ConfigError("metadata: placebo and a library together; the placebo arm has no lessons")
+    return placebo
 
 
 def wants_placeholders(metadata: dict[str, Any]) -> bool:
@@ -120,7 +129,7 @@ def _documents(lm_task: str, task: BaseTask, problems: list[Problem], metadata: 
     import datasets
 
     library = optional_library(library_reference(metadata))
-    system = system_text(task, library)
+    system = system_text(task, library, placebo=is_placebo(metadata))
     with_images = bool(getattr(task, "has_images", False))
     placeholders = with_images and wants_placeholders(metadata)
     rows = [_doc(task, problem, system, with_images, placeholders) for problem in problems]

@@ -9,7 +9,9 @@ problems are what is resampled, so k never inflates the sample size.
 - the paired difference (with − without) with a paired-bootstrap 95% interval (the same
   resampled problems for both arms);
 - an exact two-sided sign test over the problems whose score changed; with one reply per
-  problem this is McNemar's exact test (a binomial test on the discordant pairs).
+  problem this is McNemar's exact test (a binomial test on the discordant pairs);
+- for an arm distilled with several seeds, Δ pooled over them with an interval that accounts for
+  both the evaluation sample and the distillation seed (`pooled`).
 
 The bootstrap is seeded, so the same scores give the same intervals on every run.
 """
@@ -105,3 +107,72 @@ def _interval(samples: Any) -> tuple[float, float]:
 
     low, high = np.percentile(samples, [2.5, 97.5])
     return float(low), float(high)
+
+
+# --------------------------------------------------------------------------- several distillations
+@dataclass(frozen=True)
+class Pooled:
+    """Δ of one arm distilled with S seeds, each library scored on the same n problems as the control.
+
+    Two sources of uncertainty: which problems were drawn (the evaluation sample) and which library
+    the distillation happened to write (its seed). Δ̄ is the mean over seeds of each seed's Δ; its
+    variance is estimated as se_problems² + sd_seeds² / S, where se_problems² is the variance over
+    problems of each problem's seed-averaged difference, divided by n, and sd_seeds the standard
+    deviation of the seeds' Δ (a random-effects model; the seed term already holds some of the
+    problem × seed noise, so the sum leans conservative). The interval is Student-t with
+    Welch–Satterthwaite degrees of freedom (n − 1 for the problem term, S − 1 for the seed term):
+    with 3 seeds and seeds that disagree, it is wide, as it should be.
+    """
+
+    seeds: int
+    n: int
+    deltas: tuple[float, ...]
+    delta: float
+    sd_seeds: float
+    se_problems: float
+    se: float
+    df: float
+    ci95: tuple[float, float]
+    p_value: float
+
+    METHOD = "random-effects t: se² = var over problems of the seed-averaged difference / n + var of the seeds' Δ / S; Welch–Satterthwaite df"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seeds": self.seeds, "n": self.n, "deltas": list(self.deltas), "delta": self.delta, "sd_seeds": self.sd_seeds,
+            "se_problems": self.se_problems, "se": self.se, "df": self.df, "ci95": list(self.ci95), "p_value": self.p_value,
+            "method": self.METHOD,
+        }  # fmt: skip
+
+
+def pooled(control: Sequence[Sequence[float]], seeds: Sequence[Sequence[Sequence[float]]]) -> Pooled:
+    """Δ over several distillation seeds against one control (per problem, per reply, as `compare` takes them)."""
+    import numpy as np
+    from scipy.stats import t
+
+    if not seeds:
+        raise ValueError("no seed to pool")
+    if any(len(arm) != len(control) for arm in seeds):
+        raise ValueError("every seed's library must be scored on the control's problems")
+    if len(control) < 2:
+        raise ValueError("pooling needs at least 2 problems")
+    base = np.array(per_problem(control))
+    diffs = np.array([np.array(per_problem(arm)) - base for arm in seeds])  # S × n
+    s, n = diffs.shape
+    deltas = diffs.mean(axis=1)
+    problem_var = float(diffs.mean(axis=0).var(ddof=1)) / n
+    seed_var = float(deltas.var(ddof=1)) / s if s > 1 else 0.0
+    se = (problem_var + seed_var) ** 0.5
+    parts = [(problem_var, n - 1)] + ([(seed_var, s - 1)] if s > 1 else [])
+    denominator = sum(v * v / df for v, df in parts)
+    df = (problem_var + seed_var) ** 2 / denominator if denominator > 0 else float(n - 1)
+    delta = float(deltas.mean())
+    if se > 0:
+        half = float(t.ppf(0.975, df)) * se
+        p_value = float(2 * t.sf(abs(delta) / se, df))
+    else:
+        half, p_value = 0.0, 1.0 if delta == 0 else 0.0
+    return Pooled(
+        seeds=s, n=n, deltas=tuple(float(d) for d in deltas), delta=delta, sd_seeds=float(deltas.std(ddof=1)) if s > 1 else 0.0,
+        se_problems=problem_var**0.5, se=se, df=float(df), ci95=(delta - half, delta + half), p_value=p_value,
+    )  # fmt: skip

@@ -245,17 +245,22 @@ def show(
     console.print(" · ".join(models), soft_wrap=True)
     top = max((item.usage for item in lib.items), default=0) or 1
     bars = {item.id: "█" * max(0, round(10 * item.usage / top)) or "·" for item in lib.items}
+    attributed = any(item.attribution for item in lib.items)  # measured by `ted attribute`
+    effects = {item.id: item.attribution.label() if item.attribution else "—" for item in lib.items}
     if console.width < NARROW_COLUMNS:  # a table this narrow has no room left for the lessons: one line each
         for item in lib.items:
-            console.print(f"[cyan]{item.id}[/] {item.usage} [green]{bars[item.id]}[/] {literal(item.text)}", soft_wrap=True)
+            effect = f" effect {effects[item.id]}" if attributed else ""
+            console.print(f"[cyan]{item.id}[/] {item.usage} [green]{bars[item.id]}[/]{effect} {literal(item.text)}", soft_wrap=True)
     else:
         table = Table(show_lines=False, expand=True)
         table.add_column("id", style="cyan", no_wrap=True)
         table.add_column("usage", justify="right", no_wrap=True)
         table.add_column("", no_wrap=True, width=12)
         table.add_column("experience", ratio=1, overflow="fold")  # a long word folds, never cut to "…"
+        if attributed:
+            table.add_column("effect [95% CI]", justify="right", no_wrap=True)
         for item in lib.items:
-            table.add_row(item.id, str(item.usage), f"[green]{bars[item.id]}[/]", literal(item.text))
+            table.add_row(item.id, str(item.usage), f"[green]{bars[item.id]}[/]", literal(item.text), *([effects[item.id]] if attributed else []))
         console.print(table)
     if lib.metrics.curve:
         points = ", ".join(

@@ -43,6 +43,7 @@ def _config(values: dict[str, Any]) -> Any:
     fields = {name: values[name] for name in ReproduceConfig.model_fields if name in values}
     fields.update(
         strategies=_list(values["strategies"]) or list(STRATEGIES),
+        seed_strategies=_list(values["seed_strategies"]),
         teachers=_list(values["teachers"]),
         transfer_to=_list(values["transfer_to"]),
         eval_data=_eval_data(values["eval_data"], values["benchmark"]),
@@ -141,7 +142,10 @@ def reproduce(
     train_from: Annotated[Optional[str], typer.Option(help="Training pool: a local copy in the pool's Hub schema, or a Hub id (default: the paper's pool).")] = None,
     train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for mathvision and visualpuzzles, dapo_math for aime).")] = None,
     samples: Annotated[int, typer.Option(help="Training problems, disjoint from every evaluated benchmark.")] = 100,
-    strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none.")] = "teacher,truncate,random,none",
+    strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none (the paper's), usage (the paper's priority alone).")] = "teacher,truncate,random,none",
+    seeds: Annotated[int, typer.Option(min=1, max=20, help="Distillations per strategy, each with a seed derived from --seed: the report gives every seed's Δ and Δ pooled over seeds.")] = 1,
+    seed_strategies: Annotated[str, typer.Option(help="Repeat only these strategies --seeds times (comma-separated; default: all).")] = "",
+    placebo: Annotated[bool, typer.Option(help="Also evaluate the placebo: the library's frame and citation instruction with no lesson.")] = True,
     teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",
     transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 too).")] = "",
     repeats: Annotated[int, typer.Option(help="Evaluate each arm this many times (sampling endpoints differ between repeats).")] = 1,

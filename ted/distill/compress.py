@@ -8,7 +8,8 @@ Strategies (for ablation, as in the paper):
   dropped deterministically and the fallback is logged.
 - `truncate`: keep the first items in ID order that fit.
 - `random`: a seeded random subset that fits.
-- `none`: unbounded growth.
+- `none`: no compression (growth up to the file's item cap, `MAX_ITEMS`).
+- `usage`: `teacher` with each item's usage and priority only, as the paper's arm (no ages, no verdicts).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ async def _random(library: Library, c: Compression, report: CompressionReport) -
     return ChatResult.empty()
 
 
-async def _teacher(library: Library, c: Compression, report: CompressionReport) -> ChatResult:
+async def _teacher(library: Library, c: Compression, report: CompressionReport, usage_only: bool = False) -> ChatResult:
     if c.teacher is None:
         raise ValueError("teacher compression needs a teacher model")
     cost = ChatResult.empty()
@@ -155,6 +156,7 @@ async def _teacher(library: Library, c: Compression, report: CompressionReport) 
             max_chars=LESSON_MAX_CHARS,
             max_words=LESSON_MAX_WORDS,
             feedback=feedback,
+            usage_only=usage_only,
             items=[
                 {
                     "id": e.id, "usage": e.usage, "priority": e.priority, "tokens": c.counter.count(e.text), "text": e.text,
@@ -178,6 +180,7 @@ STRATEGY_TABLE: dict[str, Callable[[Library, Compression, CompressionReport], Aw
     "truncate": _truncate,
     "random": _random,
     "none": _none,
+    "usage": lambda library, c, report: _teacher(library, c, report, usage_only=True),
 }
 assert tuple(STRATEGY_TABLE) == STRATEGIES
 

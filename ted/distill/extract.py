@@ -33,6 +33,7 @@ from ted.library.lessons import (
     lesson_problem,
     normal,
 )
+from ted.limits import MAX_ITEMS
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
 from ted.tasks.base import Problem
 from ted.tokens import TokenCounter
@@ -188,18 +189,32 @@ def _verdicts(given: list[LessonVerdict], cited: set[str]) -> list[tuple[str, Ve
     return sorted(chosen.items(), key=lambda pair: id_number(pair[0]))
 
 
-def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) -> list[str]:
+@dataclass
+class Applied:
+    """What `apply_ops` did: the items it added or updated, and the adds refused at the file's item cap."""
+
+    touched: list[str] = field(default_factory=list)
+    full: int = 0
+
+
+def apply_ops(library: Library, ops: list[ExtractOp], step: int, source: str) -> Applied:
     """Apply validated ops to the live library; an update whose target has gone becomes an add.
 
     Problems of one batch are validated against the same snapshot, so two of them can propose
-    the same lesson: an add whose text the live library already holds is skipped here.
+    the same lesson: an add whose text the live library already holds is skipped here. An add
+    to a library at `MAX_ITEMS` is refused: every library a run saves must load again, and
+    `Library.load` caps items there (only `--compression none` grows that far).
     """
-    touched: list[str] = []
+    applied = Applied()
     for op in ops:
         note = (op.reason or "")[:200] or None
         target = library.get(op.id) if op.op == "update" and op.id else None
         if target is not None:
-            touched.append(library.update(target.id, op.text, step, source=source, note=note).id)
-        elif not _known_text(op.text, library):
-            touched.append(library.add(op.text, step, sources=[source], note=note).id)
-    return touched
+            applied.touched.append(library.update(target.id, op.text, step, source=source, note=note).id)
+        elif _known_text(op.text, library):
+            continue
+        elif len(library.items) >= MAX_ITEMS:
+            applied.full += 1
+        else:
+            applied.touched.append(library.add(op.text, step, sources=[source], note=note).id)
+    return applied

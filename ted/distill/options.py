@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, get_args
 
-from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, DEFAULT_TOKENIZER, MAX_ITEMS
+from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, DEFAULT_TOKENIZER, MAX_ITEMS, Strategy
 
-Strategy = Literal["teacher", "truncate", "random", "none"]  # compression; `compress.STRATEGY_TABLE` runs them
+# compression: `compress.STRATEGY_TABLE` runs them
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 MAX_OPS = 3  # teacher operations applied per problem
 TOKENS_CAP = 1_000_000  # any token count an option takes

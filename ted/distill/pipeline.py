@@ -35,6 +35,7 @@ from ted.distill.structure import structure
 from ted.distill.teacher_solution import teacher_solution
 from ted.errors import ConfigError
 from ted.files import remove_stale_temps
+from ted.limits import MAX_ITEMS
 from ted.library import CurvePoint, Library, ModelInfo, Rejection, SourceInfo, clean_text
 from ted.models.base import ChatModel, ChatResult, SamplingParams
 from ted.models.calllog import CallLog, Recorded, calls_path, context
@@ -191,14 +192,20 @@ class Distiller:
         on_record = {"problem": result.problem.id, "epoch": state.epoch + 1, "step": state.step}
         applied = 0
         for op in extraction.ops:  # one at a time, so the one a batch sibling already added is known
-            touched = apply_ops(state.library, [op], state.step, result.problem.id)
+            done = apply_ops(state.library, [op], state.step, result.problem.id)
+            touched = done.touched
             applied += len(touched)
+            if done.full:
+                rejection, detail = Rejection.LIBRARY_FULL, f"the library holds {MAX_ITEMS} items, the most a library file may"
+                state.log.append(f"{where}: rejected {op.op} ({detail}): {clean_text(op.text)[:120]}")
+            elif not touched:
+                rejection, detail = Rejection.DUPLICATE_IN_BATCH, "another problem of the batch added the same lesson first"
             if not touched:
-                state.extraction.reject(Rejection.DUPLICATE_IN_BATCH)
+                state.extraction.reject(rejection)
             self.calls.write(
                 "proposal", stage="extract", **on_record, op=op.op, id=op.id, text=op.text, teacher_reason=op.reason,
-                applied_as=touched[0] if touched else None, rejection=None if touched else Rejection.DUPLICATE_IN_BATCH.value,
-                detail=None if touched else "another problem of the batch added the same lesson first",
+                applied_as=touched[0] if touched else None, rejection=None if touched else rejection.value,
+                detail=None if touched else detail,
             )  # fmt: skip
         state.extraction.accepted += applied
         for rejected in extraction.rejected:

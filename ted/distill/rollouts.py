@@ -23,9 +23,10 @@ class Rollout:
     truncated: bool = False
 
 
-def student_messages(library: Library | None, problem: Problem, task: Task) -> list[Message]:
-    """`[system prompt; E; input]`: the same layout for distillation, evaluation and the Space."""
-    system = student_system(library, task)
+def student_messages(library: Library | None, problem: Problem, task: Task, frame: bool = False) -> list[Message]:
+    """`[system prompt; E; input]`: the same layout for distillation, evaluation and the Space
+    (`frame`: the library's block even with no lesson in it, see `student_system`)."""
+    system = student_system(library, task, frame)
     user = Message("user", task.format_prompt(problem), images=bounded_images(problem.images))
     return [Message("system", system), user] if system else [user]
 

@@ -2,7 +2,7 @@
 lessons (`citations`), the file's data model and its verbs (`model`), and what a run records in
 it (`metrics`). Import from here; the rooms import each other, never this package."""
 
-from ted.library.citations import cited_ids, item_line, render_block, strip_trailer
+from ted.library.citations import cited_ids, item_line, placebo_block, render_block, strip_trailer
 from ted.library.lessons import (
     ID_PATTERN,
     LESSON_MAX_CHARS,
@@ -24,6 +24,7 @@ from ted.library.model import (
     MAX_HISTORY,
     MAX_SOURCES,
     VERDICTS,
+    Attribution,
     Budget,
     Experience,
     HistoryEntry,
@@ -40,8 +41,8 @@ from ted.limits import MAX_ITEMS
 
 __all__ = [
     "FILENAME", "FORMAT", "ID_PATTERN", "LESSON_MAX_CHARS", "LESSON_MAX_WORDS", "LESSON_MIN_CHARS", "MAX_FILE_BYTES",
-    "MAX_HISTORY", "MAX_ITEMS", "MAX_ITEM_CHARS", "MAX_SOURCES", "VERDICTS", "Budget", "Cost", "CurvePoint", "Experience",
+    "MAX_HISTORY", "MAX_ITEMS", "MAX_ITEM_CHARS", "MAX_SOURCES", "VERDICTS", "Attribution", "Budget", "Cost", "CurvePoint", "Experience",
     "ExtractionTally", "HistoryEntry", "LessonProblem", "Library", "LibraryDiff", "Metrics", "ModelInfo", "Rejection",
     "RoleCost", "SourceInfo", "Verdict", "Verdicts", "check_library", "cited_ids", "clean_text", "diff", "id_number",
-    "item_line", "lesson_problem", "lesson_shape_error", "render_block", "strip_trailer",
+    "item_line", "lesson_problem", "placebo_block", "lesson_shape_error", "render_block", "strip_trailer",
 ]  # fmt: skip

@@ -38,20 +38,27 @@ def item_line(item: Item) -> str:
     return f"[{item.id}] {item.text}"
 
 
-def render_block(items: Sequence[Item], cite: bool = True) -> str:
-    """The exact block injected into the student's system prompt ("" without items).
+def render_block(items: Sequence[Item], cite: bool = True, frame: bool = False) -> str:
+    """The exact block injected into the student's system prompt ("" without items, unless `frame`:
+    the heading and instruction alone, the placebo arm's block).
 
     `cite=False`: the block for a task ted does not grade itself (any lm-eval task), asking for no
     `Used: [...]` trailer and showing no IDs to cite, since an upstream answer extractor (gsm8k's
     last number, say) would read a trailer or an `[E3]` as the answer.
     """
-    if not items:
+    if not items and not frame:
         return ""
     from ted import prompts  # the active prompt set: a run's `--prompts` folder, else the package's
 
-    if not cite:
-        return prompts.source(PLAIN_BLOCK_PROMPT).strip() + "\n\n" + "\n".join(f"- {item.text}" for item in items)
-    return prompts.source(BLOCK_PROMPT).strip() + "\n\n" + "\n".join(item_line(item) for item in items)
+    heading = prompts.source(BLOCK_PROMPT if cite else PLAIN_BLOCK_PROMPT).strip()
+    lines = [item_line(item) if cite else f"- {item.text}" for item in items]
+    return heading + "\n\n" + "\n".join(lines) if lines else heading
+
+
+def placebo_block() -> str:
+    """The placebo arm's block: a library's heading and citation instruction with no lesson, so a
+    comparison against it measures the lessons alone (not having a system prompt, nor the trailer)."""
+    return render_block([], frame=True)
 
 
 def cited_ids(text: str, known: Iterable[str]) -> list[str]:

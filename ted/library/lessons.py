@@ -87,6 +87,7 @@ class Rejection(str, Enum):
     TOO_MANY = "too many operations"
     DUPLICATE_IN_BATCH = "duplicate within the batch"
     UNUSABLE = "unusable reply"  # a whole extraction reply that was not the JSON asked for: no proposal in it
+    LIBRARY_FULL = "library at the file's item cap"
 
 
 @dataclass(frozen=True)

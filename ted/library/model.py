@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from ted.control_tokens import find_control, refusal
 from ted.errors import LibraryError
@@ -26,7 +26,7 @@ from ted.files import atomic_write, parse_json
 from ted.library.citations import render_block
 from ted.library.lessons import CONTROL, INVISIBLE, MAX_ITEM_CHARS, ID_RE, format_id, id_number
 from ted.library.metrics import Cost, Metrics
-from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS, MAX_NESTING
+from ted.limits import BUDGET_ITEMS, BUDGET_TOKENS, MAX_ITEMS, MAX_NESTING, Strategy
 from ted.redact import scrub_value
 from ted.tokens import DEFAULT_TOKENIZER, TokenCounter, get_counter
 
@@ -53,6 +53,29 @@ class Verdicts(BaseModel):
         return Verdicts(**{v: getattr(self, v) + getattr(other, v) for v in VERDICTS})
 
 
+class Attribution(BaseModel):
+    """A lesson's measured effect on accuracy (`ted attribute`): percentage points with it in the
+    prompt, its 95% interval, and the problems the estimate rests on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    effect: float = Field(ge=-1, le=1, allow_inf_nan=False)
+    effect_ci95: tuple[float, float]
+    n: int = Field(ge=1)
+
+    def label(self) -> str:
+        """`+0.120 [+0.030, +0.210] n=200`: how `ted show`, the card and the Space print it."""
+        return f"{self.effect:+.3f} [{self.effect_ci95[0]:+.3f}, {self.effect_ci95[1]:+.3f}] n={self.n}"
+
+    @field_validator("effect_ci95")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and -1 <= low <= high <= 1):
+            raise ValueError("an interval [low, high] with -1 <= low <= high <= 1")
+        return value
+
+
 class Experience(BaseModel):
     """One general lesson. `usage` counts how often student rollouts cited it; `seen` how many
     rollouts had it in their prompt (could have cited it), so a new lesson is not taken for a useless one."""
@@ -67,6 +90,14 @@ class Experience(BaseModel):
     created_step: int = Field(default=0, ge=0)
     updated_step: int = Field(default=0, ge=0)
     sources: list[str] = Field(default_factory=list, max_length=MAX_SOURCES)
+    attribution: Attribution | None = None  # additive: written by `ted attribute`, absent until then
+
+    @model_serializer(mode="wrap")
+    def _to_file(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("attribution") is None:
+            data.pop("attribution", None)
+        return data
 
     @field_validator("id")
     @classmethod
@@ -154,7 +185,7 @@ class Library(BaseModel):
     teacher: ModelInfo = Field(default_factory=ModelInfo)
     source: SourceInfo = Field(default_factory=SourceInfo)
     budget: Budget = Field(default_factory=Budget)
-    compression: Literal["teacher", "truncate", "random", "none"] = "teacher"
+    compression: Strategy = "teacher"
     items: list[Experience] = Field(default_factory=list, max_length=MAX_ITEMS)
     history: list[HistoryEntry] = Field(default_factory=list, max_length=MAX_HISTORY)
     metrics: Metrics = Field(default_factory=Metrics)
@@ -237,14 +268,15 @@ class Library(BaseModel):
         return atomic_write(Path(path), self.to_json())
 
     # ----------------------------------------------------------------- the prompt block
-    def render(self, cite: bool = True) -> str:
-        """The exact block injected into the student's system prompt ("" when empty).
+    def render(self, cite: bool = True, frame: bool = False) -> str:
+        """The exact block injected into the student's system prompt ("" when empty, unless `frame`:
+        then the heading and citation instruction stand alone, as in the placebo arm).
 
         Items render in ID order, so the same library gives the same bytes on every request and
         server prefix caches hit. `cite=False`: the citation-free block for tasks ted does not
         grade itself (see `render_block`).
         """
-        return render_block(self.items, cite=cite)
+        return render_block(self.items, cite=cite, frame=frame)
 
     def tokens(self, counter: TokenCounter | None = None, keep: bool = False) -> int:
         """The rendered block's tokens; `keep` for a count people will ask for again (see `ted.tokens`)."""

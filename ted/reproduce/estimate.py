@@ -32,8 +32,10 @@ from typing import Any
 
 import jinja2
 
+from ted.limits import TEACHER_STRATEGIES
 from ted.distill.progress import STAGE_ROLE, Stage, batch_stages
-from ted.reproduce.plan import BASELINE, Arm, ReproduceConfig, Step, arms
+from ted.library import placebo_block
+from ted.reproduce.plan import BASELINE, PLACEBO, Arm, ReproduceConfig, Step, arms
 from ted.tasks.registry import BENCHMARKS
 from ted.tokens import get_counter
 
@@ -115,8 +117,8 @@ class Estimator:
                 items += size
                 over = strategy != "none" and items > cap
                 if over:
-                    items = int(COMPRESS_FILL * cap) if strategy == "teacher" else cap
-                out.append((size, before, over and strategy == "teacher"))
+                    items = int(COMPRESS_FILL * cap) if strategy in TEACHER_STRATEGIES else cap
+                out.append((size, before, over and strategy in TEACHER_STRATEGIES))
         return out, LIBRARY_BLOCK + items * LESSON_TOKENS
 
     def distill(self, arm: Arm) -> StepEstimate:
@@ -151,13 +153,17 @@ class Estimator:
                 roles[STAGE_ROLE["compress"]].add(1, *call("compress", lib + size * LESSON_TOKENS))
         return StepEstimate(f"distill:{arm.name}", roles)
 
-    def evaluate(self, benchmark: str, arm: Arm | None) -> StepEstimate:
+    def evaluate(self, benchmark: str, arm: Arm | None, control: str = BASELINE) -> StepEstimate:
+        """One evaluation: of `arm`'s final library, or (arm None) of the control named (baseline, placebo)."""
         c = self.c
         n = self.eval_sizes[benchmark] * c.repeats
-        lib = 0 if arm is None else self.batches(arm.strategy)[1]
+        if arm is not None:
+            lib = self.batches(arm.strategy)[1]
+        else:
+            lib = get_counter().count(placebo_block()) if control == PLACEBO else 0
         cost = Cost()
         cost.add(n, self.fixed["solve"] + lib + self.q, self.reply, self.eval_max[benchmark])
-        return StepEstimate(f"eval:{benchmark}:{arm.name if arm else BASELINE}", {"student": cost})
+        return StepEstimate(f"eval:{benchmark}:{arm.name if arm else control}", {"student": cost})
 
     def steps(self, steps: list[Step]) -> list[StepEstimate]:
         by_name = {arm.name: arm for arm in arms(self.c)}
@@ -168,7 +174,7 @@ class Estimator:
             elif step.kind == "distill":
                 out.append(self.distill(by_name[step.arm or ""]))
             else:
-                out.append(self.evaluate(step.benchmark or "", None if step.arm == BASELINE else by_name[step.arm or ""]))
+                out.append(self.evaluate(step.benchmark or "", by_name.get(step.arm or ""), step.arm or BASELINE))
         return out
 
     def assumptions(self) -> dict[str, Any]:

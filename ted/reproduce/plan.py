@@ -1,7 +1,8 @@
 """What `ted reproduce` will do, as a list of steps, and where it stands: `runs/NAME/state.json`.
 
 A reproduction is a fixed plan of units — the training split, one distillation per arm
-(strategy × teacher), one evaluation per (benchmark, arm) including the no-library baseline —
+(strategy × teacher × distillation seed), one evaluation per (benchmark, arm) including the
+no-library baseline and the placebo (the library's frame and citation instruction, no lesson) —
 derived from one `ReproduceConfig`. The state file records the configuration, its fingerprint
 and, per step, whether it finished and what it produced. Every update is an atomic write, so a
 killed run leaves either the old or the new state, and `--resume` runs exactly the steps that
@@ -19,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from ted.distill.config import RunConfig, option_field
-from ted.distill.options import OPTIONS, STRATEGIES, Strategy
+from ted.distill.config import RunConfig, derive_seed, option_field
+from ted.distill.options import OPTIONS, Strategy
 from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
@@ -29,7 +30,10 @@ from ted.tasks.registry import BENCHMARKS, MAIN_BENCHMARKS
 
 STATE_FORMAT = "ted-reproduce/1"
 STATE_FILE = "state.json"
+STRATEGIES: tuple[Strategy, ...] = ("teacher", "truncate", "random", "none")  # the paper's ablation; `usage` when asked
 BASELINE = "baseline"
+PLACEBO = "placebo"  # the system frame and citation instruction of a library, with no lesson in it
+MAX_SEEDS = 20
 
 # The distillation's options a reproduction passes on to every `ted distill` (RunConfig's names).
 DISTILL_OPTIONS = (
@@ -63,6 +67,9 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
     train_task: str | None = None  # the pool's loader and scorer (default: the paper's pool for the benchmark)
     samples: int = Field(default=100, ge=1)
     strategies: list[Strategy] = Field(default_factory=lambda: list(STRATEGIES))
+    seeds: int = Field(default=1, ge=1, le=MAX_SEEDS)  # distillations per strategy, each with its own derived seed
+    seed_strategies: list[Strategy] = Field(default_factory=list)  # the strategies repeated `seeds` times (empty: all)
+    placebo: bool = True
     transfer_to: list[str] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1)
     eval_data: dict[str, str] = Field(default_factory=dict)  # benchmark → local copy in its Hub schema
@@ -80,6 +87,13 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
         if len(set(value)) != len(value):
             raise ValueError("each strategy once")
         return value
+
+    @model_validator(mode="after")
+    def _seeded_strategies_are_run(self) -> ReproduceConfig:
+        extra = [s for s in self.seed_strategies if s not in self.strategies]
+        if extra:
+            raise ValueError(f"--seed-strategies names {extra[0]!r}, which --strategies does not run")
+        return self
 
     @field_validator("push")
     @classmethod
@@ -131,27 +145,52 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
 
     def run_config(self, arm: Arm, data: str, out: str) -> RunConfig:
         """The options one arm's `ted distill` runs with: ours, and RunConfig's defaults for the rest."""
+        options = {name: getattr(self, name) for name in DISTILL_OPTIONS} | {"seed": arm.seed}
         return RunConfig(
             data=data, task=self.training_task, student=self.student, teacher=arm.teacher, out=out, compression=arm.strategy,
-            price=self.price, system_in_user=self.system_in_user, **{name: getattr(self, name) for name in DISTILL_OPTIONS},
+            price=self.price, system_in_user=self.system_in_user, **options,
         )  # fmt: skip
+
+    def seeds_of(self, strategy: str) -> int:
+        return self.seeds if not self.seed_strategies or strategy in self.seed_strategies else 1
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One library to build: a compression strategy with one teacher (index into `all_teachers`)."""
+    """One library to build: a compression strategy with one teacher (index into `all_teachers`) and
+    one distillation seed (`seed_index` 0 runs with the configuration's seed, so one seed is the old plan)."""
 
     strategy: str
     teacher_index: int
     teacher: str
+    seed_index: int = 0
+    seed: int = 0
+
+    @property
+    def group(self) -> str:
+        """The arm without its seed: the distillations whose Δ are pooled."""
+        return self.strategy if self.teacher_index == 0 else f"{self.strategy}@teacher{self.teacher_index + 1}"
 
     @property
     def name(self) -> str:
-        return self.strategy if self.teacher_index == 0 else f"{self.strategy}@teacher{self.teacher_index + 1}"
+        return self.group if self.seed_index == 0 else f"{self.group}-s{self.seed_index + 1}"
+
+
+def distillation_seed(seed: int, index: int) -> int:
+    """The seed of a strategy's `index`-th distillation: the run's own first, then derived ones."""
+    return seed if index == 0 else derive_seed(seed, "distillation", index)
 
 
 def arms(config: ReproduceConfig) -> list[Arm]:
-    return [Arm(s, i, t) for i, t in enumerate(config.all_teachers) for s in config.strategies]
+    return [
+        Arm(s, i, t, k, distillation_seed(config.seed, k))
+        for i, t in enumerate(config.all_teachers) for s in config.strategies for k in range(config.seeds_of(s))
+    ]  # fmt: skip
+
+
+def controls(config: ReproduceConfig) -> list[str]:
+    """The evaluations without a distilled library: the baseline, and the placebo when asked."""
+    return [BASELINE, PLACEBO] if config.placebo else [BASELINE]
 
 
 StepKind = Literal["split", "distill", "eval"]
@@ -159,7 +198,7 @@ StepKind = Literal["split", "distill", "eval"]
 
 @dataclass(frozen=True)
 class Step:
-    """One checkpointed unit. `arm` is None for the split, BASELINE for the no-library evaluation."""
+    """One checkpointed unit. `arm` is None for the split, BASELINE or PLACEBO for the evaluations without a library."""
 
     kind: StepKind
     arm: str | None = None
@@ -171,11 +210,11 @@ class Step:
 
 
 def plan(config: ReproduceConfig) -> list[Step]:
-    """The steps in run order: split, every distillation, then every evaluation (baseline first)."""
+    """The steps in run order: split, every distillation, then every evaluation (baseline and placebo first)."""
     steps = [Step("split")]
     steps += [Step("distill", arm.name) for arm in arms(config)]
     for bench in config.benchmarks:
-        steps += [Step("eval", name, bench) for name in (BASELINE, *(arm.name for arm in arms(config)))]
+        steps += [Step("eval", name, bench) for name in (*controls(config), *(arm.name for arm in arms(config)))]
     return steps
 
 

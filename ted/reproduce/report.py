@@ -23,7 +23,7 @@ from ted.files import atomic_write
 from ted.redact import scrub_value
 from ted.reproduce import paper
 from ted.reproduce.estimate import Estimator
-from ted.reproduce.plan import BASELINE, Arm, ReproduceConfig, RunDir, Step, Tracker, arms
+from ted.reproduce.plan import BASELINE, PLACEBO, Arm, ReproduceConfig, RunDir, Step, Tracker, arms, controls, distillation_seed
 from ted.reproduce.units import distill_args
 from ted.tasks.registry import BENCHMARKS
 
@@ -50,34 +50,92 @@ def _by_problem(result: dict[str, Any]) -> list[list[float]]:
     return [list(scores) for scores in zip(*result["correct"])]
 
 
-def _row(benchmark: str, name: str, arm: Arm | None, result: dict[str, Any], base: dict[str, Any], distilled: dict[str, Any] | None) -> dict[str, Any]:
+def _versus(control: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The paired comparison of an arm with a control on the same problems: Δ, its bootstrap interval, McNemar's p."""
+    from ted.stats import compare
+
+    comparison = compare(_by_problem(control), _by_problem(result))
+    return {"delta": round(comparison.delta, 4), "delta_ci95": [round(x, 4) for x in comparison.delta_ci95], "p_value": round(comparison.p_value, 6)}
+
+
+def _row(
+    benchmark: str, name: str, arm: Arm | None, result: dict[str, Any], base: dict[str, Any], placebo: dict[str, Any] | None,
+    distilled: dict[str, Any] | None,
+) -> dict[str, Any]:
     from ted.stats import compare
 
     comparison = compare(_by_problem(base), _by_problem(result))
-    stats: dict[str, Any] = {
-        "acc": round(comparison.with_library.acc, 4),
-        "ci95": [round(x, 4) for x in comparison.with_library.ci95],
-        "delta": round(comparison.delta, 4),
-        "delta_ci95": [round(x, 4) for x in comparison.delta_ci95],
-        "p_value": round(comparison.p_value, 6),
-    }
     row: dict[str, Any] = {
         "name": name,
         "benchmark": benchmark,
         "strategy": arm.strategy if arm else None,
         "teacher": _model_name(arm.teacher) if arm else None,
-        **stats,
+        "seed": arm.seed if arm else None,
+        "acc": round(comparison.with_library.acc, 4),
+        "ci95": [round(x, 4) for x in comparison.with_library.ci95],
+        **_versus(base, result),
+        "vs_placebo": _versus(placebo, result) if placebo is not None and arm is not None else None,
         "n": result["n"],
         "repeats": result["repeats"],
         "no_answer": result["no_answer"],
         "eval_calls": result["calls"],
     }
+    if name == BASELINE:
+        row.update(delta=None, delta_ci95=None, p_value=None)
     if arm is None:
-        row.update(delta=None, delta_ci95=None, p_value=None, items=0, library_tokens=0)
+        row.update(items=0, library_tokens=result.get("library_tokens", 0))
     else:
         assert distilled is not None
         row.update(items=distilled["items"], library_tokens=distilled["tokens"], library=distilled["library"])
     return row
+
+
+def _pooled(config: ReproduceConfig, rows: list[dict[str, Any]], results: dict[str, dict[str, Any]], bench: str) -> list[dict[str, Any]]:
+    """Per arm distilled with several seeds: every seed's Δ, their spread, and Δ̄ with an interval over both
+    the evaluation sample and the seed (`ted.stats.pooled`), against the baseline and the placebo."""
+    from ted.stats import pooled
+
+    groups: dict[str, list[Arm]] = {}
+    for arm in arms(config):
+        groups.setdefault(arm.group, []).append(arm)
+    out = []
+    for group, members in groups.items():
+        if len(members) < 2:
+            continue
+        scores = [_by_problem(results[Step("eval", arm.name, bench).id]) for arm in members]
+        by_name = {row["name"]: row for row in rows}
+        entry: dict[str, Any] = {
+            "group": group, "strategy": members[0].strategy, "arms": [arm.name for arm in members], "seeds": [arm.seed for arm in members],
+            "acc": [by_name[arm.name]["acc"] for arm in members], "vs_placebo": None,
+        }  # fmt: skip
+        for control in controls(config):
+            stats = pooled(_by_problem(results[Step("eval", control, bench).id]), scores).to_dict()
+            entry[f"vs_{control}"] = {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 6) if isinstance(v, float) else v for k, v in stats.items()}
+        out.append(entry)
+    return out
+
+
+def protocol(config: ReproduceConfig) -> list[str]:
+    """How this run's loop and arms differ from the paper's, and what the controls are: printed in the report."""
+    from ted.limits import MAX_ITEMS
+
+    notes = [
+        f"Batch size {config.batch_size}: the problems of a batch are solved against one library snapshot and their "
+        + ("operations applied in problem order; B = 1 is the paper's sequential loop." if config.batch_size > 1 else "operations applied before the next problem, as the paper's sequential loop.")
+    ]
+    if config.placebo:
+        notes.append("placebo: the student's system prompt with the library's frame and citation instruction (`Used: [E#]`) and no lesson; "
+                     "Δ vs placebo measures the lessons alone, not having a system prompt or the trailer.")  # fmt: skip
+    if "teacher" in config.strategies:
+        notes.append("teacher: the compressing teacher also sees each lesson's age, the answers that saw it and the extraction verdicts on it; "
+                     "the paper's teacher sees usage and s(e) = log(1 + usage) only" + (" (that is the `usage` arm)." if "usage" in config.strategies else "."))  # fmt: skip
+    if "none" in config.strategies:
+        notes.append(f"none: no compression, but additions stop at {MAX_ITEMS} items (the most a library file may hold); the paper's grows without limit.")
+    if config.seeds > 1:
+        which = ", ".join(config.seed_strategies or config.strategies)
+        notes.append(f"{config.seeds} distillations per arm for {which}, seeds {', '.join(str(distillation_seed(config.seed, k)) for k in range(config.seeds))}; "
+                     "the training split is the same for all.")  # fmt: skip
+    return notes
 
 
 def _cost(distilled: dict[str, Any]) -> dict[str, Any]:
@@ -97,11 +155,14 @@ def build(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker, steps: lis
             results[step.id] = {**json.loads((run_dir.root / results[step.id]["file"]).read_text(encoding="utf-8")), **results[step.id]}
     distilled = {name: results[Step("distill", name).id] for name in by_arm}
     tables: dict[str, list[dict[str, Any]]] = {}
+    pooled: dict[str, list[dict[str, Any]]] = {}
     for bench in config.benchmarks:
         base = results[Step("eval", BASELINE, bench).id]
-        rows = [_row(bench, BASELINE, None, base, base, None)]
-        rows += [_row(bench, name, arm, results[Step("eval", name, bench).id], base, distilled[name]) for name, arm in by_arm.items()]
+        placebo = results[Step("eval", PLACEBO, bench).id] if config.placebo else None
+        rows = [_row(bench, name, None, results[Step("eval", name, bench).id], base, placebo, None) for name in controls(config)]
+        rows += [_row(bench, name, arm, results[Step("eval", name, bench).id], base, placebo, distilled[name]) for name, arm in by_arm.items()]
         tables[bench] = rows
+        pooled[bench] = _pooled(config, rows, results, bench)
     estimates = {e.step: e.to_dict(config.price) for e in estimator.steps(steps)}
     actual = {}
     for step in steps:
@@ -118,6 +179,8 @@ def build(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker, steps: lis
         "lm_task": BENCHMARKS[config.benchmark].lm_task,
         "arms": tables[config.benchmark],
         "transfer": {bench: tables[bench] for bench in config.transfer_to},
+        "pooled": pooled,
+        "protocol": protocol(config),
         "best": best,
         "split": results[Step("split").id],
         "cost": {"estimate": estimates, "recorded": actual, "assumptions": estimator.assumptions()},
@@ -151,8 +214,8 @@ def rerun_commands(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker) -
     model_args = model_args_for(config.student, config.concurrency)
     evals = []
     for bench in config.benchmarks:
-        for name in (BASELINE, *(arm.name for arm in arms(config))):
-            meta = eval_metadata(config, bench, None if name == BASELINE else run_dir.library(name))
+        for name in (*controls(config), *(arm.name for arm in arms(config))):
+            meta = eval_metadata(config, bench, None if name in controls(config) else run_dir.library(name), placebo=name == PLACEBO)
             command = [
                 "lm_eval", "--model", "local-chat-completions", "--model_args", model_args,
                 "--include_path", str(eval_tasks_dir()), "--tasks", BENCHMARKS[bench].lm_task,
@@ -189,7 +252,10 @@ def _usd(value: float | None) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("ted", "templates"), undefined=jinja2.StrictUndefined, autoescape=False)
-    env.filters.update(pct=_pct, ci=_ci, delta=_delta, p=lambda v: "–" if v is None else f"{v:.3g}", usd=_usd)
+    env.filters.update(
+        pct=_pct, ci=_ci, delta=_delta, p=lambda v: "–" if v is None else f"{v:.3g}", usd=_usd, signed=lambda v: f"{v:+.3f}",
+        pooled=lambda g: "–" if not g else f"{g['delta']:+.3f}{_ci(g['ci95'])}",
+    )  # fmt: skip
     return env
 
 

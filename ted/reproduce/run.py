@@ -19,7 +19,7 @@ from ted.library import Library
 from ted.models.calllog import calls_path
 from ted.reproduce import report, units
 from ted.reproduce.estimate import Estimator, StepEstimate
-from ted.reproduce.plan import BASELINE, ReproduceConfig, RunDir, Step, Tracker, arms, plan
+from ted.reproduce.plan import BASELINE, PLACEBO, ReproduceConfig, RunDir, Step, Tracker, arms, controls, plan
 
 
 class Display(Protocol):
@@ -71,9 +71,9 @@ class Reproduction:
         if step.kind == "distill":
             with display.reporter() as reporter:
                 return units.distill(self.config, self.dir, self.arms[step.arm or ""], reporter, display.log)
-        library = None if step.arm == BASELINE else self.dir.library(step.arm or "")
+        library = None if step.arm in controls(self.config) else self.dir.library(step.arm or "")
         target = self.dir.eval(step.benchmark or "", step.arm or "")
-        result = self.evaluator.arm(step.benchmark or "", library, calls=calls_path(target))
+        result = self.evaluator.arm(step.benchmark or "", library, calls=calls_path(target), placebo=step.arm == PLACEBO)
         path = atomic_write(target, json.dumps(result, indent=1) + "\n")
         return {"file": str(path.relative_to(self.dir.root)), **{k: result[k] for k in ("n", "repeats", "calls", "wall_s")}}
 

@@ -133,7 +133,7 @@ class Evaluator:
     def gen_kwargs(self) -> str | None:
         return f"max_gen_toks={self.config.eval_max_tokens}" if self.config.eval_max_tokens else None
 
-    def arm(self, benchmark: str, library: Path | None, calls: Path | None = None) -> dict[str, Any]:
+    def arm(self, benchmark: str, library: Path | None, calls: Path | None = None, placebo: bool = False) -> dict[str, Any]:
         """Per-document correctness for each repeat, plus the counts the report needs; every request into `calls` (written afresh)."""
         import datasets
         import lm_eval
@@ -144,7 +144,7 @@ class Evaluator:
 
         datasets.disable_progress_bars()
         lm_task = BENCHMARKS[benchmark].lm_task
-        metadata = eval_metadata(self.config, benchmark, library)
+        metadata = eval_metadata(self.config, benchmark, library, placebo)
         started = time.perf_counter()
         runs: list[list[dict[str, Any]]] = []
         with CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log:
@@ -163,12 +163,13 @@ class Evaluator:
                     raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
                 samples = sorted(results["samples"][lm_task], key=lambda s: s["doc_id"])
                 if log is not None:
-                    log_samples(log, samples, "baseline" if library is None else "with_library", repeat=len(runs) + 1)
+                    log_samples(log, samples, "placebo" if placebo else "baseline" if library is None else "with_library", repeat=len(runs) + 1)
                 runs.append([{"id": str(s["doc"]["id"]), "acc": float(s["acc"]), "no_answer": int(s["no_answer"])} for s in samples])
         n = len(runs[0])
         return {
             "task": lm_task,
             "library": str(library) if library else None,
+            "placebo": placebo,
             "n": n,
             "repeats": self.config.repeats,
             "correct": [[r["acc"] for r in run] for run in runs],
@@ -179,9 +180,11 @@ class Evaluator:
         }
 
 
-def eval_metadata(config: ReproduceConfig, benchmark: str, library: Path | None) -> dict[str, Any]:
-    """lm-eval's `--metadata` for one arm: the library (empty: the baseline), a local copy of the data."""
+def eval_metadata(config: ReproduceConfig, benchmark: str, library: Path | None, placebo: bool = False) -> dict[str, Any]:
+    """lm-eval's `--metadata` for one arm: the library (empty: the baseline or the placebo), a local copy of the data."""
     metadata: dict[str, Any] = {"library": str(library) if library else ""}
+    if placebo:
+        metadata["placebo"] = True
     if benchmark in config.eval_data:
         metadata["data_files"] = config.eval_data[benchmark]
     if config.system_in_user:

@@ -8,7 +8,7 @@ lm-eval tasks in `eval_tasks/`.
 from __future__ import annotations
 
 from ted.errors import DataError
-from ted.library import Library
+from ted.library import Library, placebo_block
 from ted.tasks.aime import Aime24Task, AimeTask
 from ted.tasks.base import Grade, Problem, Task
 from ted.tasks.benchmark import BenchmarkTask
@@ -36,10 +36,12 @@ LM_EVAL_TASKS: dict[str, tuple[str, str | None]] = {
 LM_EVAL_TASKS.update({old: LM_EVAL_TASKS[new] for old, new in LM_TASK_ALIASES.items()})
 
 
-def student_system(library: Library | None, task: Task | None = None) -> str | None:
+def student_system(library: Library | None, task: Task | None = None, frame: bool = False) -> str | None:
     """The student's system message `[system prompt; E]` (None: no system message), built one way for
-    rollouts, `ted chat`, the Space and lm-eval. The task decides the prompt; without one, the generic task's."""
-    return (task or get_task()).system_prompt(library.render() if library is not None else "")
+    rollouts, `ted chat`, the Space and lm-eval. The task decides the prompt; without one, the generic task's.
+    `frame`: the library's block even when it holds no lesson (the placebo, attribution's subsets)."""
+    block = library.render(frame=frame) if library is not None else placebo_block() if frame else ""
+    return (task or get_task()).system_prompt(block)
 
 
 def get_task(name: str | None = None) -> BaseTask:

@@ -21,7 +21,7 @@ LAYERS = [
     ["ted.tasks"],
     ["ted.distill", "ted.cards", "ted.system_probe", "ted.run_plan", "ted.run_guard"],
     ["ted.hub", "ted.lm_eval_docs", "ted.stats"],
-    ["ted.evaluate", "ted.data_sample", "ted.demo", "ted.deploy", "ted.compare"],
+    ["ted.evaluate", "ted.attribution", "ted.data_sample", "ted.demo", "ted.deploy", "ted.compare"],
     ["ted.eval_tasks", "ted.reproduce"],
     ["ted.commands"],
     ["ted.cli"],

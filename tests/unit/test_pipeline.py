@@ -182,10 +182,22 @@ def test_validation_curve_and_keep_best(tmp_path):
     assert lib.metrics.with_library == max(p.val_accuracy for p in curve)
 
 
-@pytest.mark.parametrize("strategy", ["teacher", "truncate", "random"])
+@pytest.mark.parametrize("strategy", ["teacher", "truncate", "random", "usage"])
 def test_every_strategy_ends_within_budget(tmp_path, strategy):
     lib = run(config(tmp_path, compression=strategy, max_items=3), sum_problems(10))
     assert lib.fits() and len(lib.items) <= 3
+
+
+def test_the_usage_arm_shows_the_teacher_usage_and_priority_only(tmp_path):
+    """The paper's compression: s(e) = log(1 + usage); ted's `teacher` arm adds ages and verdicts."""
+    prompts_of = {}
+    for strategy in ("teacher", "usage"):
+        teacher = ScriptedModel("t")
+        run(config(tmp_path, compression=strategy, max_items=3, epochs=1), sum_problems(10), teacher=teacher)
+        prompts_of[strategy] = [m[0].text for stage, m, _ in teacher.calls if stage == "compress"]
+    assert prompts_of["usage"] and prompts_of["teacher"]
+    assert all("priority=" in p and " age=" not in p and "verdicts" not in p for p in prompts_of["usage"])
+    assert all(" age=" in p and "verdicts=" in p for p in prompts_of["teacher"])
 
 
 def test_none_strategy_exceeds_budget(tmp_path):
@@ -333,3 +345,37 @@ def test_progress_moves_within_a_batch(tmp_path):
     last_calls = reporter.seen[-1][2]
     assert "rollouts 6/6" in last_calls and "structure 6/6" in last_calls and "extract 6/6" in last_calls
     assert "solutions 6/6" in last_calls
+
+
+class Prolific(ScriptedModel):
+    """A teacher that proposes three new, distinct lessons for every problem (no number of the problem in them)."""
+
+    def reply(self, stage, messages, params, i):
+        if stage == "extract":
+            import re as _re
+            import string
+
+            number = int(_re.search(r"Compute (\d+) \+", messages[-1].text).group(1))
+            tag = lambda k: "".join(string.ascii_lowercase[(number * 3 + k) // 26 ** d % 26] for d in range(3))  # noqa: E731
+            return json.dumps({"operations": [
+                {"op": "add", "text": f"When a sum looks off, recheck the carries of kind {tag(k)} before answering."} for k in range(3)
+            ]})  # fmt: skip
+        return super().reply(stage, messages, params, i)
+
+
+@pytest.mark.parametrize("strategy", ["none", "teacher", "truncate", "random"])
+def test_every_strategys_library_loads_after_a_long_run(tmp_path, strategy):
+    """170 problems × 3 new lessons: 510 additions, past the 500 items `Library.load` accepts.
+    `none` stops adding at the cap (tallied, logged); whatever a run returns, saved, loads again."""
+    from ted.library import Library
+    from ted.limits import MAX_ITEMS
+
+    cfg = config(tmp_path, compression=strategy, epochs=1, rollouts=1, batch_size=64, max_items=5, budget_tokens=400)
+    lib = run(cfg, sum_problems(170), teacher=Prolific("t"))
+    again = Library.load(lib.save(tmp_path / "saved" / "library.json"))
+    assert again.ids() == lib.ids()
+    if strategy == "none":
+        assert len(lib.items) == MAX_ITEMS
+        assert lib.metrics.extraction.rejected[Rejection.LIBRARY_FULL] == 510 - MAX_ITEMS
+    else:
+        assert len(lib.items) <= 5

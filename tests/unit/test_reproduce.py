@@ -26,7 +26,31 @@ def test_plan_is_split_then_every_distillation_then_every_evaluation(tmp_path: P
     assert [arm.name for arm in arms(config)] == ["teacher", "none", "teacher@teacher2", "none@teacher2"]
     ids = [step.id for step in plan(config)]
     assert ids[:5] == ["split", "distill:teacher", "distill:none", "distill:teacher@teacher2", "distill:none@teacher2"]
-    assert ids[5:] == [f"eval:{b}:{a}" for b in ("aime", "aime24") for a in ("baseline", "teacher", "none", "teacher@teacher2", "none@teacher2")]
+    assert ids[5:] == [f"eval:{b}:{a}" for b in ("aime", "aime24") for a in ("baseline", "placebo", "teacher", "none", "teacher@teacher2", "none@teacher2")]
+
+
+def test_seeds_repeat_the_chosen_strategies_with_derived_seeds_and_the_placebo_is_evaluated(tmp_path: Path) -> None:
+    from ted.reproduce.report import protocol
+
+    config = _config(tmp_path, strategies=["teacher", "usage", "none"], seeds=3, seed_strategies=["teacher"], seed=5, batch_size=4)
+    names = [arm.name for arm in arms(config)]
+    assert names == ["teacher", "teacher-s2", "teacher-s3", "usage", "none"]
+    seeds = {arm.name: arm.seed for arm in arms(config)}
+    assert seeds["teacher"] == seeds["usage"] == 5 and len({seeds["teacher"], seeds["teacher-s2"], seeds["teacher-s3"]}) == 3
+    assert config.run_config(arms(config)[1], "d", "o").seed == seeds["teacher-s2"]  # each distillation runs with its own seed
+    ids = [step.id for step in plan(config)]
+    assert ids[6:] == ["eval:aime:baseline", "eval:aime:placebo", *(f"eval:aime:{n}" for n in names)]
+    assert "placebo" not in [s.arm for s in plan(config.model_copy(update={"placebo": False}))]
+    notes = " ".join(protocol(config))
+    assert "Batch size 4" in notes and "B = 1 is the paper's sequential loop" in notes
+    assert "ages" not in notes or "the `usage` arm" in notes
+    assert "500 items" in notes and "3 distillations per arm for teacher" in notes
+    with pytest.raises(ValueError, match="which --strategies does not run"):
+        _config(tmp_path, strategies=["teacher"], seed_strategies=["none"])
+    # the usage arm compresses with the teacher, like the teacher arm: the same calls
+    est = {e.step: e for e in Estimator(config, question_tokens=50, eval_sizes={"aime": 30}).steps(plan(config))}
+    assert est["distill:usage"].roles["teacher"].calls == est["distill:teacher"].roles["teacher"].calls > est["distill:none"].roles["teacher"].calls
+    assert est["eval:aime:placebo"].roles["student"].prompt_tokens > est["eval:aime:baseline"].roles["student"].prompt_tokens
 
 
 def test_resume_keeps_finished_steps_and_refuses_another_configuration(tmp_path: Path) -> None:

@@ -78,10 +78,10 @@ def test_apply_ops_in_order_and_update_of_vanished_item_becomes_add():
         ExtractOp(op="update", id="E1", text="Sharper lesson: restate the goal first."),
         ExtractOp(op="add", text="A new lesson about checking units twice."),
     ]
-    assert apply_ops(lib, ops, step=5, source="p1") == ["E1", "E3"]
+    assert apply_ops(lib, ops, step=5, source="p1").touched == ["E1", "E3"]
     assert lib.get("E1").text.startswith("Sharper") and lib.get("E1").updated_step == 5
     lib.delete(["E2"], step=5)
-    assert apply_ops(lib, [ExtractOp(op="update", id="E2", text="Lesson for a gone item, kept as new.")], 6, "p2") == ["E4"]
+    assert apply_ops(lib, [ExtractOp(op="update", id="E2", text="Lesson for a gone item, kept as new.")], 6, "p2").touched == ["E4"]
     assert [h.op for h in lib.history] == ["update", "add", "delete", "add"]
 
 

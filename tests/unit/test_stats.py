@@ -67,3 +67,36 @@ def test_mismatched_arms_are_refused() -> None:
         compare(single([1, 0]), single([1]))
     with pytest.raises(ValueError, match="at least one scored reply"):
         compare([[1], []], [[1], [0]])
+
+
+def test_pooled_over_one_seed_is_the_paired_t_interval_over_problems():
+    from scipy.stats import ttest_rel
+
+    from ted.stats import pooled
+
+    base = [[float(i % 3 == 0)] for i in range(60)]
+    lib = [[float(i % 2 == 0)] for i in range(60)]
+    one = pooled(base, [lib])
+    test = ttest_rel([r[0] for r in lib], [r[0] for r in base])
+    low, high = test.confidence_interval(0.95)
+    assert one.delta == pytest.approx(compare(base, lib).delta)
+    assert one.ci95 == pytest.approx((low, high)) and one.p_value == pytest.approx(test.pvalue)
+    assert one.df == 59 and one.sd_seeds == 0
+
+
+def test_pooled_interval_widens_when_the_seeds_disagree():
+    from ted.stats import pooled
+
+    base = [[0.0]] * 50 + [[1.0]] * 50
+    same = [[float(i % 2)] for i in range(100)]
+    agree = pooled(base, [same, same, same])
+    assert agree.sd_seeds == 0 and agree.ci95 == pytest.approx(pooled(base, [same]).ci95)
+    # three libraries: one much better, one much worse, one in between: the mean is the same, the doubt is not
+    better = [[1.0]] * 100
+    worse = [[0.0]] * 100
+    spread = pooled(base, [better, same, worse])
+    assert spread.deltas == pytest.approx((0.5, 0.0, -0.5)) and spread.delta == pytest.approx(0.0)
+    assert spread.sd_seeds == pytest.approx(0.5) and spread.df < 10
+    assert spread.ci95[1] - spread.ci95[0] > 2 * (agree.ci95[1] - agree.ci95[0])
+    with pytest.raises(ValueError, match="control's problems"):
+        pooled(base, [same[:10]])
