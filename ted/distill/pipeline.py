@@ -121,7 +121,8 @@ class Distiller:
                 state.rollouts_correct = state.rollouts_total = 0
             while state.batch < len(batches):
                 self.show(state, batches)
-                await self.run_batch(state, batches[state.batch])
+                with context(epoch=state.epoch + 1, batch=state.batch + 1):  # the batch's calls and proposals say where they belong
+                    await self.run_batch(state, batches[state.batch])
                 state.batch += 1
                 await self.save(state, started)
             await self.end_epoch(state)
@@ -146,7 +147,7 @@ class Distiller:
             self.apply(state, result, snapshot)
         params = self._params("teacher", state.epoch, state.step, "compress", json_out=True)
         c = self.config
-        with context(epoch=state.epoch + 1, step=state.step):
+        with context(step=state.step):
             report = await self._call(
                 "compress", lambda: compress(state.library, c.compression, self.counter, state.step, c.seed, teacher=self.teacher, params=params)
             )

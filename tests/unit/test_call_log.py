@@ -67,7 +67,8 @@ def test_every_stage_and_every_proposal_is_on_record(tmp_path: Path) -> None:
         assert record["messages"] and record["messages"][-1]["text"] and record["replies"][0]["content"]
         assert record["usage"]["prompt_tokens"] > 0 and record["seconds"] >= 0 and record["error"] is None
     rollout = next(r for r in calls if r["stage"] == "rollouts")
-    assert rollout["problem"] in {p.id for p in problems} and rollout["epoch"] in (1, 2) and rollout["step"] >= 1
+    assert rollout["problem"] in {p.id for p in problems} and rollout["epoch"] in (1, 2) and rollout["step"] >= 1 and rollout["batch"] in (1, 2)
+    assert all(r["batch"] == (r["step"] - 4 * (r["epoch"] - 1) - 1) // 3 + 1 for r in log if r["kind"] != "call" or r["stage"] in ("rollouts", "extract"))
     assert len(rollout["replies"]) == 2 and rollout["params"]["n"] == 2
     # Every proposal, with its fate: the tally's counts, and the reasons with the proposed text.
     proposals = [r for r in log if r["kind"] == "proposal"]
