@@ -46,7 +46,7 @@ def chat(spec: str, library: Path, cwd: Path, *extra: str) -> subprocess.Complet
 
 
 def test_a_server_that_drops_system_messages_stops_every_command(gemma_format: LlamaServer, library: Path, tmp_path: Path) -> None:
-    phrases = ("same prompt_tokens with and without a system message", "GEMMA_CHAT_CONFIG", "--system-in-user")
+    phrases = ("same prompt_tokens whatever the length of the system message", "GEMMA_CHAT_CONFIG", "--system-in-user")
     lines = [assert_one_line_error(chat(gemma_format.spec, library, tmp_path), *phrases)]
     data = write_problems(tmp_path / "problems.jsonl", 2)
     out = tmp_path / "out" / "library.json"
