@@ -355,7 +355,7 @@ def hub_versions(repo_id: str) -> list[tuple[str, str]]:
     except TedError as err:
         log.warning("cannot list the versions of %s: %s", repo_id, err)
         return []
-    listed = [(_version_label(info), info.version) for info in reversed(infos)]
+    listed = [(_version_label(info), info.version) for info in reversed(infos) if info.problem is None]  # an unreadable version is not offered
     _versions_cache[repo_id] = (time.monotonic(), listed)
     return listed
 

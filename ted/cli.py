@@ -26,7 +26,7 @@ from typer.models import CommandInfo, TyperInfo
 
 from ted import __version__
 from ted.commands.options import metavar, normalise_flag
-from ted.errors import USAGE_EXIT, TedError
+from ted.errors import RUNTIME_EXIT, USAGE_EXIT, TedError
 
 INTERNAL_EXIT = 70  # EX_SOFTWARE: a bug in ted, not in the user's input
 
@@ -248,10 +248,20 @@ def run() -> None:
         sys.exit(130)
     except typer.Exit as err:
         sys.exit(err.exit_code)
+    except OSError as err:  # the machine said no (a read-only or full disk, a name too long, an unwritable HOME): the user's to fix
+        if os.environ.get("TED_DEBUG"):
+            raise
+        where = _shortened(str(err.filename)) + ": " if err.filename else ""
+        _fail(f"{where}{err.strerror or type(err).__name__}", RUNTIME_EXIT)
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         if os.environ.get("TED_DEBUG"):
             raise
-        _fail(f"internal error: {type(err).__name__}: {err} (rerun with TED_DEBUG=1 for the traceback)", INTERNAL_EXIT)
+        _fail(f"internal error: {type(err).__name__}: {_shortened(str(err))} (rerun with TED_DEBUG=1 for the traceback)", INTERNAL_EXIT)
+
+
+def _shortened(text: str, limit: int = 300) -> str:
+    """A value quoted in an error line, cut to `limit` characters: a 5,000-character argument makes no readable line."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 
+_UMASK = os.umask(0o022)  # read once, at import (setting it is the only way to read it, and is not thread-safe)
+os.umask(_UMASK)
+
+
 def cache_dir() -> Path:
     """Where ted keeps what it can rebuild (the assembled bundled model, token counts): $TED_CACHE, else ~/.cache/ted."""
     return Path(os.environ.get("TED_CACHE") or Path.home() / ".cache" / "ted")
@@ -97,6 +101,7 @@ def atomic_write(path: Path, text: str | bytes) -> Path:
     data = text.encode("utf-8") if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as any file the user writes (mkstemp's 0600 made outputs unreadable to others)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

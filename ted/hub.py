@@ -126,11 +126,12 @@ class VersionInfo:
     version: str
     commit: str
     date: datetime | None
-    items: int
-    tokens: int
+    items: int | None
+    tokens: int | None
     task: str | None
     baseline: float | None
     with_library: float | None
+    problem: str | None = None  # why this version's library cannot be read (the others are still listed)
 
 
 # --------------------------------------------------------------------------- references
@@ -384,8 +385,12 @@ def list_versions(
         tags = hub.tags(repo_id)
     rows = []
     for version in sorted((t for t in tags if version_key(t)), key=lambda t: version_key(t) or (0, 0, 0)):
-        folder, date = hub.fetch(repo_id, version, (LIBRARY_FILE,))
-        library = _load_fetched(folder, f"{repo_id}@{version}")
+        try:
+            folder, date = hub.fetch(repo_id, version, (LIBRARY_FILE,))
+            library = _load_fetched(folder, f"{repo_id}@{version}")
+        except LibraryError as err:  # one damaged or foreign version must not hide the others
+            rows.append(VersionInfo(version, tags[version], None, None, None, None, None, None, problem=str(err)))
+            continue
         rows.append(
             VersionInfo(
                 version=version,
@@ -481,18 +486,31 @@ def push_library(
             hub.api.delete_tag(repo_id, tag=version, repo_type=REPO_TYPE)
         try:
             hub.api.create_tag(repo_id, tag=version, revision=oid, tag_message=f"ted library {library.name} {version}", repo_type=REPO_TYPE)
-        except Exception:
-            if replaced:
-                raise HubError(
-                    f"{repo_id}: commit {oid[:10]} was made and the old {version} tag removed, but the new tag could not be "
-                    "created; run the same push again with --force"
-                ) from None
-            raise
+        except Exception as err:  # noqa: BLE001 - any failure here leaves a commit without its tag: say exactly what is on the Hub
+            raise HubError(_untagged(hub.api, repo_id, version, oid, on_main, tags.get(version) if replaced else None, err)) from None
     url = f"{hub.endpoint}/datasets/{repo_id}/tree/{version}"
     return PushResult(repo_id, version, oid, url, replaced, tuple(sorted(files)), license or UNSTATED_LICENSE)
 
 
 # --------------------------------------------------------------------------- helpers
+def _untagged(api: HfApi, repo_id: str, version: str, oid: str, on_main: bool, old: str | None, err: Exception) -> str:
+    """What a push whose tag could not be made leaves on the Hub, in one line. A replaced version's
+    old tag (deleted first: a tag cannot be moved) is put back, so the version still means what it did."""
+    restored = ""
+    if old is not None:
+        try:
+            api.create_tag(repo_id, tag=version, revision=old, repo_type=REPO_TYPE)
+            restored = f"; {version} still names its old commit {old[:10]}"
+        except Exception:  # noqa: BLE001 - the line below says so
+            restored = f"; the old {version} tag (commit {old[:10]}) is gone too"
+    where = "on main, where the dataset viewer shows it" if on_main else "on no branch"
+    detail = scrub_text(" ".join(str(err).split())[:200]) or type(err).__name__
+    return (
+        f"{repo_id}: the files were committed ({oid[:10]}, {where}) but tagging them {version} failed ({detail}), "
+        f"so {version} is not published{restored}; run the same push again{' with --force' if old else ''}"
+    )
+
+
 @contextmanager
 def _publish_branch(api: HfApi, repo_id: str, start: str | None) -> Iterator[str]:
     """`main`, or (given a start commit) a temporary branch there, deleted afterwards: a commit

@@ -241,6 +241,8 @@ def show(
         f"{tokens}/{lib.budget.max_tokens} tokens · compression {lib.compression}",
         soft_wrap=True,
     )
+    if len(lib.items) > lib.budget.max_items or tokens > lib.budget.max_tokens:  # a hand-edited or foreign file: say so
+        console.print("[yellow]over its own budget: the student gets more than the library says it holds[/]", soft_wrap=True)
     models = (f"{role} {literal(info.model or '?')} ({literal(info.backend or '?')})" for role, info in (("student", lib.student), ("teacher", lib.teacher)))
     console.print(" · ".join(models), soft_wrap=True)
     top = max((item.usage for item in lib.items), default=0) or 1
@@ -323,6 +325,8 @@ def chat(
                     break
                 except UnicodeDecodeError as err:
                     raise TedError(f"the input is not UTF-8 text ({err.reason} at byte {err.start}); type or pipe UTF-8") from None
+                if not line.isascii() and not _utf8(line):  # a UTF-8 locale's stdin keeps bad bytes as surrogates
+                    raise TedError("the input is not UTF-8 text; type or pipe UTF-8")
                 if not line.strip():
                     break
                 history.append(Message("user", line))
@@ -336,6 +340,14 @@ def chat(
             await model.aclose()
 
     asyncio.run(session())
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def register(app: typer.Typer) -> None:

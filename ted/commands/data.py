@@ -33,6 +33,8 @@ def sample(
         raise ConfigError(f"{out} exists; use --force to overwrite it")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name the JSONL file to write")
+    if out.suffix.lower() != ".jsonl":  # a .csv or .parquet name would get JSON lines under it
+        raise ConfigError(f"--out {out}: ted data sample writes JSON lines; name the file with .jsonl")
     if samples < 1:
         raise ConfigError(f"--samples {samples}: ask for at least one problem")
     pool_fields, eval_fields = parse_fields(field, "--field"), parse_fields(exclude_field, "--exclude-field")
@@ -43,7 +45,7 @@ def sample(
     write_jsonl(chosen.problems, out)
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(chosen.summary(out), soft_wrap=True)
+    Console(stderr=True, highlight=False).print(chosen.summary(out), soft_wrap=True, markup=False)  # paths are text, not markup
 
 
 def register(app: typer.Typer) -> None:

@@ -107,9 +107,9 @@ def versions(repo_id: Annotated[str, typer.Argument(metavar="ORG/NAME")], as_jso
             row.version,
             row.date.strftime("%Y-%m-%d %H:%M") if row.date else "—",
             row.commit[:10],
-            str(row.items),
-            str(row.tokens),
-            literal(row.task or "—"),
+            "—" if row.items is None else str(row.items),
+            "—" if row.tokens is None else str(row.tokens),
+            literal(f"unreadable: {row.problem}" if row.problem else row.task or "—"),
             fmt_score(row.baseline),
             fmt_score(row.with_library),
         )

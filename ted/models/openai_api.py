@@ -326,6 +326,8 @@ class OpenAIChatModel(BaseChatModel):
                 result.retries += raw.retries_taken + resent
                 try:
                     choices, usage = _read_completion(await raw.parse(), n)
+                except _ErrorReply as err:
+                    raise ModelError(f"{self.shown_url} answered with an error in place of a completion: {err}") from None
                 except (ValueError, TypeError, KeyError, AttributeError) as err:  # JSONDecodeError is a ValueError
                     problem = f"replies that are not chat completions ({_one_line(err, 120)})"
                 else:
@@ -448,16 +450,26 @@ def _deadline_client(total: float) -> Any:
     return DeadlineClient()
 
 
+class _ErrorReply(Exception):
+    """A 200 reply whose body is an API error (`{"error": {...}}`), not a completion."""
+
+
 def _read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | None, str | None]], Usage]:
     """(content, finish_reason, reasoning) of the first `n` choices of a chat completion, and its usage.
 
     A body of the wrong shape raises ValueError, TypeError, KeyError or AttributeError: the caller retries it."""
+    if isinstance(data, dict) and isinstance(data.get("error"), (dict, str)) and not data.get("choices"):
+        error = data["error"]
+        said = error.get("message") or error.get("code") or error.get("type") if isinstance(error, dict) else error
+        raise _ErrorReply(_one_line(str(said), 200))  # e.g. insufficient_quota with HTTP 200: no retry will change it
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise ValueError(f"no list of choices in {type(data).__name__}")
     choices = []
     for choice in data["choices"][:n]:
         message = choice["message"]
         content = message.get("content")
+        if isinstance(content, list):  # content as a list of parts, as some servers send it: the text parts, in order
+            content = "".join(part["text"] for part in content if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str))
         if content is not None and not isinstance(content, str):
             raise TypeError(f"message content is {type(content).__name__}, not text")
         choices.append((content, choice.get("finish_reason"), _reasoning(message)))

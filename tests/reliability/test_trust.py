@@ -441,3 +441,162 @@ def test_a_run_with_no_usable_reply_fails_naming_the_cause(tmp_path: Path, conte
     line = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 1 and line.startswith("error: no ") and "so lib.json has no experiences" in line, proc.stderr
     assert ("2 extraction replies" in line) if content is None or "rather" in content else ("rejected: placeholder" in line), line
+
+
+# --------------------------------------------------------------------------- publishing says what is on the Hub
+def test_a_failed_tag_says_what_is_on_the_hub_and_keeps_the_old_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit lands, then tagging fails: a new version is reported as not published (its commit
+    named); a forced re-push of an existing version puts the old tag back; a bad tag on the Hub hides
+    no other version from `list_versions`."""
+    from huggingface_hub import HfApi
+
+    from ted.hub import HubError, list_versions, push_library
+    from tests.integration.hub_server import HubServer, Token
+
+    with HubServer(tmp_path / "hub", {HF_TOKEN: Token("alice", "write")}) as hub:
+        monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+        kw = {"endpoint": hub.url}
+        lib = hostile_library(tmp_path / "lib.json")
+        first = push_library(lib, "alice/lib", license="mit", **kw)
+        real = HfApi.create_tag
+        failures = iter([True])  # the next create_tag fails once, then works
+
+        def flaky(self: HfApi, *args: object, **kwargs: object) -> object:
+            if next(failures, False):
+                raise RuntimeError(f"tag service down (token {HF_TOKEN})")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(HfApi, "create_tag", flaky)
+        with pytest.raises(HubError) as new:
+            push_library(lib, "alice/lib", license="mit", **kw)
+        assert "v2 is not published" in str(new.value) and "on main" in str(new.value) and HF_TOKEN not in str(new.value)
+        failures = iter([True])
+        with pytest.raises(HubError) as forced:
+            push_library(lib, "alice/lib", version="v1", force=True, license="mit", **kw)
+        assert f"v1 still names its old commit {first.commit[:10]}" in str(forced.value), forced.value
+        monkeypatch.setattr(HfApi, "create_tag", real)
+        HfApi(endpoint=hub.url, token=HF_TOKEN).create_tag("alice/lib", tag="v3", revision=first.commit, repo_type="dataset")
+        write(tmp_path / "broken" / "library.json", '{"format": "ted-library/1", "items": "not a list"}')
+        HfApi(endpoint=hub.url, token=HF_TOKEN).upload_file(
+            path_or_fileobj=str(tmp_path / "broken" / "library.json"), path_in_repo="library.json", repo_id="alice/lib", repo_type="dataset"
+        )
+        head = HfApi(endpoint=hub.url, token=HF_TOKEN).list_repo_refs("alice/lib", repo_type="dataset").branches[0].target_commit
+        HfApi(endpoint=hub.url, token=HF_TOKEN).create_tag("alice/lib", tag="v4", revision=head, repo_type="dataset")
+        rows = {row.version: row for row in list_versions("alice/lib", cache_dir=str(tmp_path / "cache"), **kw)}
+    assert rows["v1"].commit == first.commit and rows["v1"].items == 1 and rows["v3"].items == 1
+    assert rows["v4"].items is None and "items" in (rows["v4"].problem or "")
+
+
+# --------------------------------------------------------------------------- one line for the rest
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (("show", "a" * 5000), "File name too long"),  # the issue's 5,000-character argument
+        (("show", "lib/" + "b" * 300 + "/library.json"), "no such file"),
+        (("data", "sample", "pool.jsonl", "--out", "x.csv"), "writes JSON lines"),
+        (("data", "sample", "pool.jsonl", "--out", "x.parquet"), "writes JSON lines"),
+        (("chat", "--student", "openai:m@http://127.0.0.1:9/v1"), "not UTF-8"),
+    ],
+)
+def test_odd_input_ends_in_one_line(tmp_path: Path, args: tuple[str, ...], phrase: str) -> None:
+    import subprocess
+
+    from tests.reliability.common import clean_env, ted_command
+
+    write(tmp_path / "pool.jsonl", jsonl({"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}))
+    proc = subprocess.run(ted_command(*args), cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                          input=b"caf\xe9\n", capture_output=True, timeout=60)  # fmt: skip
+    line = assert_one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")), phrase)
+    assert len(line) < 600 and proc.returncode == (2 if "sample" in args else 1)
+
+
+@pytest.mark.parametrize("form", [(), ("--json",), ("--prompt",)])
+def test_show_into_a_closed_or_ascii_stdout_prints_no_traceback(tmp_path: Path, form: tuple[str, ...]) -> None:
+    import subprocess
+
+    from tests.reliability.common import clean_env, ted_command
+
+    lib = hostile_library(tmp_path / "lib.json", name="naïve · ünïcode", texts=tuple(f"Lesson {i}: when the units differ, convert them all first · ✓." for i in range(1, 200)), budget={"max_items": 500})
+    env = {**clean_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    closed = subprocess.Popen(ted_command("show", str(lib), *form), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert closed.stdout is not None and closed.stdout.read(1)
+    closed.stdout.close()  # `| head -c1`
+    assert b"Traceback" not in closed.stderr.read() and closed.wait(60) in (0, 1)
+    ascii_out = subprocess.run(ted_command("show", str(lib), *form), env={**env, "PYTHONIOENCODING": "ascii"}, capture_output=True, timeout=60)
+    assert ascii_out.returncode == 0 and b"Traceback" not in ascii_out.stderr, ascii_out.stderr[-2000:]
+    assert b"Lesson 199" in ascii_out.stdout
+
+
+def test_outputs_are_readable_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    from ted.files import atomic_write, write_folder
+
+    old = os.umask(0o022)
+    try:
+        written = atomic_write(tmp_path / "a" / "library.json", "{}")
+        write_folder(tmp_path / "card", {"README.md": "x"})
+    finally:
+        os.umask(old)
+    assert written.stat().st_mode & 0o777 == (tmp_path / "card" / "README.md").stat().st_mode & 0o777 == 0o644
+
+
+class _Shaped(BaseHTTPRequestHandler):
+    """An endpoint that answers every request with one fixed body (HTTP 200)."""
+
+    body: bytes = b"{}"
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self._send(b'{"data": []}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self._send(self.body)
+
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b'{"choices": [{"message": {"content": "42"}}], "usage": {"prompt_tokens": Infinity, "completion_tokens": -3}}', "42"),
+        (b'{"choices": [{"message": {"content": "42"}}], "usage": {"prompt_tokens": NaN, "completion_tokens": "many"}}', "42"),
+        (b'{"choices": [{"message": {"content": [{"type": "text", "text": "4"}, {"type": "image_url"}, {"type": "text", "text": "2"}]}}]}', "42"),
+        (b'{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota"}}', "exceeded your current quota"),
+    ],
+)
+def test_odd_but_honest_server_replies_are_read_or_named(body: bytes, expected: str) -> None:
+    import asyncio
+
+    from ted.errors import ModelError
+    from ted.models.base import Message, SamplingParams
+    from ted.models.openai_api import OpenAIChatModel
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Shaped,), {"body": body}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    model = OpenAIChatModel("openai:m", "m", base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=5.0, max_retries=0)
+
+    async def ask() -> str:
+        try:
+            result = await model.chat([Message("user", "Compute 6 × 7.")], SamplingParams(max_tokens=8))
+            return result.texts[0]
+        finally:
+            await model.aclose()
+
+    try:
+        if b'"error"' in body:
+            with pytest.raises(ModelError, match=expected):
+                asyncio.run(ask())
+        else:
+            assert asyncio.run(ask()) == expected
+    finally:
+        server.shutdown()
+        server.server_close()
