@@ -49,6 +49,7 @@ EXAMPLES = {
     "log": "ted log out/library.json --rejected",
     "attribute": "ted attribute lib.json --data test.jsonl --task generic --student openai:m@http://127.0.0.1:8080/v1 --limit 200",
     "completion": 'eval "$(ted completion bash)"',
+    "serve": "ted serve local local:teacher --parallel 4",
     "ask": "ted ask lib.json --question 'How many legs do 3 spiders have?' --answer 24 --student local",
 }
 """One example per command, shown at the end of its `--help` (tests check every command has one)."""

@@ -9,16 +9,18 @@ from ted.errors import ConfigError
 
 def serve(
     specs: Annotated[Optional[list[str]], typer.Argument(help="Local models to serve: local, local:teacher, local:tiny (default: local).")] = None,
-    parallel: Annotated[int, typer.Option(help="Slots per server: requests decoded together.")] = 4,
-    ctx: Annotated[int, typer.Option(help="Context tokens per slot.")] = 8192,
+    parallel: Annotated[Optional[int], typer.Option(help="Slots per server: requests decoded together (default: as ted's own servers).")] = None,
+    ctx: Annotated[Optional[int], typer.Option(help="Context tokens per slot (default: as ted's own servers).")] = None,
     threads: Annotated[Optional[list[int]], typer.Option(help="Threads per server, one per model (default: the machine's physical cores each).")] = None,
 ) -> None:
     """Start llama-server for local models and print the openai:MODEL@URL specs to pass; Ctrl-C stops them."""
     import signal
 
-    from ted.models.server import serve as start
+    from ted.models.server import DEFAULT_CTX_PER_SLOT, DEFAULT_PARALLEL, serve as start
 
     specs = specs or ["local"]
+    parallel = DEFAULT_PARALLEL if parallel is None else parallel
+    ctx = DEFAULT_CTX_PER_SLOT if ctx is None else ctx
     if parallel < 1 or ctx < 256:
         raise ConfigError("--parallel must be at least 1 and --ctx at least 256")
     if threads and len(threads) != len(dict.fromkeys(specs)):

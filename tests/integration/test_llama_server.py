@@ -104,3 +104,26 @@ def test_replies_report_prompt_tokens_taken_from_the_cache(server: ManagedServer
 
     first, second = asyncio.run(twice())
     assert second > 100 and second > first  # the shared system block is read once
+
+
+def test_ted_serve_prints_the_spec_and_stops_its_server_on_ctrl_c() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from ted.models import parse_spec
+
+    serving = subprocess.Popen([sys.executable, "-m", "ted.cli", "serve", "local:tiny", "--parallel", "2", "--ctx", "512", "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        line = serving.stdout.readline()  # type: ignore[union-attr]
+        spec = line.split()[1]
+        _, model, base_url = parse_spec(spec)
+        assert line.startswith("local:tiny") and model == "gemma-3-270m-q4_k_m", line
+        with urllib.request.urlopen(f"{base_url}/models", timeout=10) as reply:
+            assert model in json.dumps(json.load(reply))
+    finally:
+        serving.send_signal(signal.SIGINT)
+        serving.wait(timeout=30)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{base_url}/models", timeout=5)
