@@ -20,13 +20,18 @@ def _list(value: Any) -> list[str]:
 
 
 def _eval_data(values: list[str] | dict[str, str], benchmark: str) -> dict[str, str]:
-    """`--eval-data PATH` (the main benchmark) or `--eval-data BENCH=PATH`, repeatable; a TOML table as is."""
+    """`--eval-data PATH` (the main benchmark), `--eval-data BENCH=PATH` or a reasoning-gym spec, repeatable;
+    a TOML table as is."""
+    from ted.tasks.rg import is_spec
+
     if isinstance(values, dict):
         return {str(k): str(v) for k, v in values.items()}
     out: dict[str, str] = {}
     for item in values:
         name, sep, path = item.partition("=")
-        if not sep or "/" in name or not name:
+        if is_spec(item):  # rg:NAME?n=300&seed=1 names its own benchmark (and holds '=')
+            name, path = item.partition("?")[0], item
+        elif not sep or "/" in name or not name:
             name, path = benchmark, item
         out[name.strip()] = path.strip()
     return out
@@ -135,21 +140,21 @@ def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, An
 )
 def reproduce(
     ctx: typer.Context,
-    benchmark: Annotated[Optional[str], typer.Option(help="mathvision, visualpuzzles or aime: the benchmark of the main table.")] = None,
+    benchmark: Annotated[Optional[str], typer.Option(help="mathvision, visualpuzzles or aime: the benchmark of the main table; or rg:NAME, a reasoning-gym generator (trained on its train split, scored on its test split).")] = None,
     student: Annotated[Optional[str], typer.Option(help="Student endpoint: openai:MODEL@BASE_URL (lm-eval scores it there too).")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="Teacher model spec.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder, e.g. runs/NAME: state, split, libraries, evaluations, report.")] = None,
     train_from: Annotated[Optional[str], typer.Option(help="Training pool: a local copy in the pool's Hub schema, or a Hub id (default: the paper's pool).")] = None,
-    train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for mathvision and visualpuzzles, dapo_math for aime).")] = None,
+    train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for mathvision and visualpuzzles, dapo_math for aime). A benchmark rg:NAME trains on its own train split.")] = None,
     samples: Annotated[int, typer.Option(help="Training problems, disjoint from every evaluated benchmark.")] = 100,
     strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none (the paper's), usage (the paper's priority alone).")] = "teacher,truncate,random,none",
     seeds: Annotated[int, typer.Option(min=1, max=20, help="Distillations per strategy, each with a seed derived from --seed: the report gives every seed's Δ and Δ pooled over seeds.")] = 1,
     seed_strategies: Annotated[str, typer.Option(help="Repeat only these strategies --seeds times (comma-separated; default: all).")] = "",
     placebo: Annotated[bool, typer.Option(help="Also evaluate the placebo: the library's frame and citation instruction with no lesson.")] = True,
     teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",
-    transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 too).")] = "",
+    transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 or rg:NAME too).")] = "",
     repeats: Annotated[int, typer.Option(help="Evaluate each arm this many times (sampling endpoints differ between repeats).")] = 1,
-    eval_data: Annotated[list[str], typer.Option("--eval-data", help="Local copy of an evaluated benchmark in its Hub schema: PATH (main) or BENCH=PATH.")] = [],
+    eval_data: Annotated[list[str], typer.Option("--eval-data", help="Local copy of an evaluated benchmark in its Hub schema: PATH (main) or BENCH=PATH; for rg:NAME the test problems as a spec, e.g. rg:NAME?n=300&seed=1.")] = [],
     eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems of each benchmark.")] = None,
     eval_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per evaluation answer (default: the task's).")] = None,
     reply_tokens: Annotated[Optional[int], typer.Option(help="For the --dry-run estimate: your models' typical answer length in tokens (default: the assumption --dry-run prints; capped at each call's max tokens).")] = None,

@@ -36,7 +36,7 @@ from ted.limits import TEACHER_STRATEGIES
 from ted.distill.progress import STAGE_ROLE, Stage, batch_stages
 from ted.library import placebo_block
 from ted.reproduce.plan import BASELINE, PLACEBO, Arm, ReproduceConfig, Step, arms
-from ted.tasks.registry import BENCHMARKS
+from ted.tasks import registry
 from ted.tokens import get_counter
 
 # A worked competition solution from an instruct model (an assumption, not a measurement; thinking
@@ -94,11 +94,11 @@ class Estimator:
         self.c = config
         self.question_tokens = question_tokens
         self.q = question_tokens + _template_tokens("task_question")
-        self.eval_sizes = {b: (eval_sizes or {}).get(b, BENCHMARKS[b].eval_size) for b in config.benchmarks}
+        self.eval_sizes = {b: (eval_sizes or {}).get(b, registry.benchmark(b).eval_size) for b in config.benchmarks}
         if config.eval_limit:
             self.eval_sizes = {b: min(n, config.eval_limit) for b, n in self.eval_sizes.items()}
         self.reply = config.reply_tokens or TYPICAL_REPLY_TOKENS
-        self.eval_max = {b: config.eval_max_tokens or BENCHMARKS[b].max_gen_toks for b in config.benchmarks}
+        self.eval_max = {b: config.eval_max_tokens or registry.benchmark(b).max_gen_toks for b in config.benchmarks}
         self.fixed = {name: _template_tokens(name) for name in ("solve", "teacher_solve", "structure", "extract", "compress")}
 
     def batches(self, strategy: str) -> tuple[list[tuple[int, int, bool]], int]:

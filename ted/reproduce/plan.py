@@ -26,6 +26,7 @@ from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
 from ted.repo_ids import check_repo_id
+from ted.tasks import registry
 from ted.tasks.registry import BENCHMARKS, MAIN_BENCHMARKS
 
 STATE_FORMAT = "ted-reproduce/1"
@@ -58,7 +59,7 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
 
     model_config = ConfigDict(extra="forbid")
 
-    benchmark: Literal[MAIN_BENCHMARKS]  # type: ignore[valid-type]
+    benchmark: str  # one of MAIN_BENCHMARKS, or a reasoning-gym generator rg:NAME
     student: str
     teacher: str
     out: str
@@ -106,13 +107,18 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
                 raise ValueError("not a Hub dataset id like org/name (letters, digits, '-', '_', '.'; no '..' or '--')") from None
         return value
 
+    @field_validator("benchmark")
+    @classmethod
+    def _main_benchmark(cls, value: str) -> str:
+        entry = registry.benchmark(value)
+        if value in BENCHMARKS and not entry.main:
+            raise ValueError(f"{value} is a transfer target only; choose {', '.join(MAIN_BENCHMARKS)} or rg:NAME")
+        return entry.name
+
     @field_validator("transfer_to")
     @classmethod
     def _known_benchmarks(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in BENCHMARKS]
-        if unknown:
-            raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-        return value
+        return [registry.benchmark(name).name for name in value]
 
     @model_validator(mode="after")
     def _no_self_transfer(self) -> ReproduceConfig:
@@ -130,7 +136,7 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
 
     @property
     def training_task(self) -> str:
-        return self.train_task or BENCHMARKS[self.benchmark].pool
+        return self.train_task or registry.benchmark(self.benchmark).pool
 
     @property
     def all_teachers(self) -> list[str]:

@@ -25,7 +25,7 @@ from ted.reproduce import paper
 from ted.reproduce.estimate import Estimator
 from ted.reproduce.plan import BASELINE, PLACEBO, Arm, ReproduceConfig, RunDir, Step, Tracker, arms, controls, distillation_seed
 from ted.reproduce.units import distill_args
-from ted.tasks.registry import BENCHMARKS
+from ted.tasks import registry
 
 REPORT_FORMAT = "ted-reproduce-report/1"
 CURVE_PNG = "learning_curve"
@@ -176,7 +176,7 @@ def build(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker, steps: lis
         "format": REPORT_FORMAT,
         "name": run_dir.root.name,
         "benchmark": config.benchmark,
-        "lm_task": BENCHMARKS[config.benchmark].lm_task,
+        "lm_task": registry.benchmark(config.benchmark).eval_task,
         "arms": tables[config.benchmark],
         "transfer": {bench: tables[bench] for bench in config.transfer_to},
         "pooled": pooled,
@@ -218,7 +218,7 @@ def rerun_commands(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker) -
             meta = eval_metadata(config, bench, None if name in controls(config) else run_dir.library(name), placebo=name == PLACEBO)
             command = [
                 "lm_eval", "--model", "local-chat-completions", "--model_args", model_args,
-                "--include_path", str(eval_tasks_dir()), "--tasks", BENCHMARKS[bench].lm_task,
+                "--include_path", str(eval_tasks_dir()), "--tasks", registry.benchmark(bench).lm_task,
                 "--apply_chat_template", "--metadata", json.dumps(meta), "--log_samples", "--output_path", "results",
             ]  # fmt: skip
             if config.eval_limit:
@@ -285,7 +285,7 @@ def write(report: dict[str, Any], run_dir: RunDir, html: bool = True) -> list[Pa
     ).name
     written += [run_dir.root / name for name in images.values()]
     env = _environment()
-    context = {"r": report, "images": images, "bench_names": {b: BENCHMARKS[b].lm_task for b in BENCHMARKS}}
+    context = {"r": report, "images": images, "bench_names": {b: registry.benchmark(b).eval_task for b in report["transfer"]}}
     written.append(atomic_write(run_dir.report_md, env.get_template("reproduce_report.md.j2").render(**context)))
     if html:
         env.autoescape = True

@@ -22,18 +22,25 @@ from ted.errors import ConfigError
 from ted.library import Library
 from ted.reproduce.plan import DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
 from ted.tasks import BenchmarkTask, Problem, get_task
-from ted.tasks.registry import BENCHMARKS
+from ted.tasks import registry, rg
 
 
 # --------------------------------------------------------------------------- split
+def eval_source(config: ReproduceConfig, benchmark: str) -> str | None:
+    """Where `benchmark`'s evaluation problems come from: the local copy given with --eval-data (None: the
+    pinned Hub dataset); for rg:NAME, a spec of its test problems (see `ted.tasks.rg.benchmark_tests`)."""
+    given = config.eval_data.get(benchmark)
+    if rg.is_spec(benchmark):
+        return str(rg.benchmark_tests(benchmark, given, registry.benchmark(benchmark).eval_size))
+    return given
+
+
 def load_eval_problems(config: ReproduceConfig, benchmark: str, limit: int | None = None) -> list[Problem]:
-    """The evaluation split of `benchmark`: the local copy given with --eval-data, else the pinned Hub dataset."""
+    """The evaluation split of `benchmark` (see `eval_source`)."""
     import datasets
 
     datasets.disable_progress_bars()
-    task = get_task(benchmark)
-    assert isinstance(task, BenchmarkTask)
-    return task.load(split=BENCHMARKS[benchmark].split, data_files=config.eval_data.get(benchmark), limit=limit)
+    return get_task(benchmark).load(split=registry.benchmark(benchmark).split, data_files=eval_source(config, benchmark), limit=limit)
 
 
 def split(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
@@ -44,7 +51,8 @@ def split(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     from ted.tasks.splits import Source, read_source, sample_disjoint, write_jsonl
 
     pool_task = get_task(config.training_task)
-    pool_ref = config.train_from or getattr(pool_task, "dataset", None)
+    default = rg.training_pool(config.training_task, config.samples, config.seed) if rg.is_spec(config.training_task) else None
+    pool_ref = config.train_from or default or getattr(pool_task, "dataset", None)
     if not pool_ref:
         raise ConfigError(f"--train-task {config.training_task} has no default pool: give --train-from FILE")
     pool = read_source(pool_ref, task=config.training_task if isinstance(pool_task, BenchmarkTask) else None)
@@ -143,7 +151,7 @@ class Evaluator:
         from ted.models.calllog import CallLog
 
         datasets.disable_progress_bars()
-        lm_task = BENCHMARKS[benchmark].lm_task
+        lm_task = registry.benchmark(benchmark).lm_task
         metadata = eval_metadata(self.config, benchmark, library, placebo)
         started = time.perf_counter()
         runs: list[list[dict[str, Any]]] = []
@@ -181,12 +189,16 @@ class Evaluator:
 
 
 def eval_metadata(config: ReproduceConfig, benchmark: str, library: Path | None, placebo: bool = False) -> dict[str, Any]:
-    """lm-eval's `--metadata` for one arm: the library (empty: the baseline or the placebo), a local copy of the data."""
+    """lm-eval's `--metadata` for one arm: the library (empty: the baseline or the placebo), a local copy of
+    the data (for rg:NAME, the generator, split, size and seed of its test problems)."""
     metadata: dict[str, Any] = {"library": str(library) if library else ""}
     if placebo:
         metadata["placebo"] = True
-    if benchmark in config.eval_data:
-        metadata["data_files"] = config.eval_data[benchmark]
+    source = eval_source(config, benchmark)
+    if rg.is_spec(benchmark):
+        metadata |= rg.lm_eval_metadata(rg.parse_spec(str(source), split="test"))
+    elif source:
+        metadata["data_files"] = source
     if config.system_in_user:
         metadata["system_in_user"] = True
     return metadata

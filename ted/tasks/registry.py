@@ -10,7 +10,7 @@ the CLI's help to it, so adding a benchmark is one entry here (plus its task and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class Benchmark:
     pool: str  # the paper's training pool: the ted task whose loader reads it
     eval_size: int  # rows of the evaluation split on the Hub
     main: bool = True  # one of the paper's main tables (else only a transfer target)
+
+    @property
+    def eval_task(self) -> str:
+        """What `ted eval --task` takes for it, and reports name it by: its lm-eval task, or rg:NAME."""
+        return self.name if self.lm_task == REASONING_GYM.lm_task else self.lm_task
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -36,7 +41,24 @@ BENCHMARKS: dict[str, Benchmark] = {
 LM_TASK_ALIASES: dict[str, str] = {"ted_aime": "ted_aime25"}
 """Older lm-eval task names, still accepted (each has its YAML, `include:`-ing the current one)."""
 MAIN_BENCHMARKS: tuple[str, ...] = tuple(name for name, b in BENCHMARKS.items() if b.main)
+# Any reasoning-gym generator `rg:NAME` (ted.tasks.rg) is a benchmark too: scored on its test split,
+# trained on its train split (disjoint by seed and text). `name` and `pool` are filled in by `benchmark`.
+REASONING_GYM = Benchmark("rg:NAME", "ted_rg", "test", 1024, "rg:NAME", 500, main=False)
 BY_LM_TASK: dict[str, Benchmark] = {b.lm_task: b for b in BENCHMARKS.values()}
+
+
+def benchmark(name: str) -> Benchmark:
+    """The entry for `name`: one of BENCHMARKS or `rg:NAME` (no options: sizes come from the run's own)."""
+    if name in BENCHMARKS:
+        return BENCHMARKS[name]
+    from ted.tasks import rg
+
+    if rg.is_spec(name):
+        if "?" in name:
+            raise ValueError(f"{name}: a benchmark is rg:NAME alone; the test set's size and seed go in --eval-data {name}")
+        spec = rg.parse_spec(name)
+        return replace(REASONING_GYM, name=spec.task_name, pool=spec.task_name)
+    raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)} or rg:NAME (a reasoning-gym generator)")
 
 
 def pools_help() -> str:

@@ -153,6 +153,20 @@ def lm_eval_metadata(spec: RgSpec) -> dict[str, Any]:
     return {"generator": spec.generator, "split": spec.split, "n": spec.n, "seed": spec.seed, "config": {k: json.loads(v) for k, v in spec.config}}
 
 
+def benchmark_tests(name: str, given: str | None, size: int) -> RgSpec:
+    """The problems benchmark `name` (rg:NAME) is scored on: `given` (`--eval-data`, a spec of the same
+    generator; its split defaults to test), else its first `size` test problems."""
+    spec = parse_spec(given or f"{name}?n={size}", split="test")
+    if spec.task_name != name:
+        raise DataError(f"--eval-data {given}: problems of {spec.task_name}, but the benchmark is {name}")
+    return spec
+
+
+def training_pool(name: str, n: int, seed: int) -> str:
+    """The default training pool of a reasoning-gym task: `n` problems of its train split from `seed`."""
+    return str(RgSpec(parse_spec(name).generator, "train", n, seed))
+
+
 # --------------------------------------------------------------------------- reasoning-gym
 def _registry() -> dict[str, tuple[type, type]]:
     try:
@@ -185,7 +199,11 @@ def _entry(generator: str, item_seed: int, config: tuple[tuple[str, str], ...]) 
 
 def split_of(question: str) -> str:
     """The split a question text belongs to: by the hash of its normalised text, in thirds."""
-    digest = hashlib.sha256(question_key(question).encode("utf-8")).digest()
+    return _split_of_key(question_key(question))
+
+
+def _split_of_key(key: str) -> str:
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
     return SPLITS[int.from_bytes(digest[:8], "big") % len(SPLITS)]
 
 
@@ -198,7 +216,7 @@ def generate(spec: RgSpec) -> list[Problem]:
     for offset in range(tries):
         entry = _entry(spec.generator, base + offset, spec.config)
         key = question_key(entry["question"])
-        if key in seen or split_of(entry["question"]) != spec.split:
+        if key in seen or _split_of_key(key) != spec.split:
             continue
         seen.add(key)
         problems.append(_problem(spec, base + offset, entry))

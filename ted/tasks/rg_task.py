@@ -7,6 +7,7 @@ from ted import prompts
 from ted.errors import DataError
 from ted.tasks.base import Grade, Problem
 from ted.tasks.generic import BaseTask
+from ted.tasks.registry import REASONING_GYM
 from ted.tasks.rg import PREFIX, generate, is_spec, parse_spec, read_answer, reward
 
 
@@ -14,7 +15,7 @@ class RgTask(BaseTask):
     """One reasoning-gym generator as a ted task (`rg:NAME`)."""
 
     protocol = "reasoning-gym score_answer"
-    max_gen_toks = 1024
+    max_gen_toks = REASONING_GYM.max_gen_toks
 
     def __init__(self, generator: str) -> None:
         self.generator = generator

@@ -229,3 +229,40 @@ def test_lm_eval_documents_and_scores(tmp_path: Path) -> None:
         assert score_doc(doc, [f"Answer: {problem.answer}"])["acc"] == 1
         assert score_doc(doc, [f"Answer: {int(problem.answer) + 4}"]) | {} == {"acc": 0, "acc_lenient": 0, "no_answer": 0, "image_errors": 0}
         assert score_doc(doc, ["no idea"])["no_answer"] == 1
+
+
+# --------------------------------------------------------------------------- ted reproduce
+def test_reproduce_trains_on_the_train_split_and_scores_the_test_split(tmp_path: Path) -> None:
+    from ted.reproduce import units
+    from ted.reproduce.plan import ReproduceConfig, RunDir
+    from ted.tasks.registry import benchmark
+
+    endpoint = "openai:m@http://127.0.0.1:9/v1"
+    config = ReproduceConfig(benchmark="rg:leg_counting", transfer_to=["rg:chain_sum"], student=endpoint, teacher=endpoint,
+                             out=str(tmp_path), samples=5, seed=2, eval_data={"rg:chain_sum": "rg:chain_sum?n=4&seed=1"})  # fmt: skip
+    assert config.training_task == "rg:leg_counting" and benchmark("rg:leg_counting").max_gen_toks == get_task("rg:leg_counting").max_gen_toks
+    result = units.split(config, RunDir(tmp_path))
+    assert result["pool"] == "rg:leg_counting?split=train&n=5&seed=2" and result["samples"] == 5
+    train = load_problems(str(tmp_path / "train.jsonl"))
+    assert [p.id for p in train] == [p.id for p in generate(parse_spec(result["pool"]))]
+    test = units.load_eval_problems(config, "rg:leg_counting")
+    assert len(test) == benchmark("rg:leg_counting").eval_size and {p.id for p in test}.isdisjoint(p.id for p in train)
+    assert {question_key(p.question) for p in test}.isdisjoint(question_key(p.question) for p in train)
+    assert units.eval_metadata(config, "rg:chain_sum", None) == {"library": "", "generator": "chain_sum", "split": "test", "n": 4, "seed": 1, "config": {}}
+    assert len(units.load_eval_problems(config, "rg:chain_sum")) == 4
+
+
+def test_reproduce_refuses_options_in_the_benchmark_and_foreign_eval_data(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from ted.reproduce.plan import ReproduceConfig
+
+    endpoint = "openai:m@http://127.0.0.1:9/v1"
+    with pytest.raises(ValidationError, match="a benchmark is rg:NAME alone"):
+        ReproduceConfig(benchmark="rg:chain_sum?n=5", student=endpoint, teacher=endpoint, out="x")
+    with pytest.raises(ValidationError, match="--eval-data names 'rg:leg_counting'"):
+        ReproduceConfig(benchmark="rg:chain_sum", eval_data={"rg:leg_counting": "rg:leg_counting?n=3"}, student=endpoint, teacher=endpoint, out="x")
+    base = ["reproduce", "--student", endpoint, "--teacher", endpoint, "--out", "runs/x", "--dry-run", "--samples", "10"]
+    proc = run_ted(*base, "--benchmark", "rg:chain_sum", "--eval-data", "rg:chain_sum?n=30&seed=3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "eval_sizes={'rg:chain_sum': 30}" in " ".join(proc.stdout.split()) and not (tmp_path / "runs").exists()
