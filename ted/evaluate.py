@@ -1,6 +1,17 @@
 """`ted eval`'s engine: run an lm-eval task twice through lm-eval's Python API, baseline and with
-a library, on one model, and compare the scores. The documents and scoring inside lm-eval are
-`ted.lm_eval_docs`.
+a library, on one model, and compare the scores.
+
+ted's own tasks (`eval_tasks/`, LM_EVAL_TASKS) carry the library in their documents and grade
+with ted's scorers (`ted.lm_eval_docs`). Any other lm-eval task (gsm8k, …) takes the library as
+lm-eval's `system_instruction`, in its citation-free form (`Library.render(cite=False)`: an
+upstream answer extractor must not read a `Used: [E1]` trailer), and is scored by its own YAML:
+each problem's value of one metric and filter from lm-eval's logged samples. lm-eval's request
+cache key holds the system instruction's hash, so two libraries never share cached prompts.
+
+Why ted's tasks keep `description` + `--metadata` rather than `--system_instruction`: the request
+cache key has no fingerprint of the documents, so another `--data-files` would still reuse stale
+requests (`guard_request_cache` stays), and a chat template without a system role drops a
+system instruction as it drops a description (`keep_system_text` stays): moving would remove neither.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from ted.models.calllog import CallLog, Recorded, context, image_digest
 from ted.redact import scrub_text
 from ted.stats import Comparison, compare, per_problem
 from ted.tasks import LM_EVAL_TASKS
+from ted.tokens import get_counter
 
 MULTIMODAL_LOCAL_MODELS = ("hf-multimodal", "vllm-vlm")  # lm-eval models that read `<image>` placeholders
 
@@ -65,6 +77,8 @@ class EvalReport:
     baseline: RunScores
     with_library: RunScores
     repeats: int = 1
+    metric: str = "acc"
+    """The per-problem score compared: ted's `acc`, or an upstream task's `METRIC,FILTER`."""
 
     @property
     def delta(self) -> float:
@@ -91,7 +105,7 @@ class EvalReport:
 
         return {
             "task": self.task, "library": self.library, "library_items": self.library_items,
-            "library_tokens": self.library_tokens, "repeats": self.repeats, "baseline": run(self.baseline),
+            "library_tokens": self.library_tokens, "repeats": self.repeats, "metric": self.metric, "baseline": run(self.baseline),
             "with_library": run(self.with_library), "delta": self.delta, "stats": self.summary(),
             "category_stats": {name: self.comparison(name).to_dict() for name in self.with_library.categories},
         }  # fmt: skip
@@ -130,13 +144,31 @@ def run_eval(
     repeats: int = 1,
     temperature: float | None = None,
     calls: Path | None = None,
+    metric: str | None = None,
+    output_path: str | None = None,
+    save_samples: bool = False,
+    use_cache: str | None = None,
 ) -> EvalReport:
     """Run `task` through lm-eval's Python API twice, baseline then with the library, on one model.
 
     `repeats` k > 1 samples k replies per problem (at `temperature`, default 1.0 then) and every
     reply is graded, so the report holds mean@k with intervals over problems (see `ted.stats`).
-    `task` is an lm-eval task of `eval_tasks/` or a reasoning-gym spec `rg:NAME[?split=test&n=…]`."""
-    lm_task, task_metadata = resolve_task(task)
+    `task` is an lm-eval task of `eval_tasks/` or a reasoning-gym spec `rg:NAME[?split=test&n=…]`.
+    A task that is not ted's is scored by `metric` (`METRIC[,FILTER]`, default lm-eval's first).
+    `output_path` (with `save_samples`: each reply too, lm-eval's `--log_samples`) and `use_cache`
+    are lm-eval's; the two runs go under `output_path/baseline` and `output_path/with_library`."""
+    ours = is_ted_task(task)
+    lm_task, task_metadata = resolve_task(task) if ours else (task, {})
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+    if not ours:
+        for flag, given in (("--data-files", data_files), ("--system-in-user", system_in_user), ("--repeats", repeats > 1)):
+            if given:
+                raise ConfigError(f"{flag} is for ted's own tasks ({', '.join(LM_EVAL_TASKS)}); {task} takes its data and replies from its lm-eval YAML")
+    elif metric:
+        raise ConfigError(f"--metric is for other lm-eval tasks; {task} compares acc (the upstream harness's verdict)")
+    if save_samples and not output_path:
+        raise ConfigError("--log-samples writes into --output-path: give both")
     library = optional_library(library_ref)
     if library is None:
         raise LibraryError("no library given: pass --library PATH or org/name@version")
@@ -146,26 +178,34 @@ def run_eval(
         from lm_eval.tasks import TaskManager
     except ImportError:
         raise ConfigError("ted eval needs lm-eval: pip install 'ted-distill[eval]'") from None
-    folder = eval_tasks_dir(include_path)
+    folder = eval_tasks_dir(include_path) if ours else None
+    upstream = None if ours else _task_manager(TaskManager, task, include_path)
+    if upstream is not None and task not in upstream.all_tasks:
+        raise DataError(f"unknown task {task!r}: neither ted's ({', '.join(LM_EVAL_TASKS)}, rg:NAME) nor one lm-eval knows (`lm_eval ls tasks`)")
     try:
         lm = get_model(model).create_from_arg_string(model_args, {"batch_size": batch_size, "device": device})
     except (ValueError, KeyError) as err:
         raise ConfigError(scrub_text(f"cannot create lm-eval model {model!r} from {model_args!r}: {err}")) from None
-    if repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
     sampling = [] if repeats == 1 and temperature is None else ["do_sample=true", f"temperature={1.0 if temperature is None else temperature}"]
     gen_kwargs = ",".join([part for part in (gen_kwargs,) if part] + sampling) or None
+    block = library.render(cite=ours)
     runs: dict[str, RunScores] = {}
+    scored = "acc"
     with CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log:  # every request lm-eval makes, on record
         if not system_in_user:
             _probe_endpoint(model, model_args, log)
         for label, ref in (("baseline", ""), ("with_library", library_ref)):
-            metadata: dict[str, Any] = {**task_metadata, "library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
-            if data_files:
-                metadata["data_files"] = data_files
-            manager = TaskManager(include_path=str(folder), metadata=metadata)
+            if upstream is None:
+                metadata: dict[str, Any] = {**task_metadata, "library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
+                if data_files:
+                    metadata["data_files"] = data_files
+                manager, system = TaskManager(include_path=str(folder), metadata=metadata), system_instruction
+            else:
+                manager, system = upstream, "\n\n".join(part for part in (system_instruction, block if ref else "") if part) or None
             task_object = manager.load([lm_task])["tasks"][lm_task]
-            task_object.set_config(key="repeats", value=repeats)
+            if upstream is None:
+                task_object.set_config(key="repeats", value=repeats)
+            tracker = _tracker(output_path, label)
             results = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=[task_object],
@@ -173,24 +213,39 @@ def run_eval(
                 limit=limit,
                 gen_kwargs=gen_kwargs,
                 apply_chat_template=apply_chat_template,
-                system_instruction=system_instruction,
+                system_instruction=system,
                 log_samples=True,
                 bootstrap_iters=0,
+                use_cache=use_cache,
+                evaluation_tracker=tracker,
             )
             if results is None:
                 raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
+            if tracker is not None:
+                _save(tracker, results, save_samples)
             if log is not None:
                 log_samples(log, results["samples"][lm_task], label)
-            runs[label] = _scores(results["samples"][lm_task])
+            if upstream is None:
+                runs[label] = _scores(results["samples"][lm_task])
+            else:
+                runs[label], scored = _upstream_scores(task, results["samples"][lm_task], metric)
     return EvalReport(
         task=task,
         library=library_ref,
         library_items=len(library.items),
-        library_tokens=library.tokens(),
+        library_tokens=get_counter(library.budget.tokenizer).count(block),
         baseline=runs["baseline"],
         with_library=runs["with_library"],
         repeats=repeats,
+        metric=scored,
     )
+
+
+def is_ted_task(task: str) -> bool:
+    """Whether ted's own documents and scorers run `task` (an `eval_tasks/` task or `rg:` spec), not an lm-eval YAML's."""
+    from ted.tasks import rg
+
+    return rg.is_spec(task) or task in LM_EVAL_TASKS
 
 
 def resolve_task(task: str) -> tuple[str, dict[str, Any]]:
@@ -202,6 +257,47 @@ def resolve_task(task: str) -> tuple[str, dict[str, Any]]:
     if task not in LM_EVAL_TASKS:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(LM_EVAL_TASKS)} or rg:NAME?split=test&n=N (reasoning-gym)")
     return task, {}
+
+
+def _task_manager(manager_class: Any, task: str, include_path: str | None) -> Any:
+    """lm-eval's TaskManager for a task that is not ted's: the `include_path` folder alone when it
+    holds the task (indexing lm-eval's own thousands of YAMLs takes seconds), else with them."""
+    if include_path:
+        own = manager_class(include_path=include_path, include_defaults=False)
+        if task in own.all_tasks:
+            return own
+    return manager_class(include_path=include_path)
+
+
+def _tracker(output_path: str | None, label: str) -> Any:
+    """lm-eval's EvaluationTracker writing one run under `output_path/label` (None: nothing written)."""
+    if not output_path:
+        return None
+    from lm_eval.loggers import EvaluationTracker
+
+    return EvaluationTracker(output_path=str(Path(output_path) / label))
+
+
+def _save(tracker: Any, results: dict[str, Any], with_samples: bool) -> None:
+    """What `lm_eval --output_path [--log_samples]` writes: the results, and each reply when asked."""
+    samples = results["samples"]
+    tracker.save_results_aggregated(results={k: v for k, v in results.items() if k != "samples"}, samples=samples if with_samples else None)
+    if with_samples:
+        for name in results["configs"]:
+            tracker.save_results_samples(task_name=name, samples=samples[name])
+
+
+def _upstream_scores(task: str, samples: list[dict[str, Any]], wanted: str | None) -> tuple[RunScores, str]:
+    """Each problem's value of one metric under one filter, as lm-eval logged it (its own scoring),
+    and that `METRIC,FILTER`: `wanted` (the filter optional), else the first lm-eval reports."""
+    reported = list(dict.fromkeys(f"{name},{sample['filter']}" for sample in samples for name in sample.get("metrics", ())))
+    name, _, only = (wanted or (reported or ["?"])[0]).partition(",")
+    chosen = next((pair for pair in reported if pair.partition(",")[0] == name and only in ("", pair.partition(",")[2])), None)
+    if chosen is None:
+        raise ConfigError(f"--metric {wanted}: {task} reports {', '.join(reported) or 'no metric'} (METRIC or METRIC,FILTER)")
+    keep = chosen.partition(",")[2]
+    verdicts = {str(s["doc_id"]): [float(s[name])] for s in samples if s["filter"] == keep and name in s.get("metrics", ())}
+    return RunScores(verdicts=verdicts, no_answer=0, image_errors=0), chosen
 
 
 def _probe_endpoint(model: str, model_args: str, log: CallLog | None = None) -> None:

@@ -14,21 +14,32 @@ if TYPE_CHECKING:
 
 @with_options("system_in_user")
 def eval_command(
-    task: Annotated[str, typer.Option("--task", "--tasks", help="lm-eval task: ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime, ted_aime24, or reasoning-gym problems rg:NAME?split=test&n=200&seed=0.")],
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            "--tasks",
+            help="lm-eval task: ted's (ted_mathvision, ted_mathvision_testmini, ted_visualpuzzles, ted_aime25, ted_aime24), reasoning-gym problems rg:NAME?split=test&n=200&seed=0, or any other lm-eval task, e.g. gsm8k (the library then goes in as its --system-instruction, without citations).",
+        ),
+    ],
     library: Annotated[Optional[str], typer.Option(help="Library: a local path or org/name@version (default: $TED_LIBRARY).")] = None,
     model: Annotated[str, typer.Option(help="lm-eval model type, as `lm_eval --model`.")] = "local-chat-completions",
-    model_args: Annotated[str, typer.Option("--model_args", "--model-args", help="As `lm_eval --model_args`, e.g. base_url=http://localhost:8000/v1/chat/completions,model=NAME.")] = "",
-    gen_kwargs: Annotated[Optional[str], typer.Option("--gen_kwargs", "--gen-kwargs", help="As `lm_eval --gen_kwargs`, e.g. max_gen_toks=2048.")] = None,
-    batch_size: Annotated[str, typer.Option("--batch_size", "--batch-size", help="As `lm_eval --batch_size`.")] = "1",
+    model_args: Annotated[str, typer.Option(help="As `lm_eval --model_args`, e.g. base_url=http://localhost:8000/v1/chat/completions,model=NAME.")] = "",
+    gen_kwargs: Annotated[Optional[str], typer.Option(help="As `lm_eval --gen_kwargs`, e.g. max_gen_toks=2048.")] = None,
+    batch_size: Annotated[str, typer.Option(help="As `lm_eval --batch_size`.")] = "1",
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems (both runs).")] = None,
-    apply_chat_template: Annotated[bool, typer.Option("--apply_chat_template/--no_apply_chat_template", help="As `lm_eval --apply_chat_template` (on by default).")] = True,
-    system_instruction: Annotated[Optional[str], typer.Option("--system_instruction", help="As `lm_eval --system_instruction` (placed before the ted system prompt).")] = None,
+    apply_chat_template: Annotated[bool, typer.Option(help="As `lm_eval --apply_chat_template` (on by default).")] = True,
+    system_instruction: Annotated[Optional[str], typer.Option(help="As `lm_eval --system_instruction` (placed before the library's system text).")] = None,
     device: Annotated[Optional[str], typer.Option(help="As `lm_eval --device`, for local models.")] = None,
-    data_files: Annotated[Optional[str], typer.Option("--data_files", "--data-files", help="A local copy of the benchmark in its Hub schema (default: $TED_DATA_DIR/<task> or the Hub).")] = None,
-    include_path: Annotated[Optional[str], typer.Option("--include_path", "--include-path", help="The eval_tasks/ folder (default: the checkout's).")] = None,
+    data_files: Annotated[Optional[str], typer.Option(help="A local copy of the benchmark in its Hub schema (default: $TED_DATA_DIR/<task> or the Hub).")] = None,
+    include_path: Annotated[Optional[str], typer.Option(help="As `lm_eval --include_path`: ted's eval_tasks/ folder (default: the installed one), or a folder of your own tasks.")] = None,
     record: Annotated[bool, typer.Option(help="Write the scores into the library's metrics (local libraries only).")] = False,
-    chart: Annotated[Optional[Path], typer.Option(help="Bar chart PNG (default: ted-eval-<task>.png).")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Also write the full report (per category too) as JSON here.")] = None,
+    chart: Annotated[Optional[Path], typer.Option(help="Also draw a bar chart (PNG) here.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the full report (per category too) as JSON here.")] = None,
+    output_path: Annotated[Optional[Path], typer.Option(help="As `lm_eval --output_path`: lm-eval's results of each run, under baseline/ and with_library/.")] = None,
+    log_samples: Annotated[bool, typer.Option(help="As `lm_eval --log_samples`: every prompt and reply too, into --output-path.")] = False,
+    use_cache: Annotated[Optional[str], typer.Option(help="As `lm_eval --use_cache`: a SQLite file prefix where replies are kept, so a rerun asks the model only for new prompts.")] = None,
+    metric: Annotated[Optional[str], typer.Option(help="For a task that is not ted's: the METRIC[,FILTER] compared (default: the first the task reports).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Replies per problem; k > 1 reports mean@k (sampled at --temperature).")] = 1,
     temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature (default: greedy; 1.0 with --repeats > 1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the statistics as one JSON object.")] = False,
@@ -37,7 +48,6 @@ def eval_command(
     """Run a benchmark twice through lm-eval, baseline and with the library, and compare."""
     import json
     import logging
-    import re
 
     from ted.errors import ConfigError, LibraryError
     from ted.evaluate import bar_chart, record as record_metrics, run_eval
@@ -58,7 +68,9 @@ def eval_command(
 
     from ted.models.calllog import calls_path
 
-    calls = calls_path(output or chart or Path(f"ted-eval-{task}.png"))  # beside the report, else beside the chart
+    # Every request on record, beside what the run was asked to write (nothing asked, nothing written).
+    beside = out or chart or (output_path / "ted-eval.json" if output_path else None)
+    calls = calls_path(beside) if beside else None
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     huggingface_hub.utils.disable_progress_bars()
@@ -79,6 +91,10 @@ def eval_command(
         repeats=repeats,
         temperature=temperature,
         calls=calls,
+        metric=metric,
+        output_path=str(output_path) if output_path else None,
+        save_samples=log_samples,
+        use_cache=use_cache,
     )
     if record:
         recorded = record_metrics(report, ref)
@@ -86,9 +102,8 @@ def eval_command(
         typer.echo(json.dumps(report.summary()))
         if chart:
             bar_chart(report, chart)
-        if output:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        if out:
+            atomic_write(out, json.dumps(report.to_dict(), indent=2) + "\n")
         return
     from rich.console import Console
     from rich.table import Table
@@ -101,21 +116,24 @@ def eval_command(
     table.add_row(label, *stats_cells(report.comparison()))
     for name in report.with_library.categories:
         table.add_row(f"  {name}", *stats_cells(report.comparison(name)))
-    table.add_row("no answer", str(report.baseline.no_answer), str(report.with_library.no_answer), "", "", "")
+    if report.metric == "acc":  # ted's scorers count replies without an answer; an upstream metric does not
+        table.add_row("no answer", str(report.baseline.no_answer), str(report.with_library.no_answer), "", "", "")
     if report.baseline.image_errors or report.with_library.image_errors:
         table.add_row("undecodable images", str(report.baseline.image_errors), str(report.with_library.image_errors), "", "", "")
     console.print(table)
     console.print("[95% bootstrap intervals over problems; a difference whose interval includes 0 is not significant]")
-    safe_name = re.sub(r"[^\w.-]+", "_", task)  # an rg: spec holds ':', '?' and '&'
-    chart_path = bar_chart(report, chart or Path(f"ted-eval-{safe_name}.png"))
-    console.print(f"chart: {chart_path}")
-    if output:
+    if chart:
+        console.print(f"chart: {bar_chart(report, chart)}")
+    if output_path:
+        console.print(f"lm-eval results: {output_path}")
+    if out:
         try:
-            atomic_write(output, json.dumps(report.to_dict(), indent=2) + "\n")  # whole or not at all, also on a full disk
+            atomic_write(out, json.dumps(report.to_dict(), indent=2) + "\n")  # whole or not at all, also on a full disk
         except OSError as err:
-            raise ConfigError(f"cannot write the report {output}: {err.strerror or err}") from None
-        console.print(f"report: {output}")
-    console.print(f"every request: {calls} (ted log {calls})", markup=False, highlight=False, soft_wrap=True)
+            raise ConfigError(f"cannot write the report {out}: {err.strerror or err}") from None
+        console.print(f"report: {out}")
+    if calls:
+        console.print(f"every request: {calls} (ted log {calls})", markup=False, highlight=False, soft_wrap=True)
     if record:
         console.print(f"recorded in {recorded}")
 

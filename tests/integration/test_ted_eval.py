@@ -76,7 +76,7 @@ def test_ted_eval_json_with_repeats(llama_server: Any, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--task", "ted_mmlu", "--library", "LIB"], "unknown task 'ted_mmlu'; choose one of ted_mathvision"),
+        (["--task", "ted_mmlu", "--library", "LIB"], "unknown task 'ted_mmlu': neither ted's (ted_mathvision"),
         (["--task", "ted_aime", "--library", "missing.json"], "missing.json: no such file or folder"),
         (["--task", "ted_aime", "--library", "org/name@v2", "--record"], "--record writes into a local library file"),
         (["--task", "ted_aime"], "no library given"),
@@ -89,3 +89,50 @@ def test_ted_eval_bad_input_is_one_line(tmp_path: Path, args: list[str], message
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ted_eval_puts_a_library_into_an_upstream_lm_eval_task(tmp_path: Path) -> None:
+    """`ted eval --task ANY_LM_EVAL_TASK`: upstream gsm8k (its prompt, filters and metric; only the
+    data is local) gets the library as lm-eval's system instruction, citation-free, and ted's
+    numbers are lm-eval's own for the chosen metric; --output-path/--log-samples write lm-eval's
+    files, --use-cache keeps the replies, and nothing else is written."""
+    import lm_eval.tasks
+
+    from tests.sim import Simulator, write_problems
+
+    rows = [json.loads(line) for line in write_problems(tmp_path / "problems.jsonl", 6).read_text().splitlines()]
+    data = tmp_path / "gsm.jsonl"
+    data.write_text("".join(json.dumps({"question": r["question"], "answer": f"{r['question']}\n#### {r['answer']}"}) + "\n" for r in rows))
+    upstream = Path(lm_eval.tasks.__file__).parent / "gsm8k" / "gsm8k.yaml"
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "gsm8k_local.yaml").write_text(
+        f"include: {upstream}\ntask: gsm8k_local\ndataset_path: json\ndataset_name: null\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data}\n    train: {data}\nnum_fewshot: 0\n"
+    )
+    lib = Library(name="upstream")
+    lib.add("Restate the two operands before you compute.", step=1)
+    path = lib.save(tmp_path / "work" / "library.json")
+    work = path.parent
+    with Simulator(seed=3, tokens_per_reply=20, keep_requests=True) as sim:
+        args = ("eval", "--task", "gsm8k_local", "--include_path", str(tasks), "--library", str(path), "--json",
+                "--model_args", f"base_url={sim.base_url}/chat/completions,model=sim", "--metric", "exact_match,flexible-extract",
+                "--output_path", str(tmp_path / "lm"), "--log_samples", "--use_cache", str(tmp_path / "cache" / "replies"))  # fmt: skip
+        proc = run_ted(*args, cwd=work, env=lm_eval_env(work), timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        systems = [body["messages"][0]["content"] for stage, body in sim.requests_seen() if body["messages"][0]["role"] == "system"]
+        asked = len(sim.requests_seen())
+        again = run_ted(*args, cwd=work, env=lm_eval_env(work), timeout=600)
+        assert again.returncode == 0 and len(sim.requests_seen()) - asked <= 2, again.stderr[-3000:]  # the probe only: replies from the cache
+    summary = json.loads(proc.stdout)
+    assert summary["task"] == "gsm8k_local" and summary["n"] == 6
+    block = "Restate the two operands before you compute."
+    with_library = [text for text in systems if block in text]
+    assert with_library and all("Used:" not in text and "[E1]" not in text for text in with_library)
+    assert sum(1 for text in systems if "Experience library" in text) == len(with_library)  # the baseline has none
+    for arm, key in (("baseline", "baseline"), ("with_library", "with_library")):
+        results = sorted((tmp_path / "lm" / arm).rglob("results_*.json"))[0]  # the first run's (the rerun's follows)
+        upstream_acc = json.loads(results.read_text())["results"]["gsm8k_local"]["exact_match,flexible-extract"]
+        assert summary[key]["acc"] == pytest.approx(upstream_acc)
+        assert list((tmp_path / "lm" / arm).rglob("samples_gsm8k_local_*.jsonl"))
+    assert [p.name for p in work.iterdir()] == ["library.json"]  # no chart, no call log, nothing unasked
