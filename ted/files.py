@@ -21,8 +21,14 @@ os.umask(_UMASK)
 
 
 def cache_dir() -> Path:
-    """Where ted keeps what it can rebuild (the assembled bundled model, token counts): $TED_CACHE, else ~/.cache/ted."""
-    return Path(os.environ.get("TED_CACHE") or Path.home() / ".cache" / "ted")
+    """Where ted keeps what it can rebuild (the assembled bundled model, token counts): $TED_CACHE, else
+    the platform's user cache folder (platformdirs: ~/.cache/ted or $XDG_CACHE_HOME/ted on Linux,
+    ~/Library/Caches/ted on macOS, %LOCALAPPDATA%\\ted\\Cache on Windows)."""
+    if os.environ.get("TED_CACHE"):
+        return Path(os.environ["TED_CACHE"])
+    from platformdirs import user_cache_path  # only when no TED_CACHE is set
+
+    return user_cache_path("ted", appauthor=False)
 
 
 def read_capped(path: Path, cap: int, error: type[Exception], what: str | None = None) -> bytes:
