@@ -47,7 +47,6 @@ EXAMPLES = {
     "data sample": "ted data sample pool.jsonl --samples 100 --exclude eval.jsonl --out train.jsonl",
     "reproduce": "ted reproduce --benchmark aime --student openai:m@http://127.0.0.1:8080/v1 --teacher openai:gpt-4o --out runs/aime --dry-run",
     "log": "ted log out/library.json --rejected",
-    "serve": "ted serve local local:teacher",
     "attribute": "ted attribute lib.json --data test.jsonl --task generic --student openai:m@http://127.0.0.1:8080/v1 --limit 200",
     "completion": 'eval "$(ted completion bash)"',
     "serve": "ted serve local local:teacher --parallel 4",
