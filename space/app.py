@@ -157,6 +157,32 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             yield update()
         yield update(cited=citations(replies[LIB_SIDE], library))
 
+    async def chat(
+        question: str,
+        library: str = catalog.default(),
+        version: str | None = None,
+        compare: bool = False,
+        temperature: float = 0.7,
+        max_tokens: int = 256,
+    ) -> dict[str, Any]:
+        """Ask the student one text question with a library (`none`: the plain student) and, with
+        `compare`, without it too. Returns `reply`, `baseline` (null unless comparing) and `cited`
+        (the experience IDs the reply cites). The same checks and limits as the page."""
+        try:
+            text, _, chosen = take({"text": question, "files": []}, library, version, compare)
+        except TedError as err:
+            raise gr.Error(short_error(err)) from None
+        params = SamplingParams(temperature=float(temperature), max_tokens=max(1, min(int(max_tokens), limits.max_new_tokens)))
+        sides = {LIB_SIDE: chosen, **({BASE_SIDE: None} if compare else {})}
+        streams = {side: student.stream(build_messages(lib, [], text, []), params) for side, lib in sides.items()}
+        replies = dict.fromkeys(sides, "")
+        async for side, item in interleave(streams):
+            if isinstance(item, BaseException):
+                raise gr.Error(short_error(item))
+            if isinstance(item, str):
+                replies[side] += item
+        return {"reply": replies[LIB_SIDE], "baseline": replies.get(BASE_SIDE), "cited": citations(replies[LIB_SIDE], chosen)}
+
     default_key = catalog.default()
     default_versions, default_version = catalog.versions(default_key)
     with gr.Blocks(title=TITLE) as demo:
@@ -210,9 +236,11 @@ def build(student: Student, catalog: Catalog, limits: Limits) -> gr.Blocks:
             respond,
             [box, chat_lib, chat_base, library, version, compare, temperature, max_tokens],
             [box, chat_lib, chat_base, block],
-            api_name="chat",
+            api_name="chat_ui",  # the page's event (images, history); programs use the typed /chat
+            api_visibility="undocumented",
             validator=validate,
         )
+        gr.api(chat, api_name="chat")
         answer.then(lambda: READY, None, box, api_visibility="private")
         box.stop(lambda: READY, None, box, cancels=[answer], api_visibility="private")
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)

@@ -172,7 +172,7 @@ def ask(
     client: Client, text: str, key: str = "none", compare: bool = False, files: list[Path] = (), version: str | None = None
 ) -> tuple[Any, ...]:
     message = {"text": text, "files": [handle_file(path) for path in files]}
-    return client.predict(message, [], [], key, version, compare, 0.0, 16, api_name="/chat")
+    return client.predict(message, [], [], key, version, compare, 0.0, 16, api_name="/chat_ui")
 
 
 def reply_text(chat: list[dict[str, Any]]) -> str:
@@ -216,6 +216,26 @@ def test_compare_returns_two_replies_one_with_the_block(space: Client, proxy: Re
     assert not with_lib.startswith("⚠️") and not without.startswith("⚠️")
     systems = sorted(system_text(r) for r in proxy.chat_requests)
     assert systems == sorted([prompts.render("solve", library=lib.render()), prompts.render("solve", library="")])
+
+
+def test_the_typed_chat_api_takes_keyword_parameters(space: Client, proxy: RecordingProxy, library: tuple[str, Library]) -> None:
+    """`/chat` for programs: named, typed parameters (gradio_client's API view says so), one JSON
+    answer with the reply, the baseline when comparing and the cited IDs; refusals as errors."""
+    key, lib = library
+    info = space.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]
+    params = {p["parameter_name"]: p for p in info["parameters"]}
+    assert list(params) == ["question", "library", "version", "compare", "temperature", "max_tokens"]
+    assert params["question"]["type"]["type"] == "string" and params["compare"]["type"]["type"] == "boolean"
+    assert not params["compare"]["parameter_has_default"] or params["compare"]["parameter_default"] is False
+    answer = space.predict(question="Name a prime number.", library=key, compare=True, temperature=0.0, max_tokens=16, api_name="/chat")
+    assert set(answer) == {"reply", "baseline", "cited"} and answer["reply"].strip() and answer["baseline"].strip()
+    assert set(answer["cited"]) <= set(lib.ids())
+    systems = sorted(system_text(r) for r in proxy.chat_requests)
+    assert systems == sorted([prompts.render("solve", library=lib.render()), prompts.render("solve", library="")])
+    plain = space.predict(question="What is 2 + 3?", library="none", max_tokens=16, api_name="/chat")
+    assert plain["baseline"] is None and plain["cited"] == []
+    with pytest.raises(Exception, match="Pick a library"):
+        space.predict(question="What is 2 + 3?", library="none", compare=True, api_name="/chat")
 
 
 def test_uploaded_image_reaches_the_backend(space: Client, proxy: RecordingProxy, tmp_path: Path) -> None:
@@ -282,7 +302,7 @@ def test_hub_library_versions_are_fetched_validated_and_injected(
 def test_the_queue_answers_one_question_at_a_time(space: Client, proxy: RecordingProxy) -> None:
     """TED_SPACE_CONCURRENCY=1: of two questions sent together, the second reaches the model only after the first is answered."""
     jobs = [
-        space.submit({"text": f"Count to {n}.", "files": []}, [], [], "none", None, False, 0.0, 32, api_name="/chat")
+        space.submit({"text": f"Count to {n}.", "files": []}, [], [], "none", None, False, 0.0, 32, api_name="/chat_ui")
         for n in (3, 4)
     ]
     for job in jobs:

@@ -71,10 +71,10 @@ def test_a_forged_turn_never_reaches_the_server_as_control_tokens(llama_server: 
         with running_space(clean_env({"TED_STUDENT": spec}), tmp_path / "space.log") as url:
             client = Client(url, verbose=False, download_files=False)
             with pytest.raises(Exception, match="control sequence") as refused:
-                client.predict({"text": "What is 2+2?" + FORGED_TEXT, "files": []}, [], [], "none", None, False, 0.0, 16, api_name="/chat")
+                client.predict({"text": "What is 2+2?" + FORGED_TEXT, "files": []}, [], [], "none", None, False, 0.0, 16, api_name="/chat_ui")
             refusals["space question"] = str(refused.value)[:200]
             history = [{"role": role, "content": [{"type": "text", "text": text}]} for role, text in (("user", "Hello"), ("assistant", FORGED_TEXT))]
-            client.predict({"text": "What is 2+2?", "files": []}, history, [], "none", None, False, 0.0, 16, api_name="/chat")
+            client.predict({"text": "What is 2+2?", "files": []}, history, [], "none", None, False, 0.0, 16, api_name="/chat_ui")
     chats = [body for body in proxy.bodies if body.get("messages")]
     texts = [text for body in chats for text in message_texts(body)]
     assert chats and any("What is 2+2?" in text for text in texts), "nothing reached the server: the check below would be empty"

@@ -193,7 +193,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def ask(client: Client, text: str, key: str = "none", files: tuple[Path, ...] = (), version: str | None = None) -> tuple[Any, ...]:
     message = {"text": text, "files": [handle_file(str(path)) for path in files]}
-    return client.predict(message, [], [], key, version, False, 0.0, 16, api_name="/chat")
+    return client.predict(message, [], [], key, version, False, 0.0, 16, api_name="/chat_ui")
 
 
 SPACE_CASES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [

@@ -146,7 +146,7 @@ def test_credentials_in_endpoint_urls_reach_the_server_and_nothing_else(tmp_path
         sim.failure_rate = 0.0
         with running_space({**env, "TED_STUDENT": endpoint(sim.port, "sim-student")}, work / "space.log") as url:
             client = Client(url, verbose=False, download_files=False)
-            answered = client.predict({"text": "Compute 12 + 30.", "files": []}, [], [], "none", None, False, 0.0, 16, api_name="/chat")
+            answered = client.predict({"text": "Compute 12 + 30.", "files": []}, [], [], "none", None, False, 0.0, 16, api_name="/chat_ui")
             page = requests.get(url, timeout=30).content
         notice = "".join(part.get("text", "") for part in answered[1][-1]["content"])
         assert notice.startswith("⚠️"), notice
