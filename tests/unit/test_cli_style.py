@@ -100,3 +100,18 @@ def test_shell_completion_script_and_candidates():
     assert script.returncode == 0 and "_TED_COMPLETE=complete_bash" in script.stdout
     asked = ted(env=environ(_TED_COMPLETE="complete_bash", COMP_WORDS="ted show x --no", COMP_CWORD="3"))
     assert asked.returncode == 0 and asked.stdout.split() == ["--no-citations"]
+
+
+def test_distill_json_summary_parses(tmp_path):
+    """`ted distill --json`: the summary is one JSON object on stdout, its facts those of the library written."""
+    from tests.sim import Simulator, write_problems
+
+    data = write_problems(tmp_path / "problems.jsonl", 3)
+    with Simulator(tokens_per_reply=40, seed=5) as sim:
+        result = ted("distill", "--data", str(data), "--student", sim.spec("s"), "--teacher", sim.spec("t"), "--out", str(tmp_path / "lib.json"),
+                     "--epochs", "1", "--rollouts", "2", "--batch-size", "3", "--json", env=environ("OPENAI_API_KEY"), timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    library = Library.load(tmp_path / "lib.json")
+    assert summary["library"] == str(tmp_path / "lib.json") and summary["items"] == len(library.items)
+    assert summary["requests"] == library.cost.calls and summary["requests"]["student"] >= 3
