@@ -45,7 +45,7 @@ system-deps:
 	fi
 
 demo: $(VENV)/.local
-	$(BIN)/python -m ted.demo $(OUT)/problems.jsonl --n 6
+	$(BIN)/python -m ted.demo $(OUT)/problems.jsonl --samples 6
 	$(BIN)/ted distill --data $(OUT)/problems.jsonl --student local --teacher local \
 		--out $(OUT)/library.json --name demo-gemma270m --epochs 1 --rollouts 2 --batch-size 3 \
 		--budget-tokens 600 --max-items 6 --max-tokens 96 --json-max-tokens 192 --force

@@ -41,10 +41,11 @@ def write_demo_problems(path: Path, n: int = 10, seed: int = 0) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path)
-    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=10, help="How many problems (as `ted data sample --samples`).")
+    parser.add_argument("--n", dest="samples", type=int, help=argparse.SUPPRESS)  # the older name
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(write_demo_problems(args.path, args.n, args.seed))
+    print(write_demo_problems(args.path, args.samples, args.seed))
 
 
 if __name__ == "__main__":
