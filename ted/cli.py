@@ -159,6 +159,9 @@ def _finish(command: Any, path: str) -> None:
     for param in command.params:
         if param.param_type_name == "option" and not param.is_flag and param.metavar is None:
             param.metavar = metavar(param.display_type(None))
+        elif param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None  # "REF_A", not "ref_a <str>": its help says what it is
     if path in EXAMPLES:
         command.epilog = f"\b\nExample:\n  {EXAMPLES[path]}"
     for name, sub in getattr(command, "commands", {}).items():

@@ -2,6 +2,7 @@
 `--json` that parses, an example and readable metavars in every `--help`, shell completion."""
 
 import json
+import re
 
 import pytest
 
@@ -92,7 +93,12 @@ def test_every_command_has_an_example_and_readable_metavars():
         for param in command.params:
             if param.param_type_name == "option" and not param.is_flag:
                 assert param.metavar and "<" not in param.metavar and "[" not in param.metavar, (path, param.name, param.metavar)
+            elif param.param_type_name == "argument":
+                assert param.metavar and "<" not in param.metavar, (path, param.name, param.metavar)
     assert set(EXAMPLES) == seen  # no example for a command that is gone
+    for args in (["distill"], ["diff"], ["data", "sample"]):
+        shown = ted(*args, "--help").stdout
+        assert "Example:" in shown and not re.search(r"<(str|int|float|path|list)\b", shown), shown
 
 
 def test_shell_completion_script_and_candidates():
