@@ -103,10 +103,10 @@ class Distiller:
             self.counter.prefetch()  # the first batch's calls are about to go out: the tokenizer loads while they are in flight
             c = self.config
             self.solutions = TeacherSolutions(self.solve, state.solutions, state.teacher_chains, c.fresh_teacher_solutions, ahead=solutions_ahead(c.concurrency, c.batch_size))
-            self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
             try:
                 with context(stage="probe"):
                     await ensure_system_reaches(self.student)  # before the first paid call: the library must reach the student
+                self.solutions.start([p for batch in self.batches(state.epoch)[state.batch :] for p in batch] + self.problems)
                 return await self.loop(state, started=time.perf_counter() - state.wall_s)
             finally:
                 await self.solutions.stop()
