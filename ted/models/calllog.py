@@ -29,7 +29,7 @@ from typing import IO, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ted.errors import ConfigError
+from ted.errors import ConfigError, TedError
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, image_to_png_bytes
 from ted.redact import scrub_text, scrub_value
 
@@ -239,7 +239,7 @@ def find_log(ref: str | Path) -> Path:
 
 
 def _missing(path: Path) -> NoReturn:
-    raise ConfigError(f"no call log at {path}: give a run's --out (its folder or library file) or its .calls.jsonl")
+    raise TedError(f"no call log at {path}: give a run's --out (its folder or library file) or its .calls.jsonl")  # a missing file: exit 1
 
 
 class _Message(BaseModel):

@@ -209,7 +209,7 @@ def test_ted_log_shows_why_and_shows_it_literally(tmp_path: Path) -> None:
         assert raw.returncode == 0 and "\x1b" not in raw.stdout and "\u202e" not in raw.stdout, raw.stdout
         assert "\\x1b]52;c;ZXZpbA==\\x07 [link=http://x]click[/link] \\u202eevil" in raw.stdout
         assert raw.stdout.splitlines()[-1].startswith("2 lines of ") and "1 calls" in raw.stdout
-    assert run_ted("log", str(tmp_path / "nowhere")).returncode == 2
+    assert run_ted("log", str(tmp_path / "nowhere")).returncode == 1  # a missing file: a runtime failure (ted.errors)
 
 
 def test_eval_requests_are_on_record_with_images_as_hashes(tmp_path: Path) -> None:
