@@ -21,3 +21,4 @@ MAX_NESTING = 64  # levels of nested arrays and objects in any JSON or TOML file
 # `usage` shows usage and s(e) = log(1 + usage) only (the paper's arm); the rest need no teacher.
 Strategy = Literal["teacher", "truncate", "random", "none", "usage"]
 TEACHER_STRATEGIES = ("teacher", "usage")
+MAX_REPLY_BYTES = 64_000_000  # one reply's body from a model server, after decompression (a gzip bomb stops here)

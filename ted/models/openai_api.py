@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ted.errors import ModelError
-from ted.limits import MAX_STREAM_CHARS
+from ted.limits import MAX_REPLY_BYTES, MAX_STREAM_CHARS
 from ted.redact import remember_secret, scrub_text, scrub_url, split_credentials
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage, to_openai_messages
 
@@ -171,7 +171,7 @@ class OpenAIChatModel(BaseChatModel):
         if self._clients is None or self._clients[0] is not loop:
             client = AsyncOpenAI(
                 api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout,
-                max_retries=self.max_retries, http_client=_deadline_client(self.timeout),
+                max_retries=self.max_retries, http_client=_deadline_client(self.timeout, self.shown_url),
                 default_headers={"Authorization": self._basic_auth} if self._basic_auth else None,
             )  # fmt: skip
             self._clients = (loop, client)
@@ -432,20 +432,37 @@ class OpenAIChatModel(BaseChatModel):
         )
 
 
-def _deadline_client(total: float) -> Any:
+def _deadline_client(total: float, where: str) -> Any:
     """The SDK's aiohttp client, with `total` seconds for each try as a whole (connect, send, and the
-    whole body of a reply that is not streamed). The transport's own timeouts are per read: a server
-    trickling a byte every few seconds would hold one try for ever. A try past its deadline fails as a
-    read timeout, which the client retries like any other."""
+    whole body of a reply that is not streamed) and at most MAX_REPLY_BYTES of that body, counted
+    after decompression. The transport's own timeouts are per read: a server trickling a byte every
+    few seconds would hold one try for ever. A try past its deadline fails as a read timeout, which
+    the client retries like any other; a body past the cap (a gzip bomb) ends the request, naming `where`."""
     import httpx2
     from openai import DefaultAioHttpClient
 
     class DeadlineClient(DefaultAioHttpClient):  # type: ignore[misc,valid-type]
-        async def send(self, request: Any, **kwargs: Any) -> Any:
+        async def send(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Any:
             try:
-                return await asyncio.wait_for(super().send(request, **kwargs), total)
+                return await asyncio.wait_for(self._bounded(request, stream, **kwargs), total)
             except asyncio.TimeoutError:
                 raise httpx2.ReadTimeout(f"no complete reply within {total:g}s", request=request) from None
+
+        async def _bounded(self, request: Any, stream: bool, **kwargs: Any) -> Any:
+            response = await super().send(request, stream=True, **kwargs)
+            if stream:  # the caller reads it, bounded in `OpenAIChatModel.stream`
+                return response
+            try:
+                parts, size = [], 0
+                async for part in response.aiter_bytes():  # decoded: gzip and the like already undone
+                    size += len(part)
+                    if size > MAX_REPLY_BYTES:
+                        raise ModelError(f"{where} sent a reply over {MAX_REPLY_BYTES:,} bytes once decompressed; cut off")
+                    parts.append(part)
+                response._content = b"".join(parts)  # what `aread` would have stored: the body, read
+            finally:
+                await response.aclose()
+            return response
 
     return DeadlineClient()
 

@@ -3,7 +3,7 @@
 One full life of a library, as a user lives it: distill against an endpoint that fails a fifth of
 its calls and quotes the Authorization header in every error body (a careless proxy), a run that
 dies of an outage and is resumed, `ted show` in every form, the card, a push to the Hub and a pull
-back. Every byte of stdout and stderr and every file under the workspace (output folder,
+back, `ted chat` against the leaky endpoint, and a pull the Hub refuses (its error line). Every byte of stdout and stderr and every file under the workspace (output folder,
 checkpoint, card, pulled copy, Hub cache) and in the Hub's repository is searched for the secrets.
 The Space's side is checked in test_space_hostile.py.
 """
@@ -77,6 +77,12 @@ def test_no_output_of_a_full_run_contains_the_key_or_the_token(tmp_path: Path) -
         assert pushed.returncode == 0, pushed.stderr[-2000:]
         assert run("pull", "alice/planted@v1", "--out", str(work / "pulled")).returncode == 0
         assert run("versions", "alice/planted").returncode == 0
+        # `ted chat` against the same leaky endpoint (its stream, or the error it ends in), and a Hub error line.
+        chat = subprocess.run(ted_command("chat", "--student", sim.spec("sim-student"), "--library", str(out)), cwd=work, env=env,
+                              input=b"hello\n", capture_output=True, timeout=120)  # fmt: skip
+        outputs += [("ted chat stdout", chat.stdout), ("ted chat stderr", chat.stderr)]
+        missing = run("pull", "alice/planted@v9")  # the Hub's refusal, as an error line
+        assert missing.returncode != 0 and missing.stderr.startswith(b"error: "), missing.stderr[-2000:]
         # What the Hub now holds, byte for byte, as any visitor would download it.
         for name in ("library.json", "README.md", "experiences.jsonl"):
             outputs.append((f"hub {name}", hub.git("dataset", "alice/planted", "show", f"v1:{name}").encode()))

@@ -600,3 +600,50 @@ def test_odd_but_honest_server_replies_are_read_or_named(body: bytes, expected: 
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Compressed(_Shaped):
+    def _send(self, body: bytes) -> None:
+        import gzip
+
+        packed = gzip.compress(body, 9)
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-encoding", "gzip")
+        self.send_header("content-length", str(len(packed)))
+        self.end_headers()
+        self.wfile.write(packed)
+
+
+@pytest.mark.parametrize("handler, padding", [(_Compressed, 2_000_000), (_Shaped, 2_000_000), (_Compressed, 1_000)])
+def test_a_reply_body_is_capped_after_decompression(monkeypatch: pytest.MonkeyPatch, handler: type[_Shaped], padding: int) -> None:
+    """A gzip bomb (2 MB of whitespace in a few KB), or a plain body as large, stops at the cap
+    (lowered here to 1 MB); a small compressed reply is read as ever."""
+    import asyncio
+
+    from ted.errors import ModelError
+    from ted.models import openai_api
+    from ted.models.base import Message, SamplingParams
+
+    monkeypatch.setattr(openai_api, "MAX_REPLY_BYTES", 1_000_000)
+    body = b'{"choices": [{"message": {"content": "42"}}]}' + b" " * padding
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (handler,), {"body": body}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    model = openai_api.OpenAIChatModel("openai:m", "m", base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=5.0, max_retries=0)
+
+    async def ask() -> str:
+        try:
+            return (await model.chat([Message("user", "Compute 6 × 7.")], SamplingParams(max_tokens=8))).texts[0]
+        finally:
+            await model.aclose()
+
+    try:
+        if padding > 1_000_000:
+            with pytest.raises(ModelError, match="over 1,000,000 bytes once decompressed"):
+                asyncio.run(ask())
+        else:
+            assert asyncio.run(ask()) == "42"
+    finally:
+        server.shutdown()
+        server.server_close()
