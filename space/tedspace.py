@@ -107,12 +107,27 @@ BASE_MODEL_EXAMPLES = [
     {"text": "Question: A shop sells pens at 3 dollars each. How much do 7 pens cost?\nAnswer:"},
     {"text": "The next number in the sequence 2, 4, 8, 16 is"},
 ]
+# Tasks an instruction-tuned student is measured on here (docs/tasks.md): the Space offers one problem of
+# each, from the validation split (never a training or test problem), asked as ted asks it.
+RG_EXAMPLE_TASKS = ("rg:gsm_symbolic", "rg:time_intervals", "rg:basic_arithmetic")
 PROBLEM_EXAMPLES = [
     {"text": "A shop sells pens at 3 dollars each. How much do 7 pens cost? Give the final answer as a number."},
     {"text": "Is 91 a prime number? Explain briefly."},
     {"text": "How many positive divisors does 360 have?"},
     {"text": "A right triangle has legs 5 and 12. What is the radius of its inscribed circle?"},
 ]
+
+
+@lru_cache(maxsize=1)
+def reasoning_gym_examples() -> list[dict[str, str]]:
+    """The first validation problem of each of RG_EXAMPLE_TASKS, as the student's question."""
+    from ted.tasks import get_task
+
+    examples = []
+    for name in RG_EXAMPLE_TASKS:
+        task = get_task(name)
+        examples += [{"text": task.format_prompt(problem)} for problem in task.load(data_files=f"{name}?split=validation&n=1")]
+    return examples
 
 
 class Student:
@@ -150,7 +165,7 @@ class Student:
         registered = LOCAL_MODELS.get(self.spec.strip())
         if registered is not None and not registered.instruct:
             return "Examples (short completions: a small base model continues text, it does not follow instructions)", BASE_MODEL_EXAMPLES
-        return f"Examples for {self.model.model}", PROBLEM_EXAMPLES
+        return f"Examples for {self.model.model}", reasoning_gym_examples() + PROBLEM_EXAMPLES
 
     def describe(self) -> str:
         """A one-line name for the page (never the endpoint URL, which may be private)."""

@@ -266,3 +266,16 @@ def test_reproduce_refuses_options_in_the_benchmark_and_foreign_eval_data(tmp_pa
     proc = run_ted(*base, "--benchmark", "rg:chain_sum", "--eval-data", "rg:chain_sum?n=30&seed=3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "eval_sizes={'rg:chain_sum': 30}" in " ".join(proc.stdout.split()) and not (tmp_path / "runs").exists()
+
+
+def test_the_space_offers_validation_problems_asked_as_ted_asks_them() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "space"))
+    import tedspace
+
+    examples = tedspace.reasoning_gym_examples()
+    assert len(examples) == len(tedspace.RG_EXAMPLE_TASKS)
+    for name, example in zip(tedspace.RG_EXAMPLE_TASKS, examples):
+        (problem,) = load_problems(f"{name}?split=validation&n=1")
+        assert example["text"] == get_task(name).format_prompt(problem) and split_of(problem.question) == "validation"
