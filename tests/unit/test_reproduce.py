@@ -140,3 +140,4 @@ def test_dry_run_prints_calls_tokens_and_dollars_and_writes_nothing(tmp_path: Pa
     total_teacher = next(line for line in proc.stdout.splitlines() if "total" in line and "teacher" in line)
     assert total_teacher.split("│")[-2].strip() not in ("", "–")  # dollars for the priced role
     assert not (tmp_path / "runs").exists()
+
