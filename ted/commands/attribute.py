@@ -40,6 +40,7 @@ def attribute(
     from ted.attribution import LOO_MAX_ITEMS, METHOD, attribute as run_attribution, store
     from ted.errors import ConfigError, LibraryError
     from ted.files import atomic_write
+    from ted.shown import literal
     from ted.library import Library
     from ted.models import SamplingParams, load_model
     from ted.tasks import get_task
@@ -74,10 +75,10 @@ def attribute(
     lib.save(path)
     if output:
         atomic_write(output, json.dumps({**result.to_dict(), "design": result.design}, indent=1) + "\n")
-    table = Table(title=f"{path}: effect of each lesson on accuracy ({len(problems)} problems, accuracy with half the lessons {result.accuracy:.3f})")
+    table = Table(title=f"{literal(path)}: effect of each lesson on accuracy ({len(problems)} problems, accuracy with half the lessons {result.accuracy:.3f})")
     for column in ("id", "effect [95% CI]", "problems with it", *(["leave one out"] if leave_one_out else []), "lesson"):
         table.add_column(column, justify="left" if column in ("id", "lesson") else "right")
-    texts = {item.id: item.text for item in lib.items}
+    texts = {item.id: literal(item.text) for item in lib.items}  # lessons shown as text, never as markup
     for effect in result.effects:
         loo = [f"{effect.loo:+.3f}"] if leave_one_out and effect.loo is not None else []
         table.add_row(effect.id, f"{effect.effect:+.3f} [{effect.ci95[0]:+.3f}, {effect.ci95[1]:+.3f}]", str(effect.present), *loo, texts[effect.id])

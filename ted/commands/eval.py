@@ -108,14 +108,16 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
+    from ted.shown import literal
+
     console = Console()
-    table = Table(title=f"{task}: {ref} ({report.library_items} items, {report.library_tokens} tokens injected)")
+    table = Table(title=f"{literal(task)}: {literal(ref)} ({report.library_items} items, {report.library_tokens} tokens injected)")
     for column in ("", "baseline", "with library", "delta", "p (McNemar)", "problems"):
         table.add_column(column, justify="left" if not column else "right")
     label = "accuracy" if report.repeats == 1 else f"mean@{report.repeats}"
     table.add_row(label, *stats_cells(report.comparison()))
     for name in report.with_library.categories:
-        table.add_row(f"  {name}", *stats_cells(report.comparison(name)))
+        table.add_row(f"  {literal(name)}", *stats_cells(report.comparison(name)))  # a dataset's category names: text, not markup
     if report.metric == "acc":  # ted's scorers count replies without an answer; an upstream metric does not
         table.add_row("no answer", str(report.baseline.no_answer), str(report.with_library.no_answer), "", "", "")
     if report.baseline.image_errors or report.with_library.image_errors:
@@ -123,9 +125,9 @@ def eval_command(
     console.print(table)
     console.print("[95% bootstrap intervals over problems; a difference whose interval includes 0 is not significant]")
     if chart:
-        console.print(f"chart: {bar_chart(report, chart)}")
+        console.print(f"chart: {bar_chart(report, chart)}", markup=False)
     if output_path:
-        console.print(f"lm-eval results: {output_path}")
+        console.print(f"lm-eval results: {output_path}", markup=False)
     if out:
         try:
             atomic_write(out, json.dumps(report.to_dict(), indent=2) + "\n")  # whole or not at all, also on a full disk

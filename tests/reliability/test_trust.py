@@ -647,3 +647,41 @@ def test_a_reply_body_is_capped_after_decompression(monkeypatch: pytest.MonkeyPa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_space_ships_no_private_host_or_local_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ted space deploy` keeps its endpoint a secret: the libraries it ships in public files carry no
+    `config` naming the run's endpoints, data or prompt folders (here a private host, a home path, a
+    query token), and their lessons and provenance otherwise as loaded."""
+    from ted import deploy
+
+    monkeypatch.setattr(deploy, "_built_wheel", lambda: ({}, "Metadata-Version: 2.1\nName: ted\nVersion: 0\n"))  # the wheel is not under test
+    private = {
+        "student": f"openai:m@http://10.0.0.7:8000/v1?token={QUERY_TOKEN}",
+        "data": "/home/alice/private/problems.jsonl",
+        "prompts": "/home/alice/prompt-sets/mine",
+    }
+    lib = hostile_library(tmp_path / "lib.json", config=private)
+    plan = deploy.plan_space("alice/space", student="openai:m@http://10.0.0.7:8000/v1", libraries=[str(lib)], env={})
+    public = b"".join(plan.files.values())
+    for value in ("10.0.0.7", "/home/alice", QUERY_TOKEN):
+        assert value.encode() not in public, value
+    shipped = [Library.from_json(data) for path, data in plan.files.items() if path.endswith("library.json")]
+    assert len(shipped) == 1 and shipped[0].config == {} and shipped[0].items == Library.load(lib).items
+
+
+@pytest.mark.parametrize("budget", [{"max_items": 1}, {"max_tokens": 5}])
+def test_show_says_when_a_library_is_over_its_own_budget(tmp_path: Path, budget: dict[str, int]) -> None:
+    lib = hostile_library(tmp_path / "lib.json", texts=(LESSON, LESSON + " Twice."), budget=budget)
+    shown = ted("show", str(lib), cwd=tmp_path)
+    assert shown.returncode == 0 and "over its own budget" in shown.stdout, shown.stdout
+    within = ted("show", str(hostile_library(tmp_path / "ok.json")), cwd=tmp_path)
+    assert within.returncode == 0 and "over its own budget" not in within.stdout
+
+
+@pytest.mark.parametrize("folder", ["[bold]card[/]", "card [/]", "[link=https://evil.example]card"])
+def test_paths_with_markup_are_printed_as_they_are(tmp_path: Path, folder: str) -> None:
+    lib = hostile_library(tmp_path / "lib.json")
+    proc = ted("card", str(lib), "--out", folder, "--license", "mit", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{Path(folder)}/library.json" in proc.stdout and (tmp_path / folder / "library.json").is_file()
