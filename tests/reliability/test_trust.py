@@ -685,3 +685,30 @@ def test_paths_with_markup_are_printed_as_they_are(tmp_path: Path, folder: str) 
     proc = ted("card", str(lib), "--out", folder, "--license", "mit", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"{Path(folder)}/library.json" in proc.stdout and (tmp_path / folder / "library.json").is_file()
+
+
+def test_a_tokenizer_the_user_named_stays_usable_for_the_library_it_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--tokenizer ORG/NAME` is the user's choice: the run's own library, which names it, is counted
+    with it in the same process (the distill summary), while another name a library gives is refused."""
+    import sys
+    import types
+
+    from ted import tokens
+
+    class FakeTokenizer:
+        def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+            return list(range(len(text.split())))
+
+    fake = types.SimpleNamespace(AutoTokenizer=types.SimpleNamespace(from_pretrained=lambda name: FakeTokenizer()))
+    monkeypatch.setitem(sys.modules, "transformers", fake)  # no download in a unit test: the trust decision is what is tested
+    monkeypatch.setattr(tokens, "_named_by_user", set())
+    tokens.get_counter.cache_clear()
+    try:
+        assert tokens.get_counter("org/chosen-tokenizer", trusted=True).count("one two three") == 3
+        assert tokens.get_counter("org/chosen-tokenizer").count("one two") == 2
+        with pytest.raises(ConfigError):
+            tokens.get_counter("org/other-tokenizer")
+        monkeypatch.setenv("TED_TRUSTED_TOKENIZERS", "org/x, org/other-tokenizer")
+        assert tokens.get_counter("org/other-tokenizer").count("a b c d") == 4
+    finally:
+        tokens.get_counter.cache_clear()
