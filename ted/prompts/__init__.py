@@ -141,6 +141,8 @@ def load(folder: str | Path | None) -> PromptSet:
 
     texts = dict(DEFAULT.texts)
     for file in files:
+        if not file.resolve().is_relative_to(path.resolve()):  # a shared folder's link to ~/.ssh/id_rsa would go to the teacher as a prompt
+            raise ConfigError(f"--prompts {folder}: {file.name} links outside the folder; prompt files must be inside it")
         try:
             texts[file.stem] = read_capped(file, MAX_PROMPT_BYTES, ConfigError, f"--prompts {folder}: {file.name}").decode("utf-8")
             _env().parse(texts[file.stem])

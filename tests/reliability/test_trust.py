@@ -124,6 +124,18 @@ def test_image_paths_resolve_only_inside_the_data_folder(tmp_path: Path, monkeyp
 
 
 # --------------------------------------------------------------------------- prompt folders are sandboxed
+def test_a_prompt_file_linking_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    from ted import prompts
+
+    secret = write(tmp_path / "home" / ".ssh" / "id_rsa", "-----BEGIN PRIVATE KEY-----")
+    for name, target in (("solve.md", secret), ("extract.md", Path("../home/.ssh/id_rsa"))):
+        folder = tmp_path / f"set-{name}"
+        folder.mkdir()
+        (folder / name).symlink_to(target)
+        with pytest.raises(ConfigError, match="links outside the folder"):
+            prompts.load(folder)
+
+
 @pytest.mark.parametrize(
     "template",
     [
