@@ -67,7 +67,7 @@ class RichReporter:
         self.progress.update(self.task_id, total=status.total, completed=status.progress, **_fields(status))
 
     def log(self, message: str) -> None:
-        self.progress.console.log(message)
+        self.progress.console.log(_shown(message))
 
     def __enter__(self) -> "RichReporter":
         self.progress.start()
@@ -100,7 +100,7 @@ class PlainReporter:
             )  # fmt: skip
 
     def log(self, message: str) -> None:
-        err_console().print(message, highlight=False, soft_wrap=True)
+        err_console().print(_shown(message), highlight=False, soft_wrap=True)
 
     def __enter__(self) -> "PlainReporter":
         return self
@@ -110,6 +110,15 @@ class PlainReporter:
 
     def stop(self) -> None:
         return None
+
+
+def _shown(message: str) -> str:
+    """A run's log line as printed: it quotes problem ids and server messages, so no escape sequence
+    and no credential reaches the terminal."""
+    from ted.redact import scrub_text
+    from ted.shown import visible
+
+    return visible(scrub_text(message))
 
 
 def _fields(status: Any) -> dict[str, Any]:

@@ -724,3 +724,14 @@ def test_a_tokenizer_the_user_named_stays_usable_for_the_library_it_wrote(monkey
         assert tokens.get_counter("org/other-tokenizer").count("a b c d") == 4
     finally:
         tokens.get_counter.cache_clear()
+
+
+@pytest.mark.parametrize("message", ["step 3 p\x1b]52;c;aGk=\x07: rejected add", "step 4 \u202eevil: unusable", f"server said: bad key {API_KEY}"])
+def test_run_log_lines_are_shown_literally_and_scrubbed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, message: str) -> None:
+    """A run's log lines quote problem ids (from the data) and server messages."""
+    from ted.commands.core import PlainReporter
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    PlainReporter().log(message)
+    printed = capsys.readouterr().err
+    assert printed.strip() and not any(ch in printed for ch in "\x1b\x07\u202e") and API_KEY not in printed, printed
