@@ -115,8 +115,8 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
 
 
 def rg_docs(**metadata: Any) -> dict[str, Any]:
-    """The documents of `ted_rg`: the reasoning-gym problems that `metadata` names (`generator`,
-    `split`, `n`, `seed`, `config`; see `ted.tasks.rg.spec_from_metadata`)."""
+    """The documents of `ted_rg`: the reasoning-gym problems that `metadata["rg"]` names, a spec
+    `rg:NAME?split=test&n=N&seed=K` (see `ted.tasks.rg.spec_from_metadata`)."""
     from ted.tasks.rg import LM_TASK, generate, spec_from_metadata
     from ted.tasks.rg_task import RgTask
 

@@ -44,6 +44,7 @@ _TRIES_PER_PROBLEM = 20  # a split keeps about a third of what is made; more tri
 _RESERVED = ("seed", "size")  # config fields ted sets itself
 _NAME = re.compile(r"^[a-z0-9_]+$")
 LM_TASK = "ted_rg"  # the lm-eval task (eval_tasks/ted_rg.yaml); its metadata names the problems
+METADATA_KEY = "rg"  # ... under this key, as a spec
 
 
 # --------------------------------------------------------------------------- the spec
@@ -133,24 +134,18 @@ def canonical(value: Any) -> str:
 
 
 def spec_from_metadata(metadata: dict[str, Any]) -> RgSpec:
-    """The spec that lm-eval's `--metadata` names: `generator` (required), `split` (default test),
-    `n`, `seed`, and `config` (the generator's config overrides, an object), read by `parse_spec`."""
-    from urllib.parse import urlencode
-
-    generator = metadata.get("generator")
-    if not generator:
-        raise DataError(f'{LM_TASK} needs the generator in --metadata, e.g. {{"generator": "gsm_symbolic", "split": "test", "n": 200, "seed": 0}}')
-    config = metadata.get("config") or {}
-    if not isinstance(config, dict):
-        raise DataError(f"{LM_TASK}: metadata config must be an object of the generator's config fields, got {config!r}")
-    query = {key: metadata[key] for key in ("split", "n", "seed") if metadata.get(key) is not None}
-    query |= {key: value if isinstance(value, str) else canonical(value) for key, value in config.items()}
-    return parse_spec(f"{PREFIX}{generator}?{urlencode(query)}" if query else f"{PREFIX}{generator}", split="test")
+    """The spec that lm-eval's `--metadata` names under `rg` (its split defaults to test). One key
+    holding the spec, not one per part: lm-eval merges the model's arguments into the metadata, and a
+    model's `seed` must never pick the problems."""
+    spec = metadata.get(METADATA_KEY)
+    if not spec or not isinstance(spec, str):
+        raise DataError(f'{LM_TASK} needs the problems in --metadata, e.g. {{"{METADATA_KEY}": "rg:gsm_symbolic?split=test&n=200&seed=0"}}')
+    return parse_spec(spec, split="test")
 
 
 def lm_eval_metadata(spec: RgSpec) -> dict[str, Any]:
     """`--metadata` for `ted_rg` that names exactly `spec` (what `ted eval --task rg:…` passes)."""
-    return {"generator": spec.generator, "split": spec.split, "n": spec.n, "seed": spec.seed, "config": {k: json.loads(v) for k, v in spec.config}}
+    return {METADATA_KEY: str(spec)}
 
 
 def benchmark_tests(name: str, given: str | None, size: int) -> RgSpec:

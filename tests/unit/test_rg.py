@@ -78,7 +78,7 @@ def test_bad_specs_say_what_is_wrong(text: str, message: str) -> None:
 def test_ted_eval_resolves_a_spec_to_ted_rg_with_its_metadata() -> None:
     from ted.evaluate import resolve_task
 
-    assert resolve_task("rg:chain_sum?n=7") == ("ted_rg", {"generator": "chain_sum", "split": "test", "n": 7, "seed": 0, "config": {}})
+    assert resolve_task("rg:chain_sum?n=7") == ("ted_rg", {"rg": "rg:chain_sum?split=test&n=7&seed=0"})
     assert resolve_task("ted_aime24") == ("ted_aime24", {})
     with pytest.raises(DataError, match="or rg:NAME"):
         resolve_task("rg_chain_sum")
@@ -87,8 +87,8 @@ def test_ted_eval_resolves_a_spec_to_ted_rg_with_its_metadata() -> None:
 def test_metadata_names_the_same_spec() -> None:
     spec = parse_spec(f"{TINY}&split=test&n=5&seed=2")
     assert spec_from_metadata(lm_eval_metadata(spec)) == spec
-    assert spec_from_metadata({"generator": "leg_counting"}) == RgSpec("leg_counting", "test", 100, 0)
-    with pytest.raises(DataError, match="needs the generator"):
+    assert spec_from_metadata({"rg": "rg:leg_counting", "seed": 1234}) == RgSpec("leg_counting", "test", 100, 0)  # a model's seed
+    with pytest.raises(DataError, match="needs the problems in --metadata"):
         spec_from_metadata({"split": "test"})
 
 
@@ -248,7 +248,7 @@ def test_reproduce_trains_on_the_train_split_and_scores_the_test_split(tmp_path:
     test = units.load_eval_problems(config, "rg:leg_counting")
     assert len(test) == benchmark("rg:leg_counting").eval_size and {p.id for p in test}.isdisjoint(p.id for p in train)
     assert {question_key(p.question) for p in test}.isdisjoint(question_key(p.question) for p in train)
-    assert units.eval_metadata(config, "rg:chain_sum", None) == {"library": "", "generator": "chain_sum", "split": "test", "n": 4, "seed": 1, "config": {}}
+    assert units.eval_metadata(config, "rg:chain_sum", None) == {"library": "", "rg": "rg:chain_sum?split=test&n=4&seed=1"}
     assert len(units.load_eval_problems(config, "rg:chain_sum")) == 4
 
 
