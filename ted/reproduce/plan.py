@@ -143,8 +143,7 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
         return [self.teacher, *[t for t in self.teachers if t != self.teacher]]
 
     def fingerprint(self) -> str:
-        data = self.model_dump(mode="json", exclude=set(NOT_HASHED))
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(hashed(self.model_dump(mode="json")), sort_keys=True).encode()).hexdigest()[:16]
 
     def recorded(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -159,6 +158,19 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
 
     def seeds_of(self, strategy: str) -> int:
         return self.seeds if not self.seed_strategies or strategy in self.seed_strategies else 1
+
+
+def hashed(config: dict[str, Any]) -> dict[str, Any]:
+    """What `--resume` must find unchanged in a recorded configuration. An endpoint counts by the model it
+    serves, not its address: a run resumed in a later session reaches the same local models on new ports."""
+    from ted.models import parse_spec
+
+    data = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    for role in ("student", "teacher"):
+        if isinstance(data.get(role), str):
+            data[role] = parse_spec(data[role])[1]
+    data["teachers"] = [parse_spec(spec)[1] for spec in data.get("teachers") or []]
+    return data
 
 
 @dataclass(frozen=True)
@@ -314,7 +326,8 @@ class Tracker:
         except (OSError, UnicodeDecodeError, ValidationError) as err:
             raise ConfigError(f"{path}: unreadable state file ({str(err).splitlines()[0]}); choose another --out to start over") from None
         if old.fingerprint != self.state.fingerprint:
-            changed = sorted(k for k, v in self.state.config.items() if k not in NOT_HASHED and old.config.get(k) != v)
+            before, now = hashed(old.config), hashed(self.state.config)
+            changed = sorted(k for k, v in now.items() if before.get(k) != v)
             raise ConfigError(
                 f"{path} was written by a different configuration (changed: {', '.join(changed) or 'unknown'}); "
                 "resume with the same options, or choose another --out"

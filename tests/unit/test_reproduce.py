@@ -69,6 +69,11 @@ def test_resume_keeps_finished_steps_and_refuses_another_configuration(tmp_path:
     again.open(resume=True)
     assert [s.id for s in again.pending()] == [s.id for s in steps[1:]]
     assert again.result(steps[0]) == {"samples": 100} and again.state.command == ["ted", "reproduce"]
+    moved = config.model_copy(update={"student": "openai:m@http://127.0.0.1:8123/v1", "teacher": "openai:m@http://127.0.0.1:8124/v1"})
+    Tracker(RunDir(config.out), moved, plan(moved), []).open(resume=True)  # the same models on other ports: a later session's servers
+    renamed = config.model_copy(update={"student": "openai:other@http://127.0.0.1:9/v1"})
+    with pytest.raises(ConfigError, match=r"changed: student"):
+        Tracker(RunDir(config.out), renamed, plan(renamed), []).open(resume=True)
     other = config.model_copy(update={"epochs": 1, "seed": 4})
     with pytest.raises(ConfigError, match=r"different configuration \(changed: epochs, seed\)"):
         Tracker(RunDir(config.out), other, plan(other), []).open(resume=True)
