@@ -21,7 +21,7 @@ from ted.distill.config import RunConfig
 from ted.library import Library
 from ted.tasks.base import Problem
 from tests.reliability.common import assert_one_line_error, clean_env, ted, ted_command, tree_digest
-from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, item, jsonl, library_json, png, write
+from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, item, jsonl, library_json, nested_json, png, write
 
 DEAD = "openai:sim@http://127.0.0.1:9/v1"  # nothing listens there: no case may get as far as a call
 MODELS = ("--student", DEAD, "--teacher", DEAD)
@@ -40,6 +40,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(ws / "problems.jsonl", jsonl(*GOOD_ROWS))
     for name, data in HOSTILE_LIBRARIES.items():
         write(ws / "libs" / f"{name}.json", data)
+    write(ws / "libs" / "nested_600.json", nested_json(600))  # parses, then broke every recursive walk (RecursionError)
     write(ws / "libs" / "duplicate_keys.json", library_json([item(1)])[:-1] + b', "name": "other"}')
     write(ws / "libs" / "nan_cost.json", library_json([item(1)], cost={"usd": 1.0}).replace(b"1.0", b"NaN"))
     write(ws / "libs" / "negative_cost.json", library_json([item(1)], cost={"usd": -4.0}))
@@ -157,6 +158,7 @@ CLI_CASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("distill-config-dev-zero", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "/dev/zero"), ("--config /dev/zero", "not a regular file")),
     ("distill-config-fifo", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "fifo.toml"), ("not a regular file",)),
     ("distill-config-nested", distill("--data", "problems.jsonl", "--out", "new.json", "--config", "nested.toml"), ("nested too deeply",)),
+    ("show-nested-600", ("show", "libs/nested_600.json"), ("nested too deeply",)),
     ("show-duplicate-keys", ("show", "libs/duplicate_keys.json"), ("'name' appears twice",)),
     ("show-nan-cost", ("show", "libs/nan_cost.json"), ("NaN",)),
     ("show-negative-cost", ("show", "libs/negative_cost.json"), ("cost.usd",)),
