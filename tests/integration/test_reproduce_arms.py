@@ -91,5 +91,5 @@ def test_a_reasoning_gym_benchmark_is_split_by_the_run_and_scored_by_ted_rg(tmp_
     train = [json.loads(line)["question"] for line in (run / "train.jsonl").read_text().splitlines()]
     evaluated = [json.loads(line)["messages"] for line in (run / "evals" / "rg:chain_sum" / "baseline.calls.jsonl").read_text().splitlines()]
     assert len(evaluated) == 8 and not any(q in json.dumps(evaluated) for q in train)  # disjoint by text
-    assert any("ted_rg" in line and '"generator": "chain_sum"' in line for line in report["rerun"]["eval"])
+    assert any("ted_rg" in line and "rg:chain_sum?split=test" in line for line in report["rerun"]["eval"])
     assert "rg:chain_sum" in (run / "report.md").read_text()
