@@ -61,6 +61,7 @@ from ted.errors import ConfigError, LibraryError, TedError
 from ted.files import atomic_write, read_capped, write_folder
 from ted.library import MAX_FILE_BYTES, Library
 from ted.redact import scrub_text
+from ted.shown import visible
 from ted.repo_ids import check_repo_id, check_revision
 
 if TYPE_CHECKING:
@@ -475,8 +476,8 @@ def push_library(
             commit = hub.api.create_commit(
                 repo_id,
                 operations,
-                commit_message=message or f"Publish {library.name} {version}",
-                commit_description=f"ted library {library.name}: {len(library.items)} experiences.",
+                commit_message=message or f"Publish {visible(library.name)} {version}",  # the Hub shows it: no hidden characters
+                commit_description=f"ted library {visible(library.name)}: {len(library.items)} experiences.",
                 repo_type=REPO_TYPE,
                 revision=branch,
                 parent_commit=base,
@@ -485,7 +486,7 @@ def push_library(
         if replaced:
             hub.api.delete_tag(repo_id, tag=version, repo_type=REPO_TYPE)
         try:
-            hub.api.create_tag(repo_id, tag=version, revision=oid, tag_message=f"ted library {library.name} {version}", repo_type=REPO_TYPE)
+            hub.api.create_tag(repo_id, tag=version, revision=oid, tag_message=f"ted library {visible(library.name)} {version}", repo_type=REPO_TYPE)
         except Exception as err:  # noqa: BLE001 - any failure here leaves a commit without its tag: say exactly what is on the Hub
             raise HubError(_untagged(hub.api, repo_id, version, oid, on_main, tags.get(version) if replaced else None, err)) from None
     url = f"{hub.endpoint}/datasets/{repo_id}/tree/{version}"
