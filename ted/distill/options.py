@@ -53,8 +53,8 @@ class Option:
 
 _TABLE = (
     # What to learn from, and with which models.
-    Option("data", None, "Training data: JSONL/CSV file, a local `datasets` folder, or a Hub dataset id.", str, required=True),
-    Option("task", "generic", "Scorer and prompt format: generic, mathvision, visualpuzzles, aime, aime24."),
+    Option("data", None, "Training data: JSONL/CSV file, a local `datasets` folder, a Hub dataset id, or reasoning-gym problems rg:NAME?split=train&n=100.", str, required=True),
+    Option("task", "generic", "Scorer and prompt format: generic, mathvision, visualpuzzles, aime, aime24, or rg:NAME (a reasoning-gym generator)."),
     Option("student", None, "Student model spec: openai:MODEL@URL, hf:MODEL, gguf:PATH or local.", str, required=True),
     Option("teacher", None, "Teacher model spec (same forms as --student).", str, required=True),
     Option("out", None, "Where to write the library (library.json).", str, required=True),
