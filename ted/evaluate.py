@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +174,6 @@ def run_eval(
     if library is None:
         raise LibraryError("no library given: pass --library PATH or org/name@version")
     try:
-        import lm_eval
         from lm_eval.api.registry import get_model
         from lm_eval.tasks import TaskManager
     except ImportError:
@@ -191,44 +191,31 @@ def run_eval(
     block = library.render(cite=ours)
     runs: dict[str, RunScores] = {}
     scored = "acc"
-    with CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log:  # every request lm-eval makes, on record
+    with (
+        CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log,  # every request lm-eval makes, on record
+        tempfile.TemporaryDirectory(prefix="ted-eval-") as tmp,
+    ):
         if not system_in_user:
             _probe_endpoint(model, model_args, log)
-        for label, ref in (("baseline", ""), ("with_library", library_ref)):
+        # The reference is resolved once (above): ted's documents read the library from a local
+        # file, so a Hub reference is not looked up again.
+        local = library_ref if Path(library_ref).expanduser().exists() else str(library.save(Path(tmp) / "library.json"))
+        for label, ref in (("baseline", ""), ("with_library", local)):
+            tracker = _tracker(output_path, label)
+            common: dict[str, Any] = dict(limit=limit, gen_kwargs=gen_kwargs, apply_chat_template=apply_chat_template, use_cache=use_cache, evaluation_tracker=tracker)
             if upstream is None:
                 metadata: dict[str, Any] = {**task_metadata, "library": ref, "system_in_user": system_in_user, "image_placeholders": model in MULTIMODAL_LOCAL_MODELS}
                 if data_files:
                     metadata["data_files"] = data_files
-                manager, system = TaskManager(include_path=str(folder), metadata=metadata), system_instruction
+                runs[label], results = score_run(lm, lm_task, folder, metadata, repeats=repeats, system_instruction=system_instruction, **common)  # type: ignore[arg-type]
             else:
-                manager, system = upstream, "\n\n".join(part for part in (system_instruction, block if ref else "") if part) or None
-            task_object = manager.load([lm_task])["tasks"][lm_task]
-            if upstream is None:
-                task_object.set_config(key="repeats", value=repeats)
-            tracker = _tracker(output_path, label)
-            results = lm_eval.simple_evaluate(
-                model=lm,
-                tasks=[task_object],
-                task_manager=manager,
-                limit=limit,
-                gen_kwargs=gen_kwargs,
-                apply_chat_template=apply_chat_template,
-                system_instruction=system,
-                log_samples=True,
-                bootstrap_iters=0,
-                use_cache=use_cache,
-                evaluation_tracker=tracker,
-            )
-            if results is None:
-                raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
+                system = "\n\n".join(part for part in (system_instruction, block if ref else "") if part) or None
+                results = evaluate_task(lm, upstream, lm_task, system_instruction=system, **common)
+                runs[label], scored = _upstream_scores(task, results["samples"][lm_task], metric)
             if tracker is not None:
                 _save(tracker, results, save_samples)
             if log is not None:
                 log_samples(log, results["samples"][lm_task], label)
-            if upstream is None:
-                runs[label] = _scores(results["samples"][lm_task])
-            else:
-                runs[label], scored = _upstream_scores(task, results["samples"][lm_task], metric)
     return EvalReport(
         task=task,
         library=library_ref,
@@ -239,6 +226,31 @@ def run_eval(
         repeats=repeats,
         metric=scored,
     )
+
+
+def evaluate_task(lm: Any, manager: Any, lm_task: str, *, repeats: int | None = None, **options: Any) -> dict[str, Any]:
+    """One `lm_eval.simple_evaluate` of one task from `manager`, its samples logged: every run of
+    `ted eval` and `ted reproduce` goes through here. `repeats` replies per problem (ted's tasks)."""
+    import lm_eval
+
+    task_object = manager.load([lm_task])["tasks"][lm_task]
+    if repeats is not None:
+        task_object.set_config(key="repeats", value=repeats)
+    results = lm_eval.simple_evaluate(model=lm, tasks=[task_object], task_manager=manager, log_samples=True, bootstrap_iters=0, **options)
+    if results is None:
+        raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
+    results["samples"][lm_task] = sorted(results["samples"][lm_task], key=lambda s: s["doc_id"])
+    return results
+
+
+def score_run(lm: Any, lm_task: str, folder: Path, metadata: dict[str, Any], *, repeats: int, **options: Any) -> tuple[RunScores, dict[str, Any]]:
+    """One arm of a ted task (`metadata["library"]`: "" is the baseline), every one of the `repeats`
+    replies per problem graded (mean@k as `ted.stats` defines it); also lm-eval's results."""
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(folder), include_defaults=False, metadata=metadata)  # ted's tasks only: no index of lm-eval's own
+    results = evaluate_task(lm, manager, lm_task, repeats=repeats, **options)
+    return _scores(results["samples"][lm_task]), results
 
 
 def is_ted_task(task: str) -> bool:

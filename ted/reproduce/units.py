@@ -142,47 +142,36 @@ class Evaluator:
         return f"max_gen_toks={self.config.eval_max_tokens}" if self.config.eval_max_tokens else None
 
     def arm(self, benchmark: str, library: Path | None, calls: Path | None = None, placebo: bool = False) -> dict[str, Any]:
-        """Per-document correctness for each repeat, plus the counts the report needs; every request into `calls` (written afresh)."""
-        import datasets
-        import lm_eval
-        from lm_eval.tasks import TaskManager
+        """Per-document correctness for each repeat, plus the counts the report needs; every request into `calls` (written afresh).
 
-        from ted.evaluate import eval_tasks_dir, log_samples
+        Scored by `ted eval`'s runner (`ted.evaluate.score_run`): every reply graded, mean@k as `ted.stats` defines it."""
+        import datasets
+
+        from ted.evaluate import eval_tasks_dir, log_samples, score_run
         from ted.models.calllog import CallLog
 
         datasets.disable_progress_bars()
         lm_task = registry.benchmark(benchmark).lm_task
-        metadata = eval_metadata(self.config, benchmark, library, placebo)
+        repeats = self.config.repeats
         started = time.perf_counter()
-        runs: list[list[dict[str, Any]]] = []
         with CallLog(calls).open() if calls is not None else contextlib.nullcontext() as log:
-            for _ in range(self.config.repeats):
-                results = lm_eval.simple_evaluate(
-                    model=self._model(),
-                    tasks=[lm_task],
-                    task_manager=TaskManager(include_path=str(eval_tasks_dir()), include_defaults=False, metadata=metadata),
-                    limit=self.config.eval_limit,
-                    gen_kwargs=self.gen_kwargs(),
-                    apply_chat_template=True,
-                    log_samples=True,
-                    bootstrap_iters=0,
-                )
-                if results is None:
-                    raise ConfigError("lm-eval returned no results (a non-zero rank of a distributed run?)")
-                samples = sorted(results["samples"][lm_task], key=lambda s: s["doc_id"])
-                if log is not None:
-                    log_samples(log, samples, "placebo" if placebo else "baseline" if library is None else "with_library", repeat=len(runs) + 1)
-                runs.append([{"id": str(s["doc"]["id"]), "acc": float(s["acc"]), "no_answer": int(s["no_answer"])} for s in samples])
-        n = len(runs[0])
+            scores, results = score_run(
+                self._model(), lm_task, eval_tasks_dir(), eval_metadata(self.config, benchmark, library, placebo),
+                repeats=repeats, limit=self.config.eval_limit, gen_kwargs=self.gen_kwargs(), apply_chat_template=True,
+            )  # fmt: skip
+            if log is not None:
+                log_samples(log, results["samples"][lm_task], "placebo" if placebo else "baseline" if library is None else "with_library")
+        ids = list(scores.verdicts)
+        n = len(ids)
         return {
             "task": lm_task,
             "library": str(library) if library else None,
             "placebo": placebo,
             "n": n,
-            "repeats": self.config.repeats,
-            "correct": [[r["acc"] for r in run] for run in runs],
-            "ids": [r["id"] for r in runs[0]],
-            "no_answer": sum(r["no_answer"] for run in runs for r in run),
+            "repeats": repeats,
+            "correct": [[scores.verdicts[i][r] for i in ids] for r in range(repeats)],  # one list per repeat, as the report reads them
+            "ids": ids,
+            "no_answer": scores.no_answer,
             "calls": n * self.config.repeats,
             "wall_s": round(time.perf_counter() - started, 3),
         }
