@@ -1,18 +1,7 @@
 """Publish, version and fetch experience libraries as Hugging Face Hub datasets (DESIGN §3–4).
 
-**References.** A library reference is one string, resolved the same way everywhere (`ted show`,
-`ted chat`, `ted diff`, the eval tasks, the Space) by `load_library(ref)`:
-
-* a local path that exists: a `library.json` file, or a folder holding one;
-* `org/name`: the newest version of the Hub dataset (the highest `vN` / `vX.Y.Z` tag);
-* `org/name@v2`: that version (any tag, branch or full commit sha of the repo).
-
-The rule: a string is a local path only if it exists on disk. `org/name` is a Hub reference
-unless a folder `org/name` exists here. A string that looks like a path (starts with `.`, `/`, `~`,
-or ends in `.json`) but does not exist is reported as a missing file, never sent to the Hub.
-Anything else must be a well-formed Hub id: letters, digits, `-`, `_`, `.`; no `..`, `--`, empty
-or dot segments, no backslashes; so a reference can never walk out of the Hub cache. Callers that
-take references from strangers (the Space) pass `allow_local=False`.
+**References** (`org/name[@version]` or a local path) are parsed by `ted.hub_refs`; `load_library(ref)`
+resolves one the same way everywhere (`ted show`, `ted chat`, `ted diff`, the eval tasks, the Space).
 
 **Trust.** A downloaded library is untrusted: file sizes are checked against the caps from the
 repo listing before anything is downloaded, `library.json` is validated and capped by
@@ -39,13 +28,12 @@ cache, and with `HF_HUB_OFFLINE=1` a version pulled before is served from that c
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ted.cards import (
     CARD_FILE,
@@ -57,9 +45,11 @@ from ted.cards import (
     library_tokens,
     render_files,
 )
-from ted.errors import ConfigError, LibraryError, TedError
+from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, read_capped, write_folder
-from ted.library import MAX_FILE_BYTES, Library
+from ted.hub_client import MAX_ASSET_BYTES, REPO_TYPE, HubError, _Hub
+from ted.hub_refs import LibraryRef, newest_version, next_version, parse_ref, version_key
+from ted.library import Library
 from ted.redact import scrub_text
 from ted.shown import visible
 from ted.repo_ids import check_repo_id, check_revision
@@ -67,35 +57,10 @@ from ted.repo_ids import check_repo_id, check_revision
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-REPO_TYPE = "dataset"
-MAX_ASSET_BYTES = 10_000_000
-"""Cap on each non-library file of a pulled version (card, rows, charts)."""
 LAYOUT = (LIBRARY_FILE, EXPERIENCES_FILE, CARD_FILE, CURVE_IMAGE, USAGE_IMAGE)
 """The files of a published version; only these are ever downloaded."""
 
-_VERSION_RE = re.compile(r"^v(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?\Z", re.ASCII)
-
-
-class HubError(TedError):
-    """The Hub refused a request, cannot be reached, or holds no such repo or version."""
-
-
 # --------------------------------------------------------------------------- typed results
-@dataclass(frozen=True)
-class LibraryRef:
-    """A parsed library reference: a local file, or a Hub dataset and an optional version."""
-
-    kind: Literal["local", "hub"]
-    path: Path | None = None
-    repo_id: str | None = None
-    version: str | None = None
-
-    def __str__(self) -> str:
-        if self.kind == "local":
-            return str(self.path)
-        return f"{self.repo_id}@{self.version}" if self.version else str(self.repo_id)
-
-
 @dataclass(frozen=True)
 class PushResult:
     repo_id: str
@@ -133,201 +98,6 @@ class VersionInfo:
     baseline: float | None
     with_library: float | None
     problem: str | None = None  # why this version's library cannot be read (the others are still listed)
-
-
-# --------------------------------------------------------------------------- references
-def parse_ref(ref: str | os.PathLike[str], *, allow_local: bool = True) -> LibraryRef:
-    """Classify a reference (see the module docstring for the rule). Raises `LibraryError`."""
-    if isinstance(ref, os.PathLike):
-        ref = os.fspath(ref)
-    text = ref.strip()
-    if not text:
-        raise LibraryError("empty library reference: give a library.json, a folder, or org/name[@version]")
-    if allow_local and Path(text).expanduser().exists():
-        return LibraryRef("local", path=Path(text).expanduser())
-    if text.startswith((".", "/", "~")) or text.endswith(".json") or "\\" in text:
-        if not allow_local:
-            raise LibraryError(f"{text!r}: local paths are not accepted here; give a Hub reference org/name[@version]")
-        raise LibraryError(f"{text}: no such file or folder (a Hub reference looks like org/name or org/name@v2)")
-    repo_part, _, version = text.partition("@")
-    if ".." in text or "//" in text:
-        raise LibraryError(f"{text!r}: '..' and empty segments are not allowed in a Hub reference (path traversal)")
-    check_repo_id(repo_part)
-    if "@" in text:
-        check_revision(version)
-    return LibraryRef("hub", repo_id=repo_part, version=version or None)
-
-
-def version_key(tag: str) -> tuple[int, int, int] | None:
-    """Sort key of a version tag (`v3` < `v10`, `v1.2.0` < `v1.10.0`), or None if not a version."""
-    match = _VERSION_RE.match(tag)
-    if not match:
-        return None
-    major, minor, patch = (int(g) if g else 0 for g in match.groups())
-    return major, minor, patch
-
-
-def next_version(tags: list[str]) -> str:
-    """`v1` for a new repo, else one more than the highest major version: v2 → v3, v1.4.0 → v2."""
-    majors = [key[0] for key in map(version_key, tags) if key is not None]
-    return f"v{max(majors, default=0) + 1}"
-
-
-def newest_version(tags: list[str]) -> str | None:
-    versions = [t for t in tags if version_key(t) is not None]
-    return max(versions, key=lambda t: version_key(t) or (0, 0, 0)) if versions else None
-
-
-# --------------------------------------------------------------------------- the Hub client
-@dataclass
-class _Hub:
-    """One configured client: endpoint, token and cache, read from the environment at call time."""
-
-    token: str | None = None
-    endpoint: str | None = None
-    cache_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        from huggingface_hub import HfApi, constants, get_token
-
-        from ted.redact import remember_secret
-
-        remember_secret(self.token or get_token())  # the saved login's token too: an error line never shows it
-        self.endpoint = (self.endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
-        self.cache_dir = self.cache_dir or os.environ.get("HF_HUB_CACHE") or None
-        self.api: HfApi = HfApi(endpoint=self.endpoint, token=self.token)
-
-    @contextmanager
-    def errors(self, repo_id: str, version: str | None = None, writing: bool = False) -> Iterator[None]:
-        """Turn `huggingface_hub` and network exceptions into one clear line each."""
-        import httpx2
-        from huggingface_hub import errors as hf
-
-        where = f"{repo_id}@{version}" if version else repo_id
-        unpublished = " Nothing was published." if writing else ""
-        try:
-            yield
-        except hf.RepositoryNotFoundError:
-            raise HubError(
-                f"{repo_id}: no such dataset on the Hub at {self.endpoint} (or it is private and your token cannot see it)"
-            ) from None
-        except hf.RevisionNotFoundError:
-            raise HubError(f"{repo_id}: no version {version!r}; `ted versions {repo_id}` lists the published ones") from None
-        except hf.RemoteEntryNotFoundError:
-            raise LibraryError(f"{where}: not a ted library (the repo has no {LIBRARY_FILE})") from None
-        except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled):
-            raise HubError(
-                f"{where}: not in the local Hub cache and the Hub cannot be reached (HF_HUB_OFFLINE is set or the "
-                "network is down); pull it once while online"
-            ) from None
-        except hf.HfHubHTTPError as err:
-            status = err.response.status_code if err.response is not None else None
-            if status == 401:
-                message = "the Hub rejected your token (401): set a valid HF_TOKEN or run `hf auth login`"
-            elif status == 403:
-                message = f"your token cannot write to {repo_id} (403: a read-only token, or no rights on that namespace); use a token with write access"
-            elif status == 412:
-                message = f"{repo_id} changed while pushing (someone else pushed): run the push again"
-            else:
-                detail = scrub_text((err.server_message or str(err)).strip().splitlines()[0])
-                message = f"the Hub answered {status} for {where}: {detail}"
-            raise HubError(message + unpublished) from None
-        except hf.HFValidationError as err:
-            raise LibraryError(f"{repo_id!r}: not a valid Hub dataset id ({err})") from None
-        except ConnectionError as err:  # hf_xet (Xet storage) reports its failures as builtin ConnectionErrors
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise HubError(
-                f"the Hub's Xet storage failed for {where} ({detail}).{unpublished} Try again, or set HF_HUB_DISABLE_XET=1 to use LFS"
-            ) from None
-        except httpx2.HTTPError as err:
-            raise HubError(
-                f"network error talking to the Hub at {self.endpoint} ({type(err).__name__}: {err}).{unpublished} "
-                "Check your connection or HF_ENDPOINT and try again"
-            ) from None
-
-    def tags(self, repo_id: str) -> dict[str, str]:
-        """Tag name → commit, from the Hub."""
-        refs = self.api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
-        return {tag.name: tag.target_commit for tag in refs.tags}
-
-    def cached_tags(self, repo_id: str) -> list[str]:
-        """Tags of `repo_id` already in the Hub cache (to resolve "newest" while offline)."""
-        from huggingface_hub import scan_cache_dir
-        from huggingface_hub.errors import CacheNotFound
-
-        try:
-            cache = scan_cache_dir(self.cache_dir)
-        except CacheNotFound:
-            return []
-        return [ref for repo in cache.repos if repo.repo_id == repo_id and repo.repo_type == REPO_TYPE for ref in repo.refs]
-
-    def resolve_version(self, repo_id: str, version: str | None) -> str:
-        """The version to fetch: as given, or the newest tag (from the cache when offline)."""
-        import httpx2
-        from huggingface_hub import is_offline_mode
-
-        if version:
-            return version
-        with self.errors(repo_id):
-            tags: list[str] | None = None
-            if not is_offline_mode():
-                try:
-                    tags = list(self.tags(repo_id))
-                except httpx2.TransportError:
-                    tags = None
-            newest = newest_version(tags if tags is not None else self.cached_tags(repo_id))
-        if newest is None:
-            if tags is None:
-                raise HubError(f"{repo_id}: the Hub cannot be reached and no version of it is in the local cache")
-            raise HubError(f"{repo_id}: no published version (no vN tag); push one with `ted push LIB {repo_id}`")
-        return newest
-
-    def fetch(self, repo_id: str, version: str, patterns: tuple[str, ...]) -> tuple[Path, datetime | None]:
-        """Download the files of one version matching `patterns` into the Hub cache.
-
-        Returns the cache snapshot folder and the date of the version's commit (None offline).
-
-        Online, the repo listing is checked first: it must hold a library.json, and every file to
-        fetch must be within the caps. Offline (or if the Hub cannot be reached), the cached
-        snapshot is used.
-        """
-        import httpx2
-        from huggingface_hub import is_offline_mode, snapshot_download
-
-        date, checked = None, None
-        with self.errors(repo_id, version):
-            online = not is_offline_mode()
-            if online:
-                try:
-                    info = self.api.dataset_info(repo_id, revision=version, files_metadata=True)
-                except httpx2.TransportError:
-                    online = False
-                else:
-                    date, checked = info.last_modified, info.sha
-                    sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
-                    _check_listing(f"{repo_id}@{version}", sizes, patterns)
-            folder = snapshot_download(
-                repo_id,
-                repo_type=REPO_TYPE,
-                revision=version,
-                allow_patterns=list(patterns),
-                cache_dir=self.cache_dir,
-                endpoint=self.endpoint,
-                token=self.token,
-                local_files_only=not online,
-            )
-        if checked is not None and Path(folder).name != checked:  # snapshots are named after their commit
-            raise HubError(f"{repo_id}@{version} moved while downloading (a forced push?); run the command again")
-        return Path(folder), date
-
-
-def _check_listing(where: str, sizes: dict[str, int], patterns: tuple[str, ...]) -> None:
-    if LIBRARY_FILE not in sizes:
-        raise LibraryError(f"{where}: not a ted library (the repo has no {LIBRARY_FILE})")
-    for path in patterns:
-        cap = MAX_FILE_BYTES if path == LIBRARY_FILE else MAX_ASSET_BYTES
-        if sizes.get(path, 0) > cap:
-            raise LibraryError(f"{where}: {path} is {sizes[path]:,} bytes, over the {cap:,}-byte cap; refusing to download it")
 
 
 # --------------------------------------------------------------------------- public API

@@ -15,12 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Bottom first: a module may import its own layer and the ones below.
 LAYERS = [
-    ["ted.errors", "ted.files", "ted.redact", "ted.control_tokens", "ted.tokens", "ted.prompts", "ted.repo_ids", "ted.limits", "ted.shown"],
+    ["ted.errors", "ted.files", "ted.redact", "ted.control_tokens", "ted.tokens", "ted.prompts", "ted.repo_ids", "ted.limits", "ted.shown", "ted.hub_refs"],
     ["ted.library"],
     ["ted.models", "ted.charts"],
     ["ted.tasks"],
     ["ted.distill", "ted.cards", "ted.system_probe", "ted.run_plan", "ted.run_guard"],
-    ["ted.hub", "ted.lm_eval_docs", "ted.stats"],
+    ["ted.hub", "ted.hub_client", "ted.lm_eval_docs", "ted.stats"],
     ["ted.evaluate", "ted.attribution", "ted.data_sample", "ted.demo", "ted.deploy", "ted.compare"],
     ["ted.eval_tasks", "ted.reproduce"],
     ["ted.commands"],
