@@ -12,7 +12,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # version and the flags; later set-ups, in any clone, install that wheel without compiling.
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: demo test bench bench-real system-deps clean
+.PHONY: demo test test-fast bench bench-real system-deps clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ demo: $(VENV)/.local
 		--budget-tokens 600 --max-items 6 --max-tokens 96 --json-max-tokens 192 --force
 	$(BIN)/ted show $(OUT)/library.json
 
+# The whole suite; the 15 slowest tests are listed at the end, so a slow newcomer shows in CI.
 test: $(VENV)/.all
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
+
+# The inner loop: the unit tests (scripted models and the simulator, no real model), on two workers.
+test-fast: $(VENV)/.all
+	$(BIN)/python -m pytest tests/unit -m "not integration" -q -ra -n 2 --durations=15
 
 bench: $(VENV)/.all
 	$(BIN)/python -m tests.bench.run

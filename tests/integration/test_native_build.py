@@ -12,6 +12,8 @@ from ted.errors import ModelError
 from ted.models import native
 from tests.support.llama import assert_portable
 
+pytestmark = pytest.mark.integration  # the real llama.cpp build
+
 
 def _child(code: str) -> subprocess.CompletedProcess[str]:
     # In a child process: if the build used an instruction this CPU cannot run, the child dies, not the suite.

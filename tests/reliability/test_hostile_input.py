@@ -23,6 +23,8 @@ from ted.tasks.base import Problem
 from tests.reliability.common import assert_one_line_error, clean_env, ted, ted_command, tree_digest
 from tests.reliability.hostile import HOSTILE_LIBRARIES, LESSON, SVG, item, jsonl, library_json, nested_json, png, write
 
+pytestmark = pytest.mark.integration  # the real entry points: the CLI, a local Hub server, lm-eval, the Space
+
 DEAD = "openai:sim@http://127.0.0.1:9/v1"  # nothing listens there: no case may get as far as a call
 MODELS = ("--student", DEAD, "--teacher", DEAD)
 GOOD_ROWS = [{"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}, {"id": "p2", "question": "Compute 7 × 6.", "answer": "42"}]

@@ -96,6 +96,7 @@ def test_short_help_everywhere(command):
     assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
 
 
+@pytest.mark.integration  # a real llama.cpp decode
 def test_doctor_reports_the_build_and_backends():
     result = ted("doctor")
     assert result.returncode == 0, result.stderr
