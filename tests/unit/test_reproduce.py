@@ -146,3 +146,25 @@ def test_dry_run_prints_calls_tokens_and_dollars_and_writes_nothing(tmp_path: Pa
     assert total_teacher.split("│")[-2].strip() not in ("", "–")  # dollars for the priced role
     assert not (tmp_path / "runs").exists()
 
+
+def test_an_arm_is_scored_by_the_eval_runner_one_list_per_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ted reproduce` scores through `ted eval`'s runner; the report reads one list of verdicts per repeat."""
+    import ted.evaluate as evaluate
+    from ted.evaluate import RunScores
+    from ted.reproduce import units
+    from ted.tasks.registry import BENCHMARKS
+
+    asked: list[tuple[str, dict[str, object], int]] = []
+
+    def score_run(lm, task, folder, metadata, *, limit, gen_kwargs, repeats, **_):
+        asked.append((task, metadata, repeats))
+        return RunScores(verdicts={"p1": [1.0, 0.0], "p2": [0.0, 0.0], "p3": [1.0, 1.0]}, no_answer=2, image_errors=0), []
+
+    monkeypatch.setattr(evaluate, "score_run", score_run)
+    evaluator = units.Evaluator(_config(tmp_path, repeats=2, benchmark="aime"), "base_url=http://127.0.0.1:1/v1/chat/completions,model=m")
+    monkeypatch.setattr(evaluator, "_model", lambda: object())
+    result = evaluator.arm("aime", tmp_path / "library.json")
+    assert asked == [(BENCHMARKS["aime"].lm_task, {"library": str(tmp_path / "library.json")}, 2)]
+    assert result["ids"] == ["p1", "p2", "p3"] and result["n"] == 3 and result["repeats"] == 2
+    assert result["correct"] == [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
+    assert result["no_answer"] == 2 and result["calls"] == 6
