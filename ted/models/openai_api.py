@@ -43,7 +43,8 @@ from urllib.parse import urlparse
 from ted.errors import ModelError
 from ted.limits import MAX_REPLY_BYTES, MAX_STREAM_CHARS
 from ted.redact import remember_secret, scrub_text, scrub_url, split_credentials
-from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage, to_openai_messages
+from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, to_openai_messages
+from ted.models.openai_wire import ErrorReply, innermost, one_line, read_completion, root_cause, server_message
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_DUMMY_KEY = "sk-local-no-key"  # local servers usually ignore the key, but the client needs one
@@ -57,8 +58,6 @@ _JSON_FORMATS: tuple[str | None, ...] = ("json_schema", "json_object", None)
 
 # Where servers report a model's context in `/v1/models` (vLLM and SGLang; OpenRouter; LM Studio).
 _CONTEXT_FIELDS = ("max_model_len", "context_length", "max_context_length")
-# Where thinking models' reasoning arrives apart from the answer.
-_REASONING_FIELDS = ("reasoning_content", "reasoning")
 # A prompt's size before the server has said it: about 3 characters a token (math and code run
 # denser than prose's 4), plus a generous allowance per image; the server's own count replaces it.
 _CHARS_PER_TOKEN, _TOKENS_PER_IMAGE, _TOKENS_PER_MESSAGE = 3, 1536, 8
@@ -98,11 +97,6 @@ def _said(pattern: re.Pattern[str], text: str) -> int | None:
 
 def _is_local(url: str) -> bool:
     return (urlparse(url).hostname or "") in LOCAL_HOSTS
-
-
-def _one_line(text: str, limit: int = 240) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class OpenAIChatModel(BaseChatModel):
@@ -209,7 +203,7 @@ class OpenAIChatModel(BaseChatModel):
 
     def _learn_limits(self, err: Any, fit: _Fit) -> bool:
         """Take the limits a refusal states; True when they change what the request would ask for."""
-        text = f"{_server_message(err)} {err.message}"
+        text = f"{server_message(err)} {err.message}"
         before = (self.context_length, self.max_output, fit.prompt_tokens)
         context, prompt, output = _said(_CONTEXT_SAID, text), _said(_PROMPT_SAID, text), _said(_OUTPUT_SAID, text)
         if context is not None:
@@ -325,11 +319,11 @@ class OpenAIChatModel(BaseChatModel):
                 result.requests += int(attempt == 0)
                 result.retries += raw.retries_taken + resent
                 try:
-                    choices, usage = _read_completion(await raw.parse(), n)
-                except _ErrorReply as err:
+                    choices, usage = read_completion(await raw.parse(), n)
+                except ErrorReply as err:
                     raise ModelError(f"{self.shown_url} answered with an error in place of a completion: {err}") from None
                 except (ValueError, TypeError, KeyError, AttributeError) as err:  # JSONDecodeError is a ValueError
-                    problem = f"replies that are not chat completions ({_one_line(err, 120)})"
+                    problem = f"replies that are not chat completions ({one_line(err, 120)})"
                 else:
                     if choices:
                         for content, finish_reason, reasoning in choices:
@@ -385,7 +379,7 @@ class OpenAIChatModel(BaseChatModel):
                             raise ModelError(f"the stream from {self.shown_url} went past {MAX_STREAM_CHARS:,} characters; cut off")
                         yield piece
             except (openai.OpenAIError, ValueError, TypeError, AttributeError) as err:  # transport failures, a malformed event
-                raise ModelError(f"the stream from {self.shown_url} broke off: {_root_cause(err)}") from None
+                raise ModelError(f"the stream from {self.shown_url} broke off: {root_cause(err)}") from None
             finally:
                 await events.close()
 
@@ -397,12 +391,12 @@ class OpenAIChatModel(BaseChatModel):
         url = self.shown_url
         # The aiohttp transport reports a refused or unresolvable connection as a connect timeout:
         # a timeout whose innermost cause is a socket error other than a timeout is a connection failure.
-        root = _innermost(err)
+        root = innermost(err)
         never_connected = isinstance(root, OSError) and not isinstance(root, TimeoutError)
         if isinstance(err, openai.APITimeoutError) and not never_connected:
             text = f"{url} did not answer within {self.timeout:g}s (tried {self.max_retries + 1} times); is the server overloaded?"
         elif isinstance(err, openai.APIConnectionError):
-            text = f"cannot reach {url}: {_root_cause(err)}; is the server running?"
+            text = f"cannot reach {url}: {root_cause(err)}; is the server running?"
         elif isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError)):
             text = f"the server at {url} rejected the API key (HTTP {err.status_code}); check ${self.api_key_env}"
         elif isinstance(err, openai.NotFoundError):
@@ -411,10 +405,10 @@ class OpenAIChatModel(BaseChatModel):
             text = f"{url} kept refusing with HTTP 429 (rate limit) after {self.max_retries} retries; lower the concurrency or try later"
         elif isinstance(err, openai.APIStatusError):
             retried = f" after {self.max_retries} retries" if err.status_code >= 500 else ""
-            text = f"{url} answered HTTP {err.status_code}{retried}: {_server_message(err)}"
+            text = f"{url} answered HTTP {err.status_code}{retried}: {server_message(err)}"
         else:
             text = f"request to {url} failed: {err}"
-        return ModelError(_one_line(scrub_text(text.replace(self._api_key, "***")), 400))
+        return ModelError(one_line(scrub_text(text.replace(self._api_key, "***")), 400))
 
     async def _not_found_message(self) -> str:
         """A 404 is usually a wrong model name; say which models the server does serve."""
@@ -465,72 +459,3 @@ def _deadline_client(total: float, where: str) -> Any:
             return response
 
     return DeadlineClient()
-
-
-class _ErrorReply(Exception):
-    """A 200 reply whose body is an API error (`{"error": {...}}`), not a completion."""
-
-
-def _read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | None, str | None]], Usage]:
-    """(content, finish_reason, reasoning) of the first `n` choices of a chat completion, and its usage.
-
-    A body of the wrong shape raises ValueError, TypeError, KeyError or AttributeError: the caller retries it."""
-    if isinstance(data, dict) and isinstance(data.get("error"), (dict, str)) and not data.get("choices"):
-        error = data["error"]
-        said = error.get("message") or error.get("code") or error.get("type") if isinstance(error, dict) else error
-        raise _ErrorReply(_one_line(str(said), 200))  # e.g. insufficient_quota with HTTP 200: no retry will change it
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        raise ValueError(f"no list of choices in {type(data).__name__}")
-    choices = []
-    for choice in data["choices"][:n]:
-        message = choice["message"]
-        content = message.get("content")
-        if isinstance(content, list):  # content as a list of parts, as some servers send it: the text parts, in order
-            content = "".join(part["text"] for part in content if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str))
-        if content is not None and not isinstance(content, str):
-            raise TypeError(f"message content is {type(content).__name__}, not text")
-        choices.append((content, choice.get("finish_reason"), _reasoning(message)))
-    usage = data.get("usage") or {}
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None  # optional: a server that omits or garbles it loses nothing else
-    if cached is None and isinstance(data.get("timings"), dict):  # llama-server: its own per-request timings
-        cached = data["timings"].get("cache_n")
-    cached = cached if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0 else None
-    return choices, Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), cached)
-
-
-def _count(value: Any) -> int:
-    """A token count a server reported; anything but a finite non-negative number (NaN, Infinity, -5, "x") is no count."""
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf") else 0
-
-
-def _reasoning(message: dict[str, Any]) -> str | None:
-    """The reasoning a server sent apart from the answer, under whichever name it uses."""
-    for name in _REASONING_FIELDS:
-        value = message.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _innermost(err: BaseException) -> BaseException:
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return err
-
-
-def _root_cause(err: BaseException) -> str:
-    """The innermost cause of a connection failure, e.g. 'connection refused'."""
-    err = _innermost(err)
-    if isinstance(err, ConnectionRefusedError) or "connection refused" in str(err).lower():
-        return "connection refused"
-    return _one_line(str(err) or type(err).__name__, 160)
-
-
-def _server_message(err: Any) -> str:
-    body = err.body
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            if body.get(key):
-                return _one_line(str(body[key]))
-    return _one_line(err.message)
