@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ted.cards import LIBRARY_FILE
 from ted.errors import LibraryError, TedError
+from ted.hub_refs import newest_version
 from ted.library import MAX_FILE_BYTES
 from ted.redact import scrub_text
 
