@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from tests.integration.hub_server import HubServer, Token
-from tests.support import assert_one_line_error, run_ted
+from tests.support import CHECKOUT, assert_one_line_error, run_ted
 from huggingface_hub import CommitOperationAdd, HfApi
 
 import ted
@@ -35,7 +35,7 @@ from ted.library import MAX_FILE_BYTES, CurvePoint, Library, RoleCost
 pytestmark = pytest.mark.integration
 
 WRITE, READ = "hf_write_token", "hf_read_token"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = CHECKOUT
 
 
 # --------------------------------------------------------------------------- fixtures

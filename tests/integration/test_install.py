@@ -22,10 +22,11 @@ from tests.integration.hub_server import HubServer, Token
 
 from ted.library import Library
 from tests.fixtures import benchmarks as fx
+from tests.support import CHECKOUT
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT
 TOKEN = "hf_install_token"
 
 

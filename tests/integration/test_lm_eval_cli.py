@@ -18,10 +18,11 @@ import pytest
 
 from ted.library import Library
 from tests.fixtures import benchmarks as fx
+from tests.support import CHECKOUT
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT
 LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
 
 

@@ -20,10 +20,11 @@ import pytest
 from ted.library import Library
 from tests.fixtures import benchmarks as fx
 from tests.integration.test_hf_backend import TEXT_TEMPLATE, build_text_model, build_vision_model
+from tests.support import CHECKOUT
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT
 LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
 NO_SYSTEM_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"

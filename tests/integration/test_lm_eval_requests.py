@@ -7,17 +7,17 @@ and the OpenAI payload comes from lm-eval's own OpenAIChatCompletion. vLLM does 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ted.library import Library
 from tests.fixtures import benchmarks as fx
+from tests.support import CHECKOUT
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT
 
 
 @pytest.fixture(scope="module")

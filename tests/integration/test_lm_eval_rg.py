@@ -16,11 +16,11 @@ import pytest
 from ted.library import Library
 from ted.tasks.rg import generate, lm_eval_metadata, parse_spec, read_answer
 from tests.sim import Simulator
-from tests.support import lm_eval_env
+from tests.support import CHECKOUT, lm_eval_env
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT
 LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
 SPEC = "rg:leg_counting?split=test&n=3&seed=4"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import pytest
 from ted.errors import ModelError
 from ted.models import native
 from tests.support.llama import assert_portable
+from tests.support import CHECKOUT
 
 pytestmark = pytest.mark.integration  # the real llama.cpp build
 
@@ -69,7 +69,7 @@ def test_probe_runs_once_per_build(tmp_path):
 
 
 def test_readme_gives_users_the_same_flags():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (CHECKOUT / "README.md").read_text()
     assert f'CMAKE_ARGS="{native.portable_cmake_args("x86_64")}"' in readme
 
 

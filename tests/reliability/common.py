@@ -8,11 +8,11 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support import assert_one_line_error, run_ted, ted_command
+from tests.support import CHECKOUT, assert_one_line_error, run_ted, ted_command
 
 __all__ = ["REPO", "assert_one_line_error", "clean_env", "ted", "ted_command", "tree_digest"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = CHECKOUT
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

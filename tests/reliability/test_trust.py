@@ -22,6 +22,7 @@ from ted.errors import ConfigError, DataError, LibraryError
 from ted.library import Library
 from tests.reliability.common import assert_one_line_error, ted
 from tests.reliability.hostile import LESSON, jsonl, png, write
+from tests.support import CHECKOUT
 
 API_KEY = "sk-planted-trust-0a1b2c3d4e5f6071"
 HF_TOKEN = "hf_plantedTrustTokenZyXwVuTsRq"
@@ -516,7 +517,7 @@ def test_odd_input_ends_in_one_line(tmp_path: Path, args: tuple[str, ...], phras
     from tests.reliability.common import clean_env, ted_command
 
     write(tmp_path / "pool.jsonl", jsonl({"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}))
-    proc = subprocess.run(ted_command(*args), cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    proc = subprocess.run(ted_command(*args), cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(CHECKOUT)},
                           input=b"caf\xe9\n", capture_output=True, timeout=60)  # fmt: skip
     line = assert_one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")), phrase)
     assert len(line) < 600 and proc.returncode == (2 if "sample" in args else 1)
@@ -529,7 +530,7 @@ def test_show_into_a_closed_or_ascii_stdout_prints_no_traceback(tmp_path: Path, 
     from tests.reliability.common import clean_env, ted_command
 
     lib = hostile_library(tmp_path / "lib.json", name="naïve · ünïcode", texts=tuple(f"Lesson {i}: when the units differ, convert them all first · ✓." for i in range(1, 200)), budget={"max_items": 500})
-    env = {**clean_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**clean_env(), "PYTHONPATH": str(CHECKOUT)}
     closed = subprocess.Popen(ted_command("show", str(lib), *form), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert closed.stdout is not None and closed.stdout.read(1)
     closed.stdout.close()  # `| head -c1`

@@ -1,5 +1,6 @@
 """What CLI and server tests share: run `ted` as a user does, check a user error, find a free port
-(the bundled model's `llama_cpp.server` is `tests.support.llama`).
+(the bundled model's `llama_cpp.server` is `tests.support.llama`), build a small library, and name
+the checkout (`CHECKOUT`, computed here once).
 
     proc = run_ted("show", "missing.json", cwd=tmp_path)
     assert_one_line_error(proc, "missing.json")
@@ -13,8 +14,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ted.library import Library
 
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -90,3 +95,16 @@ def wait_for_gradio_config(process: subprocess.Popen, port: int, timeout: float 
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"the Gradio app did not serve on port {port} within {timeout:.0f} s")
+
+
+def make_library(texts: Iterable[str], *, save: Path | None = None, step: int = 1, **fields: Any) -> Library:
+    """A library holding `texts` as lessons (each added at `step`), with `fields` of the file
+    (name, budget, …); written to `save` too when given. The one way tests build a small library."""
+    from ted.library import Library
+
+    library = Library(**fields)
+    for text in texts:
+        library.add(text, step=step)
+    if save is not None:
+        library.save(save)
+    return library

@@ -15,7 +15,7 @@ from ted.errors import LibraryError
 from ted.library import Library
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
 from tests.scripted import SumTask, sum_problems
-from tests.support import run_ted
+from tests.support import make_library, run_ted
 
 HELPFUL = "When adding two numbers, add the units first and carry before the tens."
 HARMFUL = "When a sum looks large, round each number to the nearest ten before adding."
@@ -45,10 +45,7 @@ class LessonSensitive(BaseChatModel):
 
 
 def _library() -> Library:
-    lib = Library(name="known")
-    for text in (HELPFUL, HARMFUL, INERT):
-        lib.add(text, 1)
-    return lib
+    return make_library((HELPFUL, HARMFUL, INERT), name="known")
 
 
 def test_the_design_gives_every_lesson_to_half_the_problems_independently() -> None:

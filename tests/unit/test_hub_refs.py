@@ -14,6 +14,7 @@ from ted.cards import experiences_jsonl, render_card, render_files, split_card
 from ted.errors import LibraryError
 from ted.hub import LibraryRef, next_version, newest_version, parse_ref, render_folder, version_key
 from ted.library import CurvePoint, Library
+from tests.support import CHECKOUT
 
 
 def test_hub_references() -> None:
@@ -108,7 +109,7 @@ def test_card_names_the_lm_eval_task_of_the_library() -> None:
 
 def test_example_cards_are_current(tmp_path: Path) -> None:
     """The example libraries kept in the repo carry the card today's template renders."""
-    examples = sorted((Path(__file__).resolve().parents[2] / "library_cards" / "examples").glob("*/library.json"))
+    examples = sorted((CHECKOUT / "library_cards" / "examples").glob("*/library.json"))
     assert examples, "library_cards/examples/ should hold at least one example library"
     for library_file in examples:
         render_folder(library_file, tmp_path / library_file.parent.name)

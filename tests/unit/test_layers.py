@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import CHECKOUT
+
+ROOT = CHECKOUT
 
 # Bottom first: a module may import its own layer and the ones below.
 LAYERS = [

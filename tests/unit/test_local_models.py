@@ -14,8 +14,9 @@ import pytest
 from ted.errors import ModelError
 from ted.models import local, parse_spec
 from ted.models.local import LocalModel, Part
+from tests.support import CHECKOUT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = CHECKOUT
 
 
 def _fake_dist(site: Path, dist: str, version: str, file: str, data: bytes) -> None:

@@ -1,13 +1,13 @@
 """What PyPI and GitHub read from the repository: the license, the citation, the project links."""
 
 import tomllib
-from pathlib import Path
 
 import yaml
 
 from ted.cards import PAPER_ARXIV, PAPER_AUTHORS, PAPER_TITLE
+from tests.support import CHECKOUT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = CHECKOUT
 
 
 def test_citation_cff_cites_the_paper_the_cards_cite() -> None:

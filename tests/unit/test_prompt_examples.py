@@ -23,6 +23,7 @@ from ted.models.base import Message, SamplingParams
 from ted.tasks.base import Problem
 from ted.tokens import get_counter
 from tests.scripted import ScriptedModel
+from tests.support import make_library
 
 COUNTER = get_counter()
 PROBLEM = Problem(id="p", question="Ann buys 17 apples and eats 4. How many apples are left?", answer="13")
@@ -45,10 +46,7 @@ class Recording(ScriptedModel):
 
 
 def library(n: int = 2, **budget: int) -> Library:
-    lib = Library(budget=Budget(**budget))
-    for text in LESSONS[:n]:
-        lib.add(text, step=1)
-    return lib
+    return make_library(LESSONS[:n], budget=Budget(**budget))
 
 
 def teacher_prompts(prompt_set: prompts.PromptSet) -> list[tuple[str, list[Message]]]:

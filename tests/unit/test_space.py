@@ -16,18 +16,17 @@ from ted import prompts
 from ted.errors import ConfigError, LibraryError, ModelError
 from ted.library import Library
 from ted.models.base import BaseChatModel, Message, SamplingParams
+from tests import support
+from tests.support import CHECKOUT
 
-SPACE = Path(__file__).resolve().parents[2] / "space"
+SPACE = CHECKOUT / "space"
 sys.path.insert(0, str(SPACE))
 import tedspace  # noqa: E402  (space/ is an app folder, not a package)
 from tedspace import NONE, NOTICE, Catalog, InputProblem, Limits  # noqa: E402
 
 
 def make_library(folder: Path, name: str, texts: Sequence[str]) -> Path:
-    lib = Library(name=name, version="1.0.0")
-    for text in texts:
-        lib.add(text, step=1)
-    lib.save(folder / "library.json")
+    support.make_library(texts, save=folder / "library.json", name=name, version="1.0.0")
     return folder
 
 

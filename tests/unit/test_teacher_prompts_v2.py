@@ -23,6 +23,7 @@ from ted.library import Budget, Experience, Library
 from ted.tasks.base import Problem
 from ted.tokens import get_counter
 from tests.scripted import ScriptedModel, SumTask, sum_problems
+from tests.support import make_library
 
 COUNTER = get_counter()
 FIGURE = Image.new("RGB", (40, 30), "white")
@@ -41,11 +42,8 @@ class Replying(ScriptedModel):
         return json.dumps(self.extract_reply) if stage == "extract" else super().reply(stage, messages, params, i)
 
 
-def library(n: int = 2, **budget) -> Library:
-    lib = Library(budget=Budget(**budget))
-    for text in LESSONS[:n]:
-        lib.add(text, step=1)
-    return lib
+def library(n: int = 2, **budget: int) -> Library:
+    return make_library(LESSONS[:n], budget=Budget(**budget))
 
 
 def attempts() -> list[Rollout]:
