@@ -34,17 +34,16 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from ted.errors import ModelError
-from ted.limits import MAX_REPLY_BYTES, MAX_STREAM_CHARS
+from ted.limits import MAX_STREAM_CHARS
 from ted.redact import remember_secret, scrub_text, scrub_url, split_credentials
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, to_openai_messages
-from ted.models.openai_wire import ErrorReply, innermost, one_line, read_completion, root_cause, server_message
+from ted.models.openai_wire import ErrorReply, deadline_client, limits_said, innermost, one_line, read_completion, root_cause, server_message
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_DUMMY_KEY = "sk-local-no-key"  # local servers usually ignore the key, but the client needs one
@@ -61,10 +60,6 @@ _CONTEXT_FIELDS = ("max_model_len", "context_length", "max_context_length")
 # A prompt's size before the server has said it: about 3 characters a token (math and code run
 # denser than prose's 4), plus a generous allowance per image; the server's own count replaces it.
 _CHARS_PER_TOKEN, _TOKENS_PER_IMAGE, _TOKENS_PER_MESSAGE = 3, 1536, 8
-# What servers say when a request is too long for the context (vLLM, SGLang, OpenAI, DeepSeek).
-_CONTEXT_SAID = re.compile(r"maximum context length (?:is|of) (\d+)", re.I)
-_PROMPT_SAID = re.compile(r"(\d+) (?:tokens )?in the messages|(\d+) input tokens|(\d+) tokens from the input", re.I)
-_OUTPUT_SAID = re.compile(r"at most (\d+) completion tokens|valid range of max_tokens is \[1, (\d+)\]", re.I)
 
 
 @dataclass
@@ -88,11 +83,6 @@ def _estimate_prompt_tokens(wire: list[dict[str, Any]]) -> int:
                 total += _TOKENS_PER_IMAGE
         total += _TOKENS_PER_MESSAGE
     return total
-
-
-def _said(pattern: re.Pattern[str], text: str) -> int | None:
-    match = pattern.search(text)
-    return int(next(g for g in match.groups() if g)) if match else None
 
 
 def _is_local(url: str) -> bool:
@@ -165,7 +155,7 @@ class OpenAIChatModel(BaseChatModel):
         if self._clients is None or self._clients[0] is not loop:
             client = AsyncOpenAI(
                 api_key=self._api_key, base_url=self.base_url, default_query=self._query or None, timeout=self.timeout,
-                max_retries=self.max_retries, http_client=_deadline_client(self.timeout, self.shown_url),
+                max_retries=self.max_retries, http_client=deadline_client(self.timeout, self.shown_url),
                 default_headers={"Authorization": self._basic_auth} if self._basic_auth else None,
             )  # fmt: skip
             self._clients = (loop, client)
@@ -205,7 +195,7 @@ class OpenAIChatModel(BaseChatModel):
         """Take the limits a refusal states; True when they change what the request would ask for."""
         text = f"{server_message(err)} {err.message}"
         before = (self.context_length, self.max_output, fit.prompt_tokens)
-        context, prompt, output = _said(_CONTEXT_SAID, text), _said(_PROMPT_SAID, text), _said(_OUTPUT_SAID, text)
+        context, prompt, output = limits_said(text)
         if context is not None:
             self.context_length = context
         if prompt is not None:
@@ -424,38 +414,3 @@ class OpenAIChatModel(BaseChatModel):
             f"{self.shown_url}/chat/completions answered HTTP 404 for model {self.model!r}; "
             "check the model name and that the base URL ends in /v1"
         )
-
-
-def _deadline_client(total: float, where: str) -> Any:
-    """The SDK's aiohttp client, with `total` seconds for each try as a whole (connect, send, and the
-    whole body of a reply that is not streamed) and at most MAX_REPLY_BYTES of that body, counted
-    after decompression. The transport's own timeouts are per read: a server trickling a byte every
-    few seconds would hold one try for ever. A try past its deadline fails as a read timeout, which
-    the client retries like any other; a body past the cap (a gzip bomb) ends the request, naming `where`."""
-    import httpx2
-    from openai import DefaultAioHttpClient
-
-    class DeadlineClient(DefaultAioHttpClient):  # type: ignore[misc,valid-type]
-        async def send(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Any:
-            try:
-                return await asyncio.wait_for(self._bounded(request, stream, **kwargs), total)
-            except asyncio.TimeoutError:
-                raise httpx2.ReadTimeout(f"no complete reply within {total:g}s", request=request) from None
-
-        async def _bounded(self, request: Any, stream: bool, **kwargs: Any) -> Any:
-            response = await super().send(request, stream=True, **kwargs)
-            if stream:  # the caller reads it, bounded in `OpenAIChatModel.stream`
-                return response
-            try:
-                parts, size = [], 0
-                async for part in response.aiter_bytes():  # decoded: gzip and the like already undone
-                    size += len(part)
-                    if size > MAX_REPLY_BYTES:
-                        raise ModelError(f"{where} sent a reply over {MAX_REPLY_BYTES:,} bytes once decompressed; cut off")
-                    parts.append(part)
-                response._content = b"".join(parts)  # what `aread` would have stored: the body, read
-            finally:
-                await response.aclose()
-            return response
-
-    return DeadlineClient()

@@ -1,14 +1,34 @@
 """What an OpenAI-compatible server sends back, read defensively: a completion's choices and usage
-(any field may be missing or of the wrong type), and a failure as one short line."""
+(any field may be missing or of the wrong type), the limits a refusal states, a failure as one
+short line; and the transport that bounds each try in time and size."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
+from ted.errors import ModelError
+from ted.limits import MAX_REPLY_BYTES
 from ted.models.base import Usage
 
 # Where thinking models' reasoning arrives apart from the answer.
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+# What servers say when a request is too long for the context (vLLM, SGLang, OpenAI, DeepSeek).
+_CONTEXT_SAID = re.compile(r"maximum context length (?:is|of) (\d+)", re.I)
+_PROMPT_SAID = re.compile(r"(\d+) (?:tokens )?in the messages|(\d+) input tokens|(\d+) tokens from the input", re.I)
+_OUTPUT_SAID = re.compile(r"at most (\d+) completion tokens|valid range of max_tokens is \[1, (\d+)\]", re.I)
+
+
+def limits_said(text: str) -> tuple[int | None, int | None, int | None]:
+    """The context, prompt and output token limits a refusal states (each None when it does not say)."""
+
+    def said(pattern: re.Pattern[str]) -> int | None:
+        match = pattern.search(text)
+        return int(next(g for g in match.groups() if g)) if match else None
+
+    return said(_CONTEXT_SAID), said(_PROMPT_SAID), said(_OUTPUT_SAID)
 
 
 def one_line(text: str, limit: int = 240) -> str:
@@ -83,3 +103,38 @@ def server_message(err: Any) -> str:
             if body.get(key):
                 return one_line(str(body[key]))
     return one_line(err.message)
+
+
+def deadline_client(total: float, where: str) -> Any:
+    """The SDK's aiohttp client, with `total` seconds for each try as a whole (connect, send, and the
+    whole body of a reply that is not streamed) and at most MAX_REPLY_BYTES of that body, counted
+    after decompression. The transport's own timeouts are per read: a server trickling a byte every
+    few seconds would hold one try for ever. A try past its deadline fails as a read timeout, which
+    the client retries like any other; a body past the cap (a gzip bomb) ends the request, naming `where`."""
+    import httpx2
+    from openai import DefaultAioHttpClient
+
+    class DeadlineClient(DefaultAioHttpClient):  # type: ignore[misc,valid-type]
+        async def send(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Any:
+            try:
+                return await asyncio.wait_for(self._bounded(request, stream, **kwargs), total)
+            except asyncio.TimeoutError:
+                raise httpx2.ReadTimeout(f"no complete reply within {total:g}s", request=request) from None
+
+        async def _bounded(self, request: Any, stream: bool, **kwargs: Any) -> Any:
+            response = await super().send(request, stream=True, **kwargs)
+            if stream:  # the caller reads it, bounded in `OpenAIChatModel.stream`
+                return response
+            try:
+                parts, size = [], 0
+                async for part in response.aiter_bytes():  # decoded: gzip and the like already undone
+                    size += len(part)
+                    if size > MAX_REPLY_BYTES:
+                        raise ModelError(f"{where} sent a reply over {MAX_REPLY_BYTES:,} bytes once decompressed; cut off")
+                    parts.append(part)
+                response._content = b"".join(parts)  # what `aread` would have stored: the body, read
+            finally:
+                await response.aclose()
+            return response
+
+    return DeadlineClient()

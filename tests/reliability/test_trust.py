@@ -634,10 +634,10 @@ def test_a_reply_body_is_capped_after_decompression(monkeypatch: pytest.MonkeyPa
     import asyncio
 
     from ted.errors import ModelError
-    from ted.models import openai_api
+    from ted.models import openai_api, openai_wire
     from ted.models.base import Message, SamplingParams
 
-    monkeypatch.setattr(openai_api, "MAX_REPLY_BYTES", 1_000_000)
+    monkeypatch.setattr(openai_wire, "MAX_REPLY_BYTES", 1_000_000)
     body = b'{"choices": [{"message": {"content": "42"}}]}' + b" " * padding
     server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (handler,), {"body": body}))
     server.daemon_threads = True
