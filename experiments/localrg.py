@@ -77,10 +77,11 @@ def choose(screen: Path = HERE / "screen") -> tuple[str, str]:
 
 
 def options(task: str, primary: str) -> list[str]:
-    """What the primary task adds to its config file: 3 seeds and 200 test problems."""
+    """What the primary task adds to its config file: 3 seeds, 200 test problems, the attribution step."""
     if task != primary:
         return []
-    return ["--seeds", str(plan()["primary_overrides"]["seeds"]), "--eval-data", f"rg:{task}?split=test&n=200&seed=0"]
+    extra = plan()["primary_overrides"]
+    return ["--seeds", str(extra["seeds"]), "--eval-data", f"rg:{task}?split=test&n=200&seed=0", "--attribute", str(extra["attribute"])]
 
 
 def size() -> None:
@@ -99,10 +100,6 @@ def size() -> None:
             calls = sum(c.calls for c in step.roles.values())
             tokens = sum(c.prompt_tokens + c.completion_tokens for c in step.roles.values())
             print(f"  {step.step:<40} {calls:>6} calls {tokens:>10,} tokens {s / 60:>7.1f} min")
-            run_s += s
-        if overrides:  # ted attribute afterwards: 200 validation problems with half the first teacher library each (as an evaluation of it)
-            s = seconds(next(e for e in estimator.steps(steps_of(config)) if e.step.endswith(":teacher")).roles)
-            print(f"  {'attribute (ted attribute, after the run)':<40} {'':>34} {s / 60:>7.1f} min")
             run_s += s
         print(f"  {'run total':<40} {run_s / 3600:>34.2f} h")
         total += run_s

@@ -5,7 +5,7 @@
 # 2. `ted serve` starts llama-server for the student (local) and the teacher (local:teacher);
 # 3. each task's `ted reproduce --config experiments/local-rg/TASK.toml` runs, with --resume when its
 #    run folder has a state file: finished steps are kept, a killed distillation goes on from its checkpoint;
-# 4. `ted attribute` measures the lessons of the primary's first teacher library (skipped when done).
+#    the primary's last step measures its first teacher library's lessons (--attribute).
 # Killed at any point, the same command continues where it stopped, however long ago.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +36,4 @@ for TASK in "$PRIMARY" "$SECONDARY"; do
     "${EXTRA[@]}" "${RESUME[@]}" --no-html
 done
 
-LIBRARY=experiments/local-rg/runs/$PRIMARY/libraries/teacher/library.json
-if [ ! -f "experiments/local-rg/runs/$PRIMARY/attribution.json" ]; then
-  nice -n 5 "$TED" attribute "$LIBRARY" --task "rg:$PRIMARY" --data "rg:$PRIMARY?split=validation&n=200&seed=1" \
-    --student "$STUDENT" --max-tokens 512 --concurrency 4 --seed 0 --output "experiments/local-rg/runs/$PRIMARY/attribution.json"
-fi
 echo "done: experiments/local-rg/runs/{$PRIMARY,$SECONDARY}/report.md"

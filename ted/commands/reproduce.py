@@ -151,6 +151,7 @@ def reproduce(
     seeds: Annotated[int, typer.Option(min=1, max=20, help="Distillations per strategy, each with a seed derived from --seed: the report gives every seed's Δ and Δ pooled over seeds.")] = 1,
     seed_strategies: Annotated[str, typer.Option(help="Repeat only these strategies --seeds times (comma-separated; default: all).")] = "",
     placebo: Annotated[bool, typer.Option(help="Also evaluate the placebo: the library's frame and citation instruction with no lesson.")] = True,
+    attribute: Annotated[int, typer.Option(min=0, help="Then measure each lesson of the first library on N problems (ted attribute; rg:NAME: its validation split). 0: no.")] = 0,
     teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",
     transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 or rg:NAME too).")] = "",
     repeats: Annotated[int, typer.Option(help="Evaluate each arm this many times (sampling endpoints differ between repeats).")] = 1,

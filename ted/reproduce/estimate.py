@@ -173,6 +173,10 @@ class Estimator:
                 out.append(StepEstimate(step.id))
             elif step.kind == "distill":
                 out.append(self.distill(by_name[step.arm or ""]))
+            elif step.kind == "attribute":  # one call per problem, with about half the library
+                cost = Cost()
+                cost.add(self.c.attribute, self.fixed["solve"] + self.batches(by_name[step.arm or ""].strategy)[1] / 2 + self.q, self.reply, self.eval_max[step.benchmark or ""])
+                out.append(StepEstimate(step.id, {"student": cost}))
             else:
                 out.append(self.evaluate(step.benchmark or "", by_name.get(step.arm or ""), step.arm or BASELINE))
         return out

@@ -71,6 +71,7 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
     seeds: int = Field(default=1, ge=1, le=MAX_SEEDS)  # distillations per strategy, each with its own derived seed
     seed_strategies: list[Strategy] = Field(default_factory=list)  # the strategies repeated `seeds` times (empty: all)
     placebo: bool = True
+    attribute: int = Field(default=0, ge=0, le=100_000)  # problems for `ted attribute` of the first library (0: no step)
     transfer_to: list[str] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1)
     eval_data: dict[str, str] = Field(default_factory=dict)  # benchmark → local copy in its Hub schema
@@ -211,7 +212,7 @@ def controls(config: ReproduceConfig) -> list[str]:
     return [BASELINE, PLACEBO] if config.placebo else [BASELINE]
 
 
-StepKind = Literal["split", "distill", "eval"]
+StepKind = Literal["split", "distill", "eval", "attribute"]
 
 
 @dataclass(frozen=True)
@@ -228,11 +229,14 @@ class Step:
 
 
 def plan(config: ReproduceConfig) -> list[Step]:
-    """The steps in run order: split, every distillation, then every evaluation (baseline and placebo first)."""
+    """The steps in run order: split, every distillation, every evaluation (baseline and placebo first),
+    then, with `attribute`, the lessons of the first library measured on the main benchmark."""
     steps = [Step("split")]
     steps += [Step("distill", arm.name) for arm in arms(config)]
     for bench in config.benchmarks:
         steps += [Step("eval", name, bench) for name in (*controls(config), *(arm.name for arm in arms(config)))]
+    if config.attribute:
+        steps.append(Step("attribute", arms(config)[0].name, config.benchmark))
     return steps
 
 
@@ -253,6 +257,9 @@ class RunDir:
 
     def library(self, arm: str) -> Path:
         return self.root / "libraries" / arm / "library.json"
+
+    def attribution(self, arm: str) -> Path:
+        return self.root / "libraries" / arm / "attribution.json"
 
     def eval(self, benchmark: str, arm: str) -> Path:
         return self.root / "evals" / benchmark / f"{arm}.json"

@@ -115,6 +115,21 @@ def _pooled(config: ReproduceConfig, rows: list[dict[str, Any]], results: dict[s
     return out
 
 
+def _attribution(run_dir: RunDir, steps: list[Step], results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The attribute step's result with each lesson's text (`ted.attribution`), or None without one."""
+    step = next((s for s in steps if s.kind == "attribute"), None)
+    if step is None:
+        return None
+    result = results[step.id]
+    if not result.get("effects"):
+        return {"arm": step.arm, "effects": [], "note": result.get("note", "")}
+    from ted.library import Library
+
+    texts = {item.id: item.text for item in Library.load(run_dir.root / result["library"]).items}
+    effects = [{**effect, "text": texts.get(effect["id"], "")} for effect in result["effects"]]
+    return {"arm": step.arm, "n": result["n"], "accuracy": result["accuracy"], "method": result["method"], "effects": effects}
+
+
 def protocol(config: ReproduceConfig) -> list[str]:
     """How this run's loop and arms differ from the paper's, and what the controls are: printed in the report."""
     from ted.limits import MAX_ITEMS
@@ -169,8 +184,8 @@ def build(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker, steps: lis
         result = results[step.id]
         if step.kind == "distill":
             actual[step.id] = {"roles": _cost(result), "usd": result["usd"]}
-        elif step.kind == "eval":
-            actual[step.id] = {"roles": {"student": {"calls": result["calls"]}}}
+        elif step.kind in ("eval", "attribute"):
+            actual[step.id] = {"roles": {"student": {"calls": result.get("calls", 0)}}}
     best = max(by_arm, key=lambda name: next(r["acc"] for r in tables[config.benchmark] if r["name"] == name))
     return {
         "format": REPORT_FORMAT,
@@ -180,6 +195,7 @@ def build(config: ReproduceConfig, run_dir: RunDir, tracker: Tracker, steps: lis
         "arms": tables[config.benchmark],
         "transfer": {bench: tables[bench] for bench in config.transfer_to},
         "pooled": pooled,
+        "attribution": _attribution(run_dir, steps, results),
         "protocol": protocol(config),
         "best": best,
         "split": results[Step("split").id],

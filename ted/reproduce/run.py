@@ -71,6 +71,8 @@ class Reproduction:
         if step.kind == "distill":
             with display.reporter() as reporter:
                 return units.distill(self.config, self.dir, self.arms[step.arm or ""], reporter, display.log)
+        if step.kind == "attribute":
+            return units.attribute(self.config, self.dir, step.arm or "")
         library = None if step.arm in controls(self.config) else self.dir.library(step.arm or "")
         target = self.dir.eval(step.benchmark or "", step.arm or "")
         result = self.evaluator.arm(step.benchmark or "", library, calls=calls_path(target), placebo=step.arm == PLACEBO)

@@ -10,6 +10,7 @@ one arm at a time, so the baseline is scored once however many libraries there a
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from ted.distill.config import RunConfig
 from ted.distill.progress import Reporter
 from ted.errors import ConfigError
+from ted.files import atomic_write
 from ted.library import Library
 from ted.reproduce.plan import DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
 from ted.tasks import BenchmarkTask, Problem, get_task
@@ -204,3 +206,43 @@ def model_args_for(student: str, concurrency: int) -> str:
             "so the student must be an endpoint, openai:MODEL@BASE_URL"
         )
     return f"base_url={base_url.rstrip('/')}/chat/completions,model={model},num_concurrent={concurrency}"
+
+
+# --------------------------------------------------------------------------- attribute
+def attribution_problems(config: ReproduceConfig) -> list[Problem]:
+    """`attribute` problems the lessons are measured on: for rg:NAME, its validation split (neither trained
+    nor scored on); else the first of the main benchmark's evaluation problems."""
+    if rg.is_spec(config.benchmark):
+        return get_task(config.benchmark).load(data_files=f"{config.benchmark}?split=validation&n={config.attribute}&seed={config.seed}")
+    return load_eval_problems(config, config.benchmark, config.attribute)
+
+
+def attribute(config: ReproduceConfig, run_dir: RunDir, arm: str) -> dict[str, Any]:
+    """`ted attribute` of one arm's library: each lesson's effect stored in the library, the design beside it."""
+    import asyncio
+
+    from ted.attribution import attribute as measure, store
+    from ted.models import SamplingParams, load_model
+
+    path = run_dir.library(arm)
+    library = Library.load(path)
+    if not library.items:
+        return {"library": str(path.relative_to(run_dir.root)), "effects": [], "note": "the library has no lesson"}
+    problems = attribution_problems(config)
+    student = load_model(config.student, api_key_env=config.api_key_env, max_concurrency=config.concurrency)
+    student.system_in_user = config.system_in_user
+    limit = config.eval_max_tokens or registry.benchmark(config.benchmark).max_gen_toks
+    params = SamplingParams(temperature=0.0, max_tokens=limit, seed=config.seed)
+
+    async def go() -> Any:
+        try:
+            return await measure(library, student, get_task(config.benchmark), problems, params, seed=config.seed)
+        finally:
+            await student.aclose()
+
+    result = asyncio.run(go())
+    store(library, result)
+    library.save(path)
+    target = atomic_write(run_dir.attribution(arm), json.dumps({**result.to_dict(), "design": result.design}, indent=1) + "\n")
+    return {"library": str(path.relative_to(run_dir.root)), "file": str(target.relative_to(run_dir.root)), **result.to_dict()}
+

@@ -9,6 +9,7 @@ is what the report's intervals must say.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,14 +47,17 @@ def _reproduce(sim: Simulator, cwd: Path, *extra: str) -> None:
 def test_placebo_usage_and_seeds_end_to_end(tmp_path: Path) -> None:
     cwd = _workspace(tmp_path / "arms")
     with Simulator(seed=3, student_accuracy=0.5, teacher_accuracy=0.7) as sim:
+        sim.behaviour = replace(sim.behaviour, boxed=True)  # graded as AIME is: the boxed answer
         _reproduce(
             sim, cwd, "--benchmark", "aime", "--out", "runs/arms", "--train-from", "pool.jsonl", "--train-task", "aime",
             "--eval-data", "aime25/test.jsonl", "--strategies", "teacher,usage", "--seeds", "3", "--seed-strategies", "teacher",
+            "--attribute", "16",
         )  # fmt: skip
     run = cwd / "runs" / "arms"
     report = json.loads((run / "report.json").read_text())
     rows = {row["name"]: row for row in report["arms"]}
     assert list(rows) == ["baseline", "placebo", "teacher", "teacher-s2", "teacher-s3", "usage"]
+    assert all(0.3 < row["acc"] < 1 for row in rows.values())  # the simulator's answers graded both ways: the Δs are not all 0
     assert rows["placebo"]["delta"] is not None and rows["placebo"]["vs_placebo"] is None and rows["baseline"]["delta"] is None
     for name in ("teacher", "teacher-s2", "teacher-s3", "usage"):
         row = rows[name]
@@ -74,6 +78,16 @@ def test_placebo_usage_and_seeds_end_to_end(tmp_path: Path) -> None:
     placebo_text = json.dumps([c["messages"] for c in calls["placebo"]])
     assert "Used: [E1, E3]" in placebo_text and "[E1] " not in placebo_text
     assert "Experience library" not in json.dumps([c["messages"] for c in calls["baseline"]])
+    # The attribution step: the first library's lessons measured, stored in the library, in the report.
+    attribution = report["attribution"]
+    library = json.loads((run / rows["teacher"]["library"]).read_text())
+    if library["items"]:
+        assert attribution["arm"] == "teacher" and attribution["n"] == 16 and 0.3 < attribution["accuracy"] < 1
+        assert [e["id"] for e in attribution["effects"]] == [item["id"] for item in library["items"]]
+        assert all(item["attribution"]["n"] == 16 for item in library["items"])
+        assert "## Which lessons help: attribution of teacher" in (run / "report.md").read_text()
+    else:
+        assert attribution["effects"] == []
     md = (run / "report.md").read_text()
     assert "| placebo |" in md and "### Over distillation seeds" in md and "Welch–Satterthwaite" in md
     assert "## Protocol" in md and "Batch size 2" in md and "the `usage` arm" in md

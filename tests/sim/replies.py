@@ -144,6 +144,7 @@ class Behaviour:
     compress_target: float = 0.7  # the simulated teacher compresses to this share of the budget
     thinking: bool = False  # a thinking model: the working goes to `Reply.reasoning`, the answer to `text`
     long_rate: float = 0.0  # share of solve replies that think 8 times longer (to run into max_tokens)
+    boxed: bool = False  # the final answer as `Answer: \\boxed{N}` (benchmarks graded the upstream way, AIME's)
 
 
 _JSON_THOUGHT = "I read every trace and the ground truth, and check each claim against them before writing the JSON."
@@ -195,7 +196,7 @@ def _solution(stage: str, messages: list[dict], key: str, behaviour: Behaviour) 
     while length < tokens * 4:
         lines.append(f"Step {len(lines)}: {rng.choice(_FILLER)}.")
         length += len(lines[-1]) + 1
-    final = [f"Answer: {answer}"]
+    final = [f"Answer: \\boxed{{{answer}}}" if behaviour.boxed else f"Answer: {answer}"]
     if stage == "student":
         ids = _LIBRARY_ID.findall(message_text(messages[0]))
         cited = [ids[digest(key, "cite", i) % len(ids)] for i in range(digest(key, "cites") % 3)] if ids else []
