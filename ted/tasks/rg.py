@@ -15,7 +15,8 @@ split whatever the sizes and seeds asked for. Repeats inside one sample are kept
 last explicit marker (`Answer:` line, `\\boxed{}`, "the answer is"; see `ted.tasks.answers`),
 else the last token of the gold answer's *form* in the reply (a number for numeric answers, an
 `HH:MM:SS`-like token for times; never for answers with words, whose literal text would leak the
-gold). A numeric answer is then reduced to its number (`$288`, `288 items`, `x = 288`, `1,234`).
+gold). A numeric answer is then reduced to its number when nothing else in it is arithmetic
+(`$288`, `288 items`, `x = 288`, `1,234`; `49 / 16` stays a fraction).
 A reply is right when reasoning-gym scores it 1.0 (its partial credit counts as wrong).
 """
 
@@ -269,7 +270,6 @@ def reward(generator: str, answer: str | None, problem: Problem) -> float:
 
 # --------------------------------------------------------------------------- answers
 _NUMBER_TOKEN = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.])[-+]?\d+(?:\.\d+)?(?!\d)")
-_LEADING_NUMBER = re.compile(r"^\$?\s*([-+]?\d[\d,]*(?:\.\d+)?)(?![\d/:])")
 
 
 def _form(gold: str) -> re.Pattern[str] | None:
@@ -283,16 +283,16 @@ def _form(gold: str) -> re.Pattern[str] | None:
 
 
 def _as_number(candidate: str, gold: str) -> str:
-    """A numeric gold's candidate reduced to its number: `x = 288`, `$288`, `288 apples` → `288`."""
+    """A numeric gold's candidate reduced to its number when nothing else in it is arithmetic:
+    `x = 288`, `$288`, `288 apples` → `288`; `49 / 16` and `288 (160 + 128)` stay as they are."""
     if answers.to_number(gold) is None:
         return candidate
     value = answers.to_number(candidate)
     if value is None:
-        tail = candidate.rsplit("=", 1)[-1].strip()
+        tail = candidate.rsplit("=", 1)[-1]
         numbers = _NUMBER_TOKEN.findall(tail)
-        lead = _LEADING_NUMBER.match(tail)
-        token = numbers[0] if len(numbers) == 1 else lead.group(1) if lead else None
-        value = answers.to_number(token) if token else None
+        rest = tail.replace(numbers[0], " ", 1) if len(numbers) == 1 else ""
+        value = answers.to_number(numbers[0]) if rest and not re.search(r"[\d+*/×÷^-]", rest) else None
     if value is None:
         return candidate
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
