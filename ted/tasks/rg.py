@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, fields as dataclass_fields
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -283,19 +284,24 @@ def _form(gold: str) -> re.Pattern[str] | None:
 
 
 def _as_number(candidate: str, gold: str) -> str:
-    """A numeric gold's candidate reduced to its number when nothing else in it is arithmetic:
-    `x = 288`, `$288`, `288 apples` → `288`; `49 / 16` and `288 (160 + 128)` stay as they are."""
+    """A numeric gold's candidate as its number, written plainly, when nothing else in it is arithmetic:
+    `x = 288`, `$288`, `288 apples`, `1,288`, `288.0` → `288`; `49 / 16` and `288 (160 + 128)` stay as
+    they are. (reasoning-gym's default scorer compares strings: `288.0` would earn partial credit.)"""
     if answers.to_number(gold) is None:
         return candidate
-    value = answers.to_number(candidate)
-    if value is None:
+    token: str | None = candidate if answers.to_number(candidate) is not None else None
+    if token is None:
         tail = candidate.rsplit("=", 1)[-1]
         numbers = _NUMBER_TOKEN.findall(tail)
         rest = tail.replace(numbers[0], " ", 1) if len(numbers) == 1 else ""
-        value = answers.to_number(numbers[0]) if rest and not re.search(r"[\d+*/×÷^-]", rest) else None
-    if value is None:
+        token = numbers[0] if rest and not re.search(r"[\d+*/×÷^-]", rest) else None
+    if token is None:
         return candidate
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    try:
+        value = Decimal(re.sub(r"[\s,]", "", answers.clean_candidate(token)).removeprefix("+"))
+    except InvalidOperation:
+        return candidate
+    return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
 def read_answer(text: str, gold: str) -> tuple[str | None, str]:

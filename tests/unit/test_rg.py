@@ -133,6 +133,9 @@ def test_a_split_too_small_for_n_is_refused() -> None:
         ("The total is 160 + 128.\nAnswer: 160 + 128 = 288", "288", "288", "marker"),
         ("Answer: 288 apples", "288", "288", "marker"),
         ("Answer: $1,288.", "1288", "1288", "marker"),
+        ("Answer: -4.0", "-4", "-4", "marker"),
+        ("Answer: 12345678901234567890", "12345678901234567890", "12345678901234567890", "marker"),  # no float rounding
+        ("Answer: 2.50", "2.5", "2.5", "marker"),
         ("Answer: \\(49 / 16\\)", "49", "49 / 16", "marker"),  # a fraction is not its numerator
         ("Answer: 288 (160 + 128)", "288", "288 (160 + 128)", "marker"),
         ("<answer>288</answer>", "288", "288", "tag"),
