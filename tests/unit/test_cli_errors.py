@@ -41,7 +41,7 @@ CASES = [
     ("bad config value", [*BASE, "--out", "o.json", "--config", "run.toml"], "rollouts"),
     ("missing config", [*BASE, "--out", "o.json", "--config", "missing.toml"], "missing.toml"),
     ("unknown config key", [*BASE, "--out", "o.json", "--config", "unknown.toml"], "unknown option 'bogus'"),
-    ("unreachable endpoint", [*BASE, "--student", "openai:m@http://127.0.0.1:9/v1", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--out", "o.json", "--epochs", "1"], "127.0.0.1:9"),
+    ("unreachable endpoint", [*BASE, "--student", "openai:m@http://127.0.0.1:9/v1", "--teacher", "openai:m@http://127.0.0.1:9/v1", "--out", "o.json", "--epochs", "1", "--max-retries", "1"], "127.0.0.1:9"),  # one retry: the backoff of six took 25 s; retrying is test_faults's
     ("show malformed library", ["show", "bad.json"], "items.0.text"),
     ("show missing library", ["show", "nothere.json"], "nothere.json"),
     ("unknown flag", ["show", "existing.json", "--bogus"], "No such option: --bogus"),

@@ -68,6 +68,7 @@ def test_diff_json_parses(libs):
     assert changes["removed"] == changes["rewritten"] == []
 
 
+@pytest.mark.integration  # ted doctor decodes with the real llama.cpp build
 def test_doctor_json_parses():
     result = ted("doctor", "--json")
     assert result.returncode == 0, result.stderr
