@@ -13,7 +13,7 @@ data_app = typer.Typer(help="Prepare training data.", no_args_is_help=True, rich
 
 @data_app.command()
 def sample(
-    pool: Annotated[str, typer.Argument(help="Where to sample from: a JSONL/CSV/Parquet file, a datasets folder or a Hub id.")],
+    pool: Annotated[str, typer.Argument(help="Where to sample from: a JSONL/CSV/Parquet file, a datasets folder, a Hub id or reasoning-gym problems rg:NAME?split=train&n=500.")],
     out: Annotated[Path, typer.Option(help="The training file to write (JSONL; images go to OUT-images/ beside it).")],
     samples: Annotated[int, typer.Option(help="How many problems to sample.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,

@@ -199,7 +199,7 @@ def test_problems_from_another_generator_or_version_are_refused() -> None:
 # --------------------------------------------------------------------------- files and documents
 def test_data_sample_writes_jsonl_that_grades_alike(tmp_path: Path) -> None:
     out = tmp_path / "train.jsonl"
-    proc = run_ted("data", "sample", "rg:time_intervals?split=train&n=6", "--n", "4", "--out", str(out),
+    proc = run_ted("data", "sample", "rg:time_intervals?split=train&n=6", "--samples", "4", "--out", str(out),
                    "--exclude", "rg:time_intervals?split=test&n=50", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "excluded 0 that the evaluation set has" in proc.stderr  # disjoint by construction
@@ -212,7 +212,7 @@ def test_data_sample_writes_jsonl_that_grades_alike(tmp_path: Path) -> None:
 
 
 def test_bad_spec_is_one_error_line(tmp_path: Path) -> None:
-    proc = run_ted("data", "sample", "rg:gsm_symbolc?split=train", "--n", "1", "--out", str(tmp_path / "x.jsonl"), cwd=tmp_path)
+    proc = run_ted("data", "sample", "rg:gsm_symbolc?split=train", "--samples", "1", "--out", str(tmp_path / "x.jsonl"), cwd=tmp_path)
     assert_one_line_error(proc, "no reasoning-gym generator 'gsm_symbolc'", "did you mean gsm_symbolic")
 
 
