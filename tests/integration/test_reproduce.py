@@ -60,7 +60,7 @@ def _args(server: Any) -> list[str]:
         "--eval-data", "aime25/test.jsonl", "--eval-data", "aime24=aime24/aime_2024_problems.parquet",
         "--eval-limit", "2", "--eval-max-tokens", "8", "--max-tokens", "8", "--json-max-tokens", "24",
         "--temperature", "0", "--teacher-temperature", "0", "--concurrency", "1",
-        "--price", "student=0.1/0.4", "--price", "teacher=1/4",
+        "--price", "student=0.1/0.4", "--price", "teacher=1/4", "--no-placebo",  # the placebo: test_reproduce_arms
     ]  # fmt: skip
 
 
