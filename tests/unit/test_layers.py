@@ -150,3 +150,11 @@ def test_reproduce_may_not_climb_into_the_commands(tmp_path: Path) -> None:
     (tmp_path / "ted" / "commands" / "core.py").write_text("")
     (tmp_path / "ted" / "reproduce" / "units.py").write_text("def distill():\n    from ted.commands.core import distill\n")
     assert upward(import_graph(tmp_path)) == [("ted.reproduce.units", "ted.commands.core")]
+
+
+MAX_MODULE_LINES = 450  # a module past this does two jobs: split it into rooms (docs/architecture.md)
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
