@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from ted.errors import LibraryError
 from ted.library import Library
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
 from tests.scripted import SumTask, sum_problems
-from tests.support import make_library, run_ted
+from tests.support import CHECKOUT, make_library, run_ted
 
 HELPFUL = "When adding two numbers, add the units first and carry before the tens."
 HARMFUL = "When a sum looks large, round each number to the nearest ten before adding."
@@ -111,6 +112,12 @@ def test_show_and_the_card_print_the_effect(tmp_path: Path) -> None:
     assert "Effect on accuracy [95% CI]" in card and label in card
     rows = [json.loads(line) for line in experiences_jsonl(lib).decode().splitlines()]
     assert rows[0]["attribution"]["n"] == 60
+    sys.path.insert(0, str(CHECKOUT / "space"))
+    import tedspace
+
+    shown = tedspace.block_html(lib)
+    assert "ted-effects" in shown and label in shown
+    assert "ted-effects" not in tedspace.block_html(_library())  # nothing measured, no table
 
 
 def test_attribute_refuses_an_empty_library_in_one_line(tmp_path: Path) -> None:
