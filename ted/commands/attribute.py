@@ -78,10 +78,12 @@ def attribute(
     table = Table(title=f"{literal(path)}: effect of each lesson on accuracy ({len(problems)} problems, accuracy with half the lessons {result.accuracy:.3f})")
     for column in ("id", "effect [95% CI]", "problems with it", *(["leave one out"] if leave_one_out else []), "lesson"):
         table.add_column(column, justify="left" if column in ("id", "lesson") else "right")
-    texts = {item.id: literal(item.text) for item in lib.items}  # lessons shown as text, never as markup
+    items = {item.id: item for item in lib.items}
     for effect in result.effects:
-        loo = [f"{effect.loo:+.3f}"] if leave_one_out and effect.loo is not None else []
-        table.add_row(effect.id, f"{effect.effect:+.3f} [{effect.ci95[0]:+.3f}, {effect.ci95[1]:+.3f}]", str(effect.present), *loo, texts[effect.id])
+        item = items[effect.id]
+        loo = [f"{round(effect.loo, 3) + 0.0:+.3f}"] if leave_one_out and effect.loo is not None else []
+        shown = item.attribution.label() if item.attribution else "—"
+        table.add_row(effect.id, shown, str(effect.present), *loo, literal(item.text))  # lessons shown as text, never as markup
     Console().print(table)
     err_console().print(f"wrote the effects into {path}" + (f" and the design into {output}" if output else ""))
 

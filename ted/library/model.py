@@ -53,6 +53,11 @@ class Verdicts(BaseModel):
         return Verdicts(**{v: getattr(self, v) + getattr(other, v) for v in VERDICTS})
 
 
+def _signed(value: float) -> str:
+    """`+0.120`; a zero is `+0.000`, never `-0.000`."""
+    return f"{round(value, 3) + 0.0:+.3f}"
+
+
 class Attribution(BaseModel):
     """A lesson's measured effect on accuracy (`ted attribute`): percentage points with it in the
     prompt, its 95% interval, and the problems the estimate rests on."""
@@ -65,7 +70,8 @@ class Attribution(BaseModel):
 
     def label(self) -> str:
         """`+0.120 [+0.030, +0.210] n=200`: how `ted show`, the card and the Space print it."""
-        return f"{self.effect:+.3f} [{self.effect_ci95[0]:+.3f}, {self.effect_ci95[1]:+.3f}] n={self.n}"
+        low, high = self.effect_ci95
+        return f"{_signed(self.effect)} [{_signed(low)}, {_signed(high)}] n={self.n}"
 
     @field_validator("effect_ci95")
     @classmethod
