@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 import urllib.request
@@ -17,9 +18,12 @@ import pytest
 
 from ted.models import load_model
 from ted.models.base import Message, SamplingParams
+from ted.models.local import model_path
 from ted.models.native import portable_cmake_args
 from ted.models.server import ManagedServer, server_binary
 from ted.system_probe import system_kept
+from tests.processes import stop
+from tests.support import free_port
 from tests.support.llama import assert_portable
 
 pytestmark = pytest.mark.integration
@@ -32,12 +36,17 @@ def server() -> Iterator[ManagedServer]:
         yield running
 
 
-def test_built_with_the_portable_flags(server: ManagedServer) -> None:
+def test_built_with_the_portable_flags() -> None:
     binary = server_binary()
-    assert binary is not None
+    assert binary is not None, "llama-server is not built: run `make test` (scripts/llama-wheel --server)"
     assert (binary.parent / "CMAKE_ARGS").read_text().strip() == portable_cmake_args()
-    log = server.log_path.read_text(errors="replace")  # type: ignore[union-attr]
-    info = next(line for line in log.splitlines() if "system_info" in line)
+    # The CPU features in force, as llama.cpp prints them at start-up (at trace verbosity, before loading the model).
+    starting = subprocess.Popen([str(binary), "--model", model_path("local:tiny"), "--port", str(free_port()), "--host", "127.0.0.1", "-lv", "5"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        info = next(line for line in starting.stdout if "system_info" in line)  # type: ignore[union-attr]
+    finally:
+        stop(starting)
     assert_portable(info)
 
 
@@ -48,7 +57,7 @@ def _slots_busy(server: ManagedServer) -> int:
 
 def test_two_requests_in_flight_are_answered_together(server: ManagedServer) -> None:
     model = load_model(server.openai_spec)
-    params = SamplingParams(max_tokens=48, temperature=0)
+    params = SamplingParams(max_tokens=16, temperature=0)
     busy: list[int] = []
     done = threading.Event()
 
@@ -87,23 +96,6 @@ def test_keeps_the_system_message(server: ManagedServer) -> None:
             await model.aclose()
 
     assert asyncio.run(probe()) is True
-
-
-def test_replies_report_prompt_tokens_taken_from_the_cache(server: ManagedServer) -> None:
-    model = load_model(server.openai_spec)
-    system = Message("system", "Lesson E1: restate the question before answering. " * 20)
-    params = SamplingParams(max_tokens=2, temperature=0)
-
-    async def twice() -> tuple[int, int]:
-        try:
-            first = await model.chat([system, Message("user", "What is 2 + 2?")], params)
-            second = await model.chat([system, Message("user", "What is 3 + 5?")], params)
-            return first.usage.cached_prompt_tokens or 0, second.usage.cached_prompt_tokens or 0
-        finally:
-            await model.aclose()
-
-    first, second = asyncio.run(twice())
-    assert second > 100 and second > first  # the shared system block is read once
 
 
 def test_ted_serve_prints_the_spec_and_stops_its_server_on_ctrl_c() -> None:

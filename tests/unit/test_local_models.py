@@ -128,3 +128,19 @@ def test_the_local_extra_pins_exactly_the_registered_parts() -> None:
     pinned = [line for line in extra if "==" in line and "part" in line]
     assert pinned == local.requirements()
     assert all(line.count("==") == 1 for line in pinned)
+
+
+@pytest.mark.parametrize(
+    ("reply", "cached"),
+    [
+        ({"usage": {"prompt_tokens": 900, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 850}}}, 850),  # OpenAI, vLLM, llama-server
+        ({"usage": {"prompt_tokens": 900, "completion_tokens": 5}, "timings": {"cache_n": 700, "prompt_n": 200}}, 700),  # llama-server's own timings
+        ({"usage": {"prompt_tokens": 900, "completion_tokens": 5}, "timings": {"cache_n": "lots"}}, None),
+        ({"usage": {"prompt_tokens": 900, "completion_tokens": 5}}, None),
+    ],
+)
+def test_prompt_tokens_served_from_the_cache_are_read_from_the_reply(reply: dict, cached: int | None) -> None:
+    from ted.models.openai_api import _read_completion
+
+    _, usage = _read_completion({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], **reply}, 1)
+    assert usage.cached_prompt_tokens == cached and usage.prompt_tokens == 900
