@@ -31,7 +31,7 @@ API_KEY = "sk-planted-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 HF_TOKEN = "hf_plantedTokenZyXwVuTsRqPoNmLkJiHg"
 SECRETS = (API_KEY, HF_TOKEN, API_KEY[3:], HF_TOKEN[3:])  # also without the prefix, in case one is stripped
 OPTIONS = ("--epochs", "2", "--rollouts", "2", "--batch-size", "4", "--budget-tokens", "250", "--max-items", "4",
-           "--max-tokens", "64", "--json-max-tokens", "512", "--request-timeout", "1", "--max-retries", "3")  # fmt: skip
+           "--max-tokens", "64", "--json-max-tokens", "512", "--request-timeout", "1", "--max-retries", "6")  # fmt: skip  (0.2^7: no request of the run fails every try, whatever the prompts hash to)
 
 
 def leaks(blob: bytes) -> list[str]:
