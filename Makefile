@@ -12,7 +12,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # version and the flags; later set-ups, in any clone, install that wheel without compiling.
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: demo test test-fast bench bench-real system-deps clean
+.PHONY: demo test test-fast bench bench-real docs system-deps clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ $(VENV)/.local: $(VENV)/.created pyproject.toml scripts/llama-wheel
 # tests/parity/upstream.txt for why).
 $(VENV)/.all: $(VENV)/.local pyproject.toml tests/parity/upstream.txt
 	$(MAKE) system-deps
-	$(PIP) install -e '.[local,eval,space,dev]'
+	$(PIP) install -e '.[local,eval,space,dev,docs]'
 	$(PIP) install -q --no-deps --upgrade --target $(VENV)/upstream -r tests/parity/upstream.txt
 	touch $@
 
@@ -58,6 +58,10 @@ test: $(VENV)/.all
 # The inner loop: the unit tests (scripted models and the simulator, no real model), on two workers.
 test-fast: $(VENV)/.all
 	$(BIN)/python -m pytest tests/unit -m "not integration" -q -ra -n 2 --durations=15
+
+# The documentation site from docs/ into site/ (a broken link or anchor fails it).
+docs: $(VENV)/.all
+	$(BIN)/mkdocs build --strict
 
 bench: $(VENV)/.all
 	$(BIN)/python -m tests.bench.run
