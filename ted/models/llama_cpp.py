@@ -26,7 +26,7 @@ from ted.errors import ModelError
 from ted.files import cache_dir
 from ted.models.base import BaseChatModel, ChatResult, Message, SamplingParams, Usage
 from ted.models.local import INSTALL_HINT
-from ted.models.native import ensure_runs, local_threads, rebuild_hint
+from ted.models.native import ensure_runs, local_threads, quiet_waits, rebuild_hint
 
 GEMMA_CHAT_TEMPLATE = (
     # Content may be a string or OpenAI content parts; the model reads text only, so only
@@ -107,6 +107,7 @@ class LlamaCppChatModel(BaseChatModel):
     def _load(self) -> Any:
         """Load on first use (call with the lock held): constructing a model costs seconds."""
         if self._llm is None:
+            os.environ.update(quiet_waits(os.environ))  # read once, when llama.cpp's OpenMP runtime loads
             try:
                 from llama_cpp import Llama, llama_chat_format
             except ImportError:

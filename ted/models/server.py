@@ -30,7 +30,7 @@ from ted.errors import ModelError
 from ted.files import cache_dir
 from ted.models import local
 from ted.models.base import BaseChatModel
-from ted.models.native import build_dir, local_threads
+from ted.models.native import build_dir, local_threads, quiet_waits
 
 BUILD_HINT = "build it once: LLAMA_CPP_VERSION=<installed llama-cpp-python version> scripts/llama-wheel --server (make demo does)"
 DEFAULT_PARALLEL = 4
@@ -53,9 +53,8 @@ def server_binary() -> Path | None:
 
 
 def thread_split(count: int, cores: int | None = None) -> list[int]:
-    """Threads for `count` servers sharing the machine: all cores for one; for several, each gets all
-    cores too (measured on 2 cores, docs/local-models.md: student and teacher are rarely busy at the
-    same moment, and a split halves each one's speed whenever the other idles)."""
+    """Threads for `count` servers: all cores each. With waits that sleep (`quiet_waits`), two
+    servers sharing the cores cost each other little, and one alone keeps the whole machine."""
     return [cores or local_threads()] * count
 
 
@@ -117,7 +116,7 @@ class ManagedServer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command(binary, model_path, workdir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                env=quiet_waits(os.environ), preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )  # fmt: skip
         atexit.register(self.stop)
         started = time.monotonic()

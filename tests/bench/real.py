@@ -5,7 +5,7 @@ Measured in one run, side by side (the machine may be shared: compare only figur
 - `decode_tok_s_1`: the student (`local`) generating alone, one sequence (the server's own timing).
 - `decode_tok_s_agg`: the student's 4 slots generating at once: all tokens / the wall time of the
   four requests sent together; `parallel_speedup` = that over `decode_tok_s_1`.
-- `prefill_tok_s`: the student reading a ~900-token prompt with nothing cached.
+- `prefill_tok_s`: the student reading a ~950-token prompt with nothing cached.
 - a small `ted distill` (student `local`, teacher `local:teacher`, demo-style problems) run twice:
   through managed llama-servers (ted's default), then in process with one thread as ted ran
   before (`TED_LOCAL_ENGINE=process TED_LOCAL_THREADS=1`). `demo_s` is the first's wall time
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -44,8 +45,11 @@ def complete(server: ManagedServer, prompt: str, n_predict: int, cache: bool = F
     """One `/completion` request (llama-server's native endpoint, which returns `timings`)."""
     body = {"prompt": prompt, "n_predict": n_predict, "temperature": 0, "ignore_eos": True, "cache_prompt": cache}
     request = urllib.request.Request(f"http://127.0.0.1:{server.port}/completion", json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=900) as reply:
-        return json.load(reply)
+    try:
+        with urllib.request.urlopen(request, timeout=900) as reply:
+            return json.load(reply)
+    except urllib.error.HTTPError as err:
+        sys.exit(f"bench-real: llama-server refused a request: {err.code} {err.read()[:300]!r}")
 
 
 def rates(server: ManagedServer) -> dict[str, float]:
@@ -59,7 +63,7 @@ def rates(server: ManagedServer) -> dict[str, float]:
         replies = list(pool.map(lambda p: complete(server, p, DECODE_TOKENS), prompts))
     wall = time.perf_counter() - started
     decode_agg = sum(r["timings"]["predicted_n"] for r in replies) / wall
-    long_prompt = " ".join(f"{WORDS[i % len(WORDS)]} {i}" for i in range(450))  # ~900 tokens, a fresh prefix
+    long_prompt = " ".join(f"{WORDS[i % len(WORDS)]} {i}" for i in range(200))  # ~950 tokens, a fresh prefix
     read = complete(server, long_prompt, 1)["timings"]
     prefill = read["prompt_n"] / read["prompt_ms"] * 1000
     return {"decode_1": decode_1, "decode_agg": decode_agg, "prefill": prefill}

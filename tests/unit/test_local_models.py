@@ -140,7 +140,7 @@ def test_the_local_extra_pins_exactly_the_registered_parts() -> None:
     ],
 )
 def test_prompt_tokens_served_from_the_cache_are_read_from_the_reply(reply: dict, cached: int | None) -> None:
-    from ted.models.openai_api import _read_completion
+    from ted.models.openai_wire import read_completion
 
-    _, usage = _read_completion({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], **reply}, 1)
+    _, usage = read_completion({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], **reply}, 1)
     assert usage.cached_prompt_tokens == cached and usage.prompt_tokens == 900
