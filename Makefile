@@ -44,12 +44,17 @@ system-deps:
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; \
 	fi
 
+# The demo (docs/demo.md): the local student (Qwen2.5-Coder-0.5B) and teacher (1.5B) distil a library
+# from a few reasoning-gym problems, then one held-out problem is answered without and with it.
+DEMO_TASK ?= rg:leg_counting
+DEMO_CONFIG ?= &max_animals=3
 demo: $(VENV)/.local
-	$(BIN)/python -m ted.demo $(OUT)/problems.jsonl --samples 6
-	$(BIN)/ted distill --data $(OUT)/problems.jsonl --student local --teacher local \
-		--out $(OUT)/library.json --name demo-gemma270m --epochs 1 --rollouts 2 --batch-size 3 \
-		--budget-tokens 600 --max-items 6 --max-tokens 96 --json-max-tokens 192 --force
+	$(BIN)/ted distill --data '$(DEMO_TASK)?split=train&n=3$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local --teacher local:teacher \
+		--out $(OUT)/library.json --name demo-qwen --epochs 1 --rollouts 2 --batch-size 3 --max-tokens 256 \
+		--teacher-max-tokens 384 --json-max-tokens 450 --budget-tokens 600 --max-items 8 --force
 	$(BIN)/ted show $(OUT)/library.json
+	$(BIN)/ted log $(OUT)/library.json --rejected
+	$(BIN)/ted ask $(OUT)/library.json --data '$(DEMO_TASK)?split=test&n=1$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local
 
 # The whole suite; the 15 slowest tests are listed at the end, so a slow newcomer shows in CI.
 test: $(VENV)/.all
