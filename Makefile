@@ -50,7 +50,7 @@ DEMO_TASK ?= rg:leg_counting
 DEMO_CONFIG ?= &max_animals=3
 demo: $(VENV)/.local
 	$(BIN)/ted distill --data '$(DEMO_TASK)?split=train&n=3$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local --teacher local:teacher \
-		--out $(OUT)/library.json --name demo-qwen --epochs 1 --rollouts 2 --batch-size 3 --max-tokens 256 \
+		--out $(OUT)/library.json --name demo-qwen --epochs 1 --rollouts 2 --batch-size 3 --max-tokens 384 \
 		--teacher-max-tokens 384 --json-max-tokens 450 --budget-tokens 600 --max-items 8 --force
 	$(BIN)/ted show $(OUT)/library.json
 	$(BIN)/ted log $(OUT)/library.json --rejected
