@@ -68,9 +68,9 @@ def test_probe_runs_once_per_build(tmp_path):
     assert calls == []
 
 
-def test_readme_gives_users_the_same_flags():
-    readme = (CHECKOUT / "README.md").read_text()
-    assert f'CMAKE_ARGS="{native.portable_cmake_args("x86_64")}"' in readme
+def test_install_docs_give_users_the_same_flags():
+    install = (CHECKOUT / "docs" / "install.md").read_text()
+    assert f'CMAKE_ARGS="{native.portable_cmake_args("x86_64")}"' in install
 
 
 @pytest.mark.parametrize("module, model", [("ted.distill.extract", "ExtractionOps"), ("ted.distill.structure", "Chains"), ("ted.distill.compress", "CompressionOps")])
