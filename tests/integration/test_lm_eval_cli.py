@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ted.library import Library
+from ted.tasks import LM_EVAL_TASKS
 from tests.fixtures import benchmarks as fx
 from tests.support import CHECKOUT
 
@@ -158,14 +159,14 @@ def test_bad_input_fails_with_the_reason(llama_server: Any, data: dict, cache_di
     assert message in proc.stderr
 
 
-@pytest.mark.parametrize(("group", "tasks"), [("ted_vision", ("ted_mathvision", "ted_visualpuzzles")), ("ted_text", ("ted_aime", "ted_aime24"))])
+@pytest.mark.parametrize(("group", "tasks"), [("ted_vision", ("ted_mathvision", "ted_visualpuzzles")), ("ted_text", ("ted_aime25", "ted_aime24"))])
 def test_groups_run_on_a_chat_api(llama_server: Any, data: dict, library: tuple[Path, str], cache_dir: Path, tmp_path: Path, group: str, tasks: tuple[str, str]) -> None:
     """The old group `ted` mixed image and text tasks and crashed here; each group now runs whole."""
     path, block = library
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    for task in tasks:  # TED_DATA_DIR/<task name without ted_>: one local copy per benchmark
-        name = task.removeprefix("ted_")
+    for task in tasks:  # TED_DATA_DIR/<ted task name>: one local copy per benchmark
+        name = LM_EVAL_TASKS[task][0]
         (data_dir / (name + data[name].suffix)).symlink_to(data[name])
     proc = lm_eval(llama_server, tmp_path, group, {"library": str(path)}, cache_dir, "--limit", "1", env={"HF_HUB_OFFLINE": "1", "TED_DATA_DIR": str(data_dir)})
     assert proc.returncode == 0, proc.stderr[-3000:]

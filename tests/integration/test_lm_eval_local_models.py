@@ -69,7 +69,7 @@ def prompts(out: Path, task: str) -> list[str]:
 
 
 def question(task: str) -> str:
-    return {"ted_aime": f"Question: {fx.AIME25_ROWS[0]['problem']}\nAnswer:", "ted_aime24": f"Question: {fx.AIME24_ROWS[0]['Problem']}\nAnswer:"}[task]
+    return {"ted_aime25": f"Question: {fx.AIME25_ROWS[0]['problem']}\nAnswer:", "ted_aime24": f"Question: {fx.AIME24_ROWS[0]['Problem']}\nAnswer:"}[task]
 
 
 @pytest.mark.parametrize("template", ["system-role", "no-system-role", "none"])
@@ -81,7 +81,7 @@ def test_text_group_on_hf(tmp_path: Path, data_dir: Path, library: tuple[Path, s
     proc = lm_eval(tmp_path, "hf", f"pretrained={model},revision=main,dtype=float32", "ted_text", data_dir, path, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"acc,none", "acc_lenient,none"} <= set(json.loads(next(tmp_path.rglob("results_*.json")).read_text())["results"]["ted_text"])
-    for task in ("ted_aime", "ted_aime24"):
+    for task in ("ted_aime25", "ted_aime24"):
         (prompt,) = prompts(tmp_path, task)
         if template == "system-role":
             assert f"<system> {block}\n\n\n<user> {question(task)}\n" in prompt
