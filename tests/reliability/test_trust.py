@@ -212,9 +212,9 @@ class _Leaky(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def leaky_server(mode: str) -> Iterator[str]:
-    handler = type("Handler", (_Leaky,), {"mode": mode})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serving(base: type, **attrs: object) -> Iterator[str]:
+    """A hand-made HTTP endpoint (`base` with `attrs` set on the handler) on a free port; yields its /v1 URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (base,), attrs))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -229,14 +229,14 @@ def leaky_server(mode: str) -> Iterator[str]:
 def test_chat_stream_errors_never_show_the_key(tmp_path: Path, mode: str, env_name: str) -> None:
     """The key sits in an environment variable of the user's choosing (`--api-key-env`): masked though
     its name says nothing; and with the conventional name too."""
-    with leaky_server(mode) as url:
+    with serving(_Leaky, mode=mode) as url:
         proc = ted("chat", "--student", f"openai:m@{url}", "--api-key-env", env_name, cwd=tmp_path, env={env_name: API_KEY}, input="hello\n", timeout=60)
     assert API_KEY not in proc.stdout + proc.stderr and API_KEY[3:] not in proc.stdout + proc.stderr
     assert_one_line_error(proc, "stream")
 
 
 def test_chat_shows_escape_sequences_as_text(tmp_path: Path) -> None:
-    with leaky_server("escapes") as url:
+    with serving(_Leaky, mode="escapes") as url:
         proc = ted("chat", "--student", f"openai:m@{url}", cwd=tmp_path, input="hello\n", timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout and "\x07" not in proc.stdout
@@ -387,12 +387,8 @@ def test_a_request_is_bounded_in_all_not_per_read(mode: str) -> None:
     from ted.models.base import Message, SamplingParams
     from ted.models.openai_api import OpenAIChatModel
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Slow,), {"mode": mode}))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    model = OpenAIChatModel("openai:m", "m", base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=1.0, max_retries=1)
-
-    async def ask() -> None:
+    async def ask(url: str) -> None:
+        model = OpenAIChatModel("openai:m", "m", base_url=url, timeout=1.0, max_retries=1)
         try:
             if mode == "endless":
                 async for _ in model.stream([Message("user", "hi")], SamplingParams(max_tokens=8)):
@@ -403,12 +399,8 @@ def test_a_request_is_bounded_in_all_not_per_read(mode: str) -> None:
             await model.aclose()
 
     started = time.monotonic()
-    try:
-        with pytest.raises(ModelError, match="within 1s"):
-            asyncio.run(ask())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Slow, mode=mode) as url, pytest.raises(ModelError, match="within 1s"):
+        asyncio.run(ask(url))
     assert time.monotonic() - started < 10  # two tries of 1 s and the client's backoff; it used to be minutes
 
 
@@ -439,17 +431,11 @@ class _Useless(BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("content", [None, "I would rather not answer in JSON.", '{"operations": [{"op": "add", "te'])
 def test_a_run_with_no_usable_reply_fails_naming_the_cause(tmp_path: Path, content: object) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Useless,), {"content": content}))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    spec = f"openai:m@http://127.0.0.1:{server.server_port}/v1"
     write(tmp_path / "problems.jsonl", jsonl({"id": "p1", "question": "Compute 12 + 30.", "answer": "42"}, {"id": "p2", "question": "Compute 7 × 6.", "answer": "42"}))
-    try:
+    with serving(_Useless, content=content) as url:
+        spec = f"openai:m@{url}"
         proc = ted("distill", "--data", "problems.jsonl", "--student", spec, "--teacher", spec, "--out", "lib.json",
                    "--epochs", "1", "--rollouts", "1", "--max-retries", "0", cwd=tmp_path, timeout=120)  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
     line = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 1 and line.startswith("error: no ") and "so lib.json has no experiences" in line, proc.stderr
     assert ("2 extraction replies" in line) if content is None or "rather" in content else ("rejected: placeholder" in line), line
@@ -591,27 +577,20 @@ def test_odd_but_honest_server_replies_are_read_or_named(body: bytes, expected: 
     from ted.models.base import Message, SamplingParams
     from ted.models.openai_api import OpenAIChatModel
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Shaped,), {"body": body}))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    model = OpenAIChatModel("openai:m", "m", base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=5.0, max_retries=0)
-
-    async def ask() -> str:
+    async def ask(url: str) -> str:
+        model = OpenAIChatModel("openai:m", "m", base_url=url, timeout=5.0, max_retries=0)
         try:
             result = await model.chat([Message("user", "Compute 6 × 7.")], SamplingParams(max_tokens=8))
             return result.texts[0]
         finally:
             await model.aclose()
 
-    try:
+    with serving(_Shaped, body=body) as url:
         if b'"error"' in body:
             with pytest.raises(ModelError, match=expected):
-                asyncio.run(ask())
+                asyncio.run(ask(url))
         else:
-            assert asyncio.run(ask()) == expected
-    finally:
-        server.shutdown()
-        server.server_close()
+            assert asyncio.run(ask(url)) == expected
 
 
 class _Compressed(_Shaped):
@@ -639,26 +618,19 @@ def test_a_reply_body_is_capped_after_decompression(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(openai_wire, "MAX_REPLY_BYTES", 1_000_000)
     body = b'{"choices": [{"message": {"content": "42"}}]}' + b" " * padding
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (handler,), {"body": body}))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    model = openai_api.OpenAIChatModel("openai:m", "m", base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=5.0, max_retries=0)
-
-    async def ask() -> str:
+    async def ask(url: str) -> str:
+        model = openai_api.OpenAIChatModel("openai:m", "m", base_url=url, timeout=5.0, max_retries=0)
         try:
             return (await model.chat([Message("user", "Compute 6 × 7.")], SamplingParams(max_tokens=8))).texts[0]
         finally:
             await model.aclose()
 
-    try:
+    with serving(handler, body=body) as url:
         if padding > 1_000_000:
             with pytest.raises(ModelError, match="over 1,000,000 bytes once decompressed"):
-                asyncio.run(ask())
+                asyncio.run(ask(url))
         else:
-            assert asyncio.run(ask()) == "42"
-    finally:
-        server.shutdown()
-        server.server_close()
+            assert asyncio.run(ask(url)) == "42"
 
 
 def test_a_space_ships_no_private_host_or_local_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
