@@ -106,12 +106,13 @@ def lm_eval_docs(lm_task: str, **metadata: Any) -> dict[str, Any]:
         raise DataError(f"unknown task {lm_task!r}; choose one of {', '.join(LM_EVAL_TASKS)}")
     task_name, split = LM_EVAL_TASKS[lm_task]
     task = get_task(task_name)
-    source = data_source(task, metadata)
     if not isinstance(task, BenchmarkTask):
         raise DataError(f"{lm_task}: {task_name} is not a benchmark task")
+    system = _system(task, metadata)
+    source = data_source(task, metadata)
     revision = metadata.get("dataset_revision")
     problems = task.load(split=split, data_files=source, revision=revision)
-    return _documents(lm_task, task, problems, metadata, [source or task.dataset, str(revision)])
+    return _documents(lm_task, task, problems, system, metadata, [source or task.dataset, str(revision)])
 
 
 def rg_docs(**metadata: Any) -> dict[str, Any]:
@@ -121,15 +122,21 @@ def rg_docs(**metadata: Any) -> dict[str, Any]:
     from ted.tasks.rg_task import RgTask
 
     spec = spec_from_metadata(metadata)
-    return _documents(LM_TASK, RgTask(spec.generator), generate(spec), metadata, [str(spec)])
+    task = RgTask(spec.generator)
+    system = _system(task, metadata)
+    return _documents(LM_TASK, task, generate(spec), system, metadata, [str(spec)])
 
 
-def _documents(lm_task: str, task: BaseTask, problems: list[Problem], metadata: dict[str, Any], origin: list[str]) -> dict[str, Any]:
+def _system(task: BaseTask, metadata: dict[str, Any]) -> str:
+    """The task's system text for the metadata's library (or placebo), read before any data: a bad
+    library is refused with its own line, whatever state the data is in."""
+    return system_text(task, optional_library(library_reference(metadata)), placebo=is_placebo(metadata))
+
+
+def _documents(lm_task: str, task: BaseTask, problems: list[Problem], system: str, metadata: dict[str, Any], origin: list[str]) -> dict[str, Any]:
     """`{"test": datasets.Dataset}` of rendered documents; `origin` names the data for the request-cache guard."""
     import datasets
 
-    library = optional_library(library_reference(metadata))
-    system = system_text(task, library, placebo=is_placebo(metadata))
     with_images = bool(getattr(task, "has_images", False))
     placeholders = with_images and wants_placeholders(metadata)
     rows = [_doc(task, problem, system, with_images, placeholders) for problem in problems]
