@@ -30,12 +30,12 @@ SLOTS_SPEEDUP = 1.5
 ENDPOINTS = {"student": "openai:qwen2.5-coder-0.5b-instruct@http://127.0.0.1:9/v1", "teacher": "openai:qwen2.5-coder-1.5b-instruct@http://127.0.0.1:9/v1"}
 
 
-def config_of(path: Path, overrides: dict) -> "object":
+def config_of(path: Path, extra: dict) -> "object":
     """The ReproduceConfig a `ted reproduce --config path` run makes, with the plan's overrides."""
     from ted.reproduce.plan import ReproduceConfig
 
     table = {k.replace("-", "_"): v for k, v in tomllib.loads(path.read_text())["reproduce"].items()}
-    table |= {k.replace("-", "_"): v for k, v in overrides.items()}
+    table |= {k.replace("-", "_"): v for k, v in extra.items()}
     table["eval_data"] = {table["benchmark"]: table["eval_data"][0]}
     table.pop("reply_tokens_note", None)
     return ReproduceConfig(**table, **ENDPOINTS)
@@ -76,25 +76,33 @@ def choose(screen: Path = HERE / "screen") -> tuple[str, str]:
     return primary, secondary
 
 
-def options(task: str, primary: str) -> list[str]:
-    """What the primary task adds to its config file: 3 seeds, 200 test problems, the attribution step."""
+def overrides(task: str, primary: str) -> dict:
+    """What the primary task adds to its config file: 3 seeds, 200 problems of its test split, the
+    attribution step (the plan's [primary_overrides], for whichever task the screen made primary)."""
     if task != primary:
-        return []
+        return {}
     extra = plan()["primary_overrides"]
-    return ["--seeds", str(extra["seeds"]), "--eval-data", f"rg:{task}?split=test&n=200&seed=0", "--attribute", str(extra["attribute"])]
+    return {"seeds": extra["seeds"], "eval-data": [f"rg:{task}?split=test&n=200&seed=0"], "attribute": extra["attribute"]}
+
+
+def options(task: str, primary: str) -> list[str]:
+    """The same as `ted reproduce` flags."""
+    extra = overrides(task, primary)
+    return [arg for key, value in extra.items() for arg in (f"--{key}", str(value[0] if isinstance(value, list) else value))]
 
 
 def size() -> None:
     from ted.reproduce.run import measured_estimator
 
     p = plan()
+    primary, secondary = choose()
     total = 0.0
-    for task in (t for t in p["tasks"] if t["name"] in (p["primary"], p["secondary"])):
-        overrides = p["primary_overrides"] if task["name"] == p["primary"] else {}
-        config = config_of(HERE / task["config"], overrides)
+    for task in (t for t in p["tasks"] if t["name"] in (primary, secondary)):
+        extra = overrides(task["name"], primary)
+        config = config_of(HERE / task["config"], extra)
         estimator = measured_estimator(config)
         run_s = 0.0
-        print(f"{task['name']}{' (primary)' if overrides else ''}: {config.out}")
+        print(f"{task['name']}{' (primary)' if extra else ''}: {config.out}")
         for step in estimator.steps(steps_of(config)):
             s = seconds(step.roles)
             calls = sum(c.calls for c in step.roles.values())

@@ -10,13 +10,16 @@ Measured in one run, side by side (the machine may be shared: compare only figur
   through managed llama-servers (ted's default), then in process with one thread as ted ran
   before (`TED_LOCAL_ENGINE=process TED_LOCAL_THREADS=1`). `demo_s` is the first's wall time
   (the whole `ted distill` process); the second's is printed beside it, with the ratio.
+- the served distillation again with one thread per server (`TED_LOCAL_THREADS=1`) instead of all
+  cores for each: the thread split, measured.
 - `prefix_reuse`: of the served run's prompt tokens, the share the servers took from their prompt
-  cache (`cost.roles[*].cached_prompt_tokens / prompt_tokens`, read from each reply's `timings`).
+  cache (`cost.roles[*].cached_prompt_tokens / prompt_tokens`, read from each reply's `timings`),
+  printed beside `prefix_ceiling`: what an ideal cache could serve of the same run (`prefix_ceiling()`).
 - `distill_wall/bound`: the served run's loop time (`cost.wall_s`) over its work priced at the
   rates measured here: per role, uncached prompt tokens / prefill rate + generated tokens /
   aggregate decode rate, summed over both roles, since both share the same cores.
 
-    python -m tests.bench.real [--problems 2] [--skip-inprocess]
+    python -m tests.bench.real [--problems 2] [--skip-inprocess] [--skip-split]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from ted.library import Library
+from ted.models.calllog import calls_path, read_log
 from ted.models.server import ManagedServer
 
 SLOTS = 4
@@ -86,10 +90,28 @@ def distill(workdir: Path, data: Path, label: str, env: dict[str, str], problems
     return wall, Library.load(out)
 
 
+def prefix_ceiling(library: Path) -> float:
+    """The share of the run's prompt text an ideal cache could serve: for each call, its longest common
+    prefix with any earlier prompt of the same model, over all prompt text (in characters, from the run's
+    call log). `prefix_reuse` can approach this, not exceed it: the rest is text no earlier call had."""
+    seen: dict[str, list[str]] = {}
+    shared = total = 0
+    for row in read_log(calls_path(library)):
+        if not row or not row.get("messages"):
+            continue
+        text = "".join(f"<{m.get('role')}>{json.dumps(m.get('text', m.get('content')))}" for m in row["messages"])
+        earlier = seen.setdefault(row.get("role", ""), [])
+        shared += max((len(os.path.commonprefix([text, other])) for other in earlier), default=0)
+        total += len(text)
+        earlier.append(text)
+    return shared / total if total else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=2)
     parser.add_argument("--skip-inprocess", action="store_true", help="leave out the in-process one-thread distillation")
+    parser.add_argument("--skip-split", action="store_true", help="leave out the served run with one thread per server")
     args = parser.parse_args()
     measured = {}
     for spec in ("local", "local:teacher"):
@@ -103,6 +125,10 @@ def main() -> None:
         data = workdir / "problems.jsonl"
         subprocess.run([sys.executable, "-m", "ted.demo", str(data), "--n", str(args.problems)], check=True, capture_output=True)
         served_s, served = distill(workdir, data, "served", {"TED_LOCAL_ENGINE": "server"}, args.problems)
+        ceiling = prefix_ceiling(workdir / "served.json")
+        split_s = None
+        if not args.skip_split:  # the two servers with one thread each instead of all cores each
+            split_s, _ = distill(workdir, data, "served-1+1-threads", {"TED_LOCAL_ENGINE": "server", "TED_LOCAL_THREADS": "1"}, args.problems)
         inproc_s = None
         if not args.skip_inprocess:
             inproc_s, _ = distill(workdir, data, "in-process-1-thread", {"TED_LOCAL_ENGINE": "process", "TED_LOCAL_THREADS": "1"}, args.problems)
@@ -116,9 +142,11 @@ def main() -> None:
         if role in roles
     )
     student = measured["local"]
+    if split_s is not None:
+        print(f"thread split: each server on all {os.cpu_count()} cores {served_s:.1f} s vs one thread each {split_s:.1f} s")
     if inproc_s is not None:
         print(f"distillation: served {served_s:.1f} s vs in process, one thread {inproc_s:.1f} s: {inproc_s / served_s:.2f}× (target ≥ 2×)")
-    print(f"served run: {prompt:,} prompt tokens, {cached:,} from the cache; bound {bound:.1f} s; loop {served.cost.wall_s:.1f} s")
+    print(f"served run: {prompt:,} prompt tokens, {cached:,} from the cache; an ideal cache's share {ceiling:.2f} (prefix_ceiling); bound {bound:.1f} s; loop {served.cost.wall_s:.1f} s")
     print(
         f"real: decode_tok_s_1={student['decode_1']:.1f} decode_tok_s_agg={student['decode_agg']:.1f} "
         f"parallel_speedup={student['decode_agg'] / student['decode_1']:.2f} prefill_tok_s={student['prefill']:.1f} "
