@@ -14,6 +14,7 @@ DEFAULT_TOKENIZER = "cl100k_base"  # what the budget counts in (tiktoken, offlin
 MAX_STREAM_CHARS = 1_000_000  # characters of one streamed reply (`ted chat`) before it is cut off
 MAX_CONFIG_BYTES = 1_000_000  # a --config TOML file
 MAX_PROMPT_BYTES = 1_000_000  # one file of a --prompts folder
+MAX_RENDERED_PROMPT_CHARS = 16_000_000  # anything a --prompts template builds (a string, a list; 4x a 1M-token context)
 MAX_DATA_FILE_BYTES = 1_000_000_000  # a JSONL/CSV data file, read whole
 MAX_CHECKPOINT_BYTES = 256_000_000  # a checkpoint: two libraries and every teacher solution of the run
 MAX_NESTING = 64  # levels of nested arrays and objects in any JSON or TOML file ted reads

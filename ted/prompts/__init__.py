@@ -39,10 +39,13 @@ def _env() -> jinja2.Environment:
 
     Sandboxed, with no loader: a prompt set is shared like any download, so a template may read the
     values it is given and nothing else (no attributes reaching Python internals, no `{% include %}`
-    or `{% import %}` of any file, in the folder or outside it)."""
-    import jinja2.sandbox
+    or `{% import %}` of any file, in the folder or outside it), and nothing it builds may grow past
+    a prompt's cap (`ted.prompts.sandbox`)."""
+    import jinja2
 
-    return jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    from ted.prompts.sandbox import BoundedSandbox
+
+    return BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
 @lru_cache(maxsize=None)
@@ -78,7 +81,7 @@ class PromptSet:
             text = _compile(self.texts[name]).render(**values)
         except jinja2.UndefinedError as err:
             raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder}: {err.message}; it can use only what the package's {name}{_SUFFIX} uses") from None
-        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as err:
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError, MemoryError) as err:
             if self.folder is None or name not in self.overridden:  # the package's own templates: a bug in ted
                 raise
             raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder} failed to render ({type(err).__name__}: {err})") from None

@@ -1,0 +1,48 @@
+"""Trust, third pass (issue 25's fresh hostile pass): one test per cause it found, each with variants.
+
+The pass and its table of cases are in docs/limits.md ("The third hostile pass"). Fast: in process
+where the cause lives in one function, through the CLI where the symptom is what the user sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ted.errors import ConfigError
+from tests.reliability.hostile import write
+
+
+# --------------------------------------------------------------------------- a prompt template builds nothing huge
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'x' * 10**11 }}",
+        "{{ ['a'] * 10**11 }}",
+        "{{ 'x' | center(10**11) }}",
+        "{{ 'ab' | indent(10**11) }}",
+        "{{ '{:>99999999999}'.format(1) }}",
+        "{{ '{x:>99999999999}'.format_map({'x': 1}) }}",
+        "{{ '%99999999999d' % 1 }}",
+        "{{ '%99999999999d' | format(1) }}",
+        "{{ 9 ** (9 ** 9) }}",
+        "{{ lipsum(10**11) }}",
+    ],
+)
+def test_a_prompt_template_cannot_build_something_huge(tmp_path: Path, template: str) -> None:
+    """Jinja's sandbox caps `range` but not what a template builds: each of these ran out of memory
+    or computed for minutes. Now each is refused before it is built, as one line naming the file."""
+    from ted import prompts
+
+    write(tmp_path / "p" / "solve.md", template)
+    with pytest.raises(ConfigError, match=r"solve\.md .* failed to render \(SecurityError") as err:
+        prompts.load(tmp_path / "p").render("solve", question="q", options=None, images=0)
+    assert "\n" not in str(err.value)
+
+
+def test_a_prompt_template_still_builds_what_prompts_need(tmp_path: Path) -> None:
+    from ted import prompts
+
+    write(tmp_path / "p" / "solve.md", "{{ '=' * 3 }} {{ 'x' | center(5) }} {{ '{:>3}'.format(1) }} {{ '%02d' % 7 }} {{ 2 ** 10 }} {{ question }}")
+    assert prompts.load(tmp_path / "p").render("solve", question="q", options=None, images=0) == "===   x     1 07 1024 q"
