@@ -13,7 +13,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 _UMASK = os.umask(0o022)  # read once, at import (setting it is the only way to read it, and is not thread-safe)
@@ -31,10 +31,9 @@ def cache_dir() -> Path:
     return user_cache_path("ted", appauthor=False)
 
 
-def read_capped(path: Path, cap: int, error: type[Exception], what: str | None = None) -> bytes:
-    """The bytes of `path`, a regular file of at most `cap` bytes. A FIFO (it would block for ever), a
-    device (`/dev/zero` never ends), a folder or a bigger file is refused with `error` before it is read.
-    `what` names the file in the message (default: its path)."""
+def open_regular(path: Path, error: type[Exception], what: str | None = None) -> BinaryIO:
+    """`path` opened for reading, refused with `error` unless it is a regular file: a FIFO would block
+    for ever, a device (`/dev/zero`) never ends. `what` names the file in the message (default: its path)."""
     what = what or str(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting for a writer
@@ -47,7 +46,14 @@ def read_capped(path: Path, cap: int, error: type[Exception], what: str | None =
         os.close(fd)
         kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, a device or a socket)"
         raise error(f"{what}: {kind}; give a regular file")
-    with os.fdopen(fd, "rb") as handle:
+    return os.fdopen(fd, "rb")
+
+
+def read_capped(path: Path, cap: int, error: type[Exception], what: str | None = None) -> bytes:
+    """The bytes of `path`, a regular file (`open_regular`) of at most `cap` bytes; a bigger one is
+    refused with `error` before it is read."""
+    what = what or str(path)
+    with open_regular(path, error, what) as handle:
         data = handle.read(cap + 1)
     if len(data) > cap:
         raise error(f"{what}: over the {cap:,}-byte cap for such a file; is it the right file?")

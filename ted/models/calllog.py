@@ -30,6 +30,7 @@ from typing import IO, Any, NoReturn
 from pydantic import BaseModel, ConfigDict, Field
 
 from ted.errors import ConfigError, TedError
+from ted.files import open_regular
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, image_to_png_bytes
 from ted.redact import scrub_text, scrub_value
 
@@ -296,7 +297,7 @@ class Record(BaseModel):
 
 def read_log(path: Path) -> Iterator[dict[str, Any] | None]:
     """The records of `path` in order; None for each line that is not one (too long, cut off by a kill, not JSON, wrong types)."""
-    with path.open("rb") as handle:
+    with open_regular(path, TedError) as handle:  # a FIFO or /dev/zero named as the log would never end
         while line := handle.readline(MAX_LINE_BYTES + 1):
             if len(line) > MAX_LINE_BYTES:
                 while line and not line.endswith(b"\n"):  # skip the rest of the over-long line

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ted.errors import ConfigError
+from tests.reliability.common import assert_one_line_error, ted
 from tests.reliability.hostile import write
 
 
@@ -46,3 +47,20 @@ def test_a_prompt_template_still_builds_what_prompts_need(tmp_path: Path) -> Non
 
     write(tmp_path / "p" / "solve.md", "{{ '=' * 3 }} {{ 'x' | center(5) }} {{ '{:>3}'.format(1) }} {{ '%02d' % 7 }} {{ 2 ** 10 }} {{ question }}")
     assert prompts.load(tmp_path / "p").render("solve", question="q", options=None, images=0) == "===   x     1 07 1024 q"
+
+
+# --------------------------------------------------------------------------- a call log that never ends
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "folder"])
+def test_ted_log_reads_only_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """`ted log` on a FIFO waited for a writer for ever, on /dev/zero read zeros for ever (no line
+    ever ends): each is now one line, at once, as a folder named like a log already was."""
+    import os
+
+    log = tmp_path / "run.calls.jsonl"
+    if kind == "fifo":
+        os.mkfifo(log)
+    elif kind == "dev_zero":
+        log.symlink_to("/dev/zero")
+    else:
+        log.mkdir()
+    assert_one_line_error(ted("log", str(log), cwd=tmp_path, timeout=30), "run.calls.jsonl", "regular file" if kind != "folder" else "no call log")
