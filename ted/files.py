@@ -5,6 +5,7 @@ The bottom layer, so the library, the tokenizer cache and the checkpoint all wri
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import math
@@ -47,6 +48,23 @@ def open_regular(path: Path, error: type[Exception], what: str | None = None) ->
         kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, a device or a socket)"
         raise error(f"{what}: {kind}; give a regular file")
     return os.fdopen(fd, "rb")
+
+
+def open_in_place(path: Path, flags: int, error: type[Exception], what: str) -> int:
+    """A file ted keeps writing in place (the run lock, the call log), opened without following a link
+    and only if it is a regular file. A link planted where ted writes (a shared run folder, a cloned
+    repository: `library.json.lock -> ~/.bashrc`) would have ted truncate the file it points to; a FIFO
+    or a folder there would hang or crash the run. `what` says what the file is, for the message."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise error(f"{path} is a symbolic link; ted writes its {what} there itself, never through a link: remove it") from None
+        raise error(f"cannot open {path}, the {what} ({err.strerror or err}); remove it or choose another --out") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise error(f"{path} is not a regular file; ted writes its {what} there: remove it or choose another --out")
+    return fd
 
 
 def read_capped(path: Path, cap: int, error: type[Exception], what: str | None = None) -> bytes:

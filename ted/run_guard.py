@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ted.errors import ConfigError
+from ted.files import open_in_place
 
 
 def lock_path(out: Path) -> Path:
@@ -41,7 +42,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         for _ in range(3):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_in_place(self.path, os.O_RDWR | os.O_CREAT, ConfigError, "run's lock")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:

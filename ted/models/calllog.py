@@ -21,6 +21,7 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -30,7 +31,7 @@ from typing import IO, Any, NoReturn
 from pydantic import BaseModel, ConfigDict, Field
 
 from ted.errors import ConfigError, TedError
-from ted.files import open_regular
+from ted.files import open_in_place, open_regular
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, image_to_png_bytes
 from ted.redact import scrub_text, scrub_value
 
@@ -85,10 +86,10 @@ class CallLog:
         """Start the file afresh, or (resuming) cut it back to `resume_at` bytes and append."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_at is None or not self.path.exists():
-            self._file = self.path.open("wb")
+            self._file = os.fdopen(open_in_place(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, ConfigError, "call log"), "wb")
         else:
-            self._file = self.path.open("r+b")
-            self._file.truncate(min(resume_at, self.path.stat().st_size))
+            self._file = os.fdopen(open_in_place(self.path, os.O_RDWR, ConfigError, "call log"), "r+b")
+            self._file.truncate(min(resume_at, os.fstat(self._file.fileno()).st_size))
             self._file.seek(0, 2)
         return self
 

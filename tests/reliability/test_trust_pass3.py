@@ -64,3 +64,49 @@ def test_ted_log_reads_only_a_regular_file(tmp_path: Path, kind: str) -> None:
     else:
         log.mkdir()
     assert_one_line_error(ted("log", str(log), cwd=tmp_path, timeout=30), "run.calls.jsonl", "regular file" if kind != "folder" else "no call log")
+
+
+# --------------------------------------------------------------------------- files ted writes in place
+def _plant(path: Path, kind: str, target: Path) -> None:
+    import os
+
+    if kind == "link":
+        path.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "folder"])
+def test_the_run_lock_and_call_log_are_never_written_through_a_link(tmp_path: Path, kind: str) -> None:
+    """A run folder received from someone (a cloned repository) can hold `library.json.lock` or
+    `library.json.calls.jsonl` as a link to `~/.bashrc`: ted truncated and overwrote the file it points
+    to. A FIFO there hung the run, a folder crashed it. Each is now refused, the target untouched."""
+    from ted.models.calllog import CallLog
+    from ted.run_guard import RunLock
+
+    precious = write(tmp_path / "home" / ".bashrc", "export PATH=$HOME/bin:$PATH\n")
+    out = tmp_path / "run" / "library.json"
+    out.parent.mkdir()
+    _plant(out.with_name("library.json.lock"), kind, precious)
+    with pytest.raises(ConfigError, match="library.json.lock") as err:
+        RunLock(out).acquire()
+    assert "\n" not in str(err.value)
+    for resume_at in (None, 10):
+        log = tmp_path / f"run{resume_at}" / "library.json.calls.jsonl"
+        log.parent.mkdir()
+        _plant(log, kind, precious)
+        with pytest.raises(ConfigError, match="calls.jsonl"):
+            CallLog(log).open(resume_at)
+    assert precious.read_text() == "export PATH=$HOME/bin:$PATH\n"
+
+
+def test_distill_refuses_a_linked_lock_with_one_line(tmp_path: Path) -> None:
+    precious = write(tmp_path / "precious.txt", "keep me\n")
+    data = write(tmp_path / "p.jsonl", '{"question": "What is 2+2?", "answer": "4"}\n')
+    (tmp_path / "library.json.lock").symlink_to(precious)
+    spec = "openai:m@http://127.0.0.1:9/v1"  # never reached: the lock is taken before any call
+    proc = ted("distill", "--data", str(data), "--student", spec, "--teacher", spec, "--out", "library.json", cwd=tmp_path)
+    assert_one_line_error(proc, "symbolic link")
+    assert precious.read_text() == "keep me\n"
