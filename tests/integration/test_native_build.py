@@ -73,7 +73,10 @@ def test_install_docs_give_users_the_same_flags():
     assert f'CMAKE_ARGS="{native.portable_cmake_args("x86_64")}"' in install
 
 
-@pytest.mark.parametrize("module, model", [("ted.distill.extract", "ExtractionOps"), ("ted.distill.structure", "Chains"), ("ted.distill.compress", "CompressionOps")])
+@pytest.mark.parametrize(
+    "module, model",
+    [("ted.distill.extract", "ExtractionOps"), ("ted.distill.extract", "ExtractionOpsDue"), ("ted.distill.structure", "Chains"), ("ted.distill.compress", "CompressionOps")],
+)
 def test_every_reply_schema_compiles_to_a_llama_cpp_grammar(module, model):
     """llama.cpp (in process and llama_cpp.server) turns a reply schema into a grammar; one it cannot
     parse crashes the process (a 2,000-character maxLength did). Each schema in its own child."""

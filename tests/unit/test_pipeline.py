@@ -219,10 +219,13 @@ def test_extraction_tally_counts_accepted_and_rejected(tmp_path):
     lib = run(config(tmp_path, epochs=1), sum_problems(4), teacher=Sloppy("t"))
     tally = lib.metrics.extraction
     assert tally.rejected[Rejection.PLACEHOLDER] == 4
-    assert tally.rejected[Rejection.UNKNOWN_ID] == 4
-    # the four problems share one snapshot: the lesson is new to each, and applied once
-    assert tally.accepted == 1 and tally.rejected[Rejection.DUPLICATE_IN_BATCH] == 3
-    assert [e.text for e in lib.items].count("When computing, restate what is asked before anything at all.") == 1
+    # the four problems share one snapshot, an empty library: the update of "E99" can replace nothing,
+    # so it is an add; each lesson is new to each problem, and applied once
+    assert Rejection.UNKNOWN_ID not in tally.rejected
+    assert tally.accepted == 2 and tally.rejected[Rejection.DUPLICATE_IN_BATCH] == 6
+    texts = [e.text for e in lib.items]
+    assert texts.count("When computing, restate what is asked before anything at all.") == 1
+    assert texts.count("When answering, recheck every step of the computation first.") == 1
 
 
 class Counting(ScriptedModel):

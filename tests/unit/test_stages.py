@@ -4,7 +4,9 @@ import json
 import pytest
 
 from ted.distill.compress import CompressOp, apply_compression_ops, compress, drop_lowest_priority
-from ted.distill.extract import ExtractOp, apply_ops, validate
+from ted.distill.extract import ExtractOp, apply_ops, extract, validate
+from ted.distill.rollouts import Rollout
+from ted.distill.structure import Structured
 from ted.library import Budget, Experience, Library, cited_ids
 from ted.tasks.base import Problem
 from ted.tokens import get_counter
@@ -70,6 +72,30 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
 def test_extraction_validation(op, reason):
     got = validate(op, lib_with(1), PROBLEM, [])
     assert (got is None) if reason is None else (reason in got.detail)
+
+
+@pytest.mark.parametrize("items, op_id", [(1, None), (0, "E9"), (0, None)])
+def test_an_update_that_can_replace_nothing_is_an_add(items, op_id):
+    """Small teachers write "update" for a new lesson: with no id, or on an empty library, it is an add
+    that passes every check an add gets (a non-lesson is still refused)."""
+    op = ExtractOp(op="update", id=op_id, text="When a speed is asked, divide distance by time and keep the units.")
+    assert validate(op, lib_with(items), PROBLEM, []) is None and (op.op, op.id) == ("add", None)
+    bad = ExtractOp(op="update", id=op_id, text="Divide distance by time to get speed, and keep the units.")
+    assert "form" in validate(bad, lib_with(items), PROBLEM, []).detail
+
+
+def test_the_schema_asks_for_a_lesson_exactly_when_one_is_due():
+    """Due: the teacher's chain reached the ground truth and an attempt finished wrong (a cut-off one
+    is not wrong reasoning). Then the reply schema wants at least one operation; otherwise none."""
+    right, wrong = Rollout("Answer: 60", "60", True, []), Rollout("Answer: 240", "240", False, [])
+    cut = Rollout("120 / 2 is", None, False, [], truncated=True)
+    chains = Structured(student=["120 / 2 = 60", "120 * 2 = 240"], teacher="120 / 2 = 60", parsed=True)
+    for attempts, teacher_trace, due in [([right, wrong], right, True), ([wrong, wrong], right, True), ([right, right], right, False),
+                                         ([right, cut], right, False), ([right, wrong], wrong, False)]:  # fmt: skip
+        teacher = ScriptedModel("t")
+        asyncio.run(extract(teacher, lib_with(1), PROBLEM, attempts, teacher_trace, chains, None, COUNTER))
+        operations = teacher.calls[-1][2].json_schema["properties"]["operations"]
+        assert operations.get("minItems") == (1 if due else None), (attempts, teacher_trace)
 
 
 def test_apply_ops_in_order_and_update_of_vanished_item_becomes_add():
