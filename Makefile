@@ -46,12 +46,13 @@ system-deps:
 
 # The demo (docs/demo.md): the local student (Qwen2.5-Coder-0.5B) and teacher (1.5B) distil a library
 # from a few reasoning-gym problems, then one held-out problem is answered without and with it.
-DEMO_TASK ?= rg:leg_counting
-DEMO_CONFIG ?= &max_animals=3
+DEMO_TASK ?= rg:chain_sum
+DEMO_CONFIG ?=
+DEMO_PROBLEMS ?= 5
 demo: $(VENV)/.local
-	$(BIN)/ted distill --data '$(DEMO_TASK)?split=train&n=3$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local --teacher local:teacher \
-		--out $(OUT)/library.json --name demo-qwen --epochs 1 --rollouts 2 --batch-size 3 --max-tokens 384 \
-		--teacher-max-tokens 384 --json-max-tokens 450 --budget-tokens 600 --max-items 8 --force
+	$(BIN)/ted distill --data '$(DEMO_TASK)?split=train&n=$(DEMO_PROBLEMS)$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local --teacher local:teacher \
+		--out $(OUT)/library.json --name demo-qwen --epochs 1 --rollouts 2 --batch-size $(DEMO_PROBLEMS) --max-tokens 384 \
+		--teacher-max-tokens 384 --json-max-tokens 700 --budget-tokens 600 --max-items 8 --force
 	$(BIN)/ted show $(OUT)/library.json
 	$(BIN)/ted log $(OUT)/library.json --rejected
 	$(BIN)/ted ask $(OUT)/library.json --data '$(DEMO_TASK)?split=test&n=1$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local
