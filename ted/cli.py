@@ -169,9 +169,12 @@ def _finish(command: Any, path: str) -> None:
 
 
 def _fail(message: str, code: int) -> None:
+    """The one `error:` line. Messages quote what the user or a file gave (a path, a name, a server's
+    words): a newline in it would forge a second line, an escape sequence would reach the terminal."""
     from ted.redact import scrub_text
+    from ted.shown import visible
 
-    typer.secho(f"error: {scrub_text(message)}", err=True, fg="red")
+    typer.secho(f"error: {visible(scrub_text(message))}", err=True, fg="red")
     sys.exit(code)
 
 
@@ -233,6 +236,7 @@ def run() -> None:
     for stream in (sys.stdout, sys.stderr):  # a terminal or pipe that is not UTF-8 (LANG=C): escapes, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    _bound_columns()
     try:
         app(standalone_mode=False, prog_name="ted")
     except BrokenPipeError:  # the reader went away (`ted show x --json | head -1`): stop quietly, exit 1 as Rich's console does
@@ -261,6 +265,18 @@ def run() -> None:
         if os.environ.get("TED_DEBUG"):
             raise
         _fail(f"internal error: {type(err).__name__}: {_shortened(str(err))} (rerun with TED_DEBUG=1 for the traceback)", INTERNAL_EXIT)
+
+
+def _bound_columns() -> None:
+    """Rich pads every line to $COLUMNS: COLUMNS=99999999 made `ted show` write 1.2 GB of spaces, and
+    COLUMNS=0 printed nothing. A width outside 1..MAX_COLUMNS is taken as no width (the terminal's, or 80)."""
+    from ted.limits import MAX_COLUMNS
+
+    width = os.environ.get("COLUMNS", "").strip()
+    if "COLUMNS" in os.environ and not (width.isdigit() and int(width) >= 1):
+        del os.environ["COLUMNS"]
+    elif width.isdigit() and int(width) > MAX_COLUMNS:
+        os.environ["COLUMNS"] = str(MAX_COLUMNS)
 
 
 def _shortened(text: str, limit: int = 300) -> str:

@@ -23,3 +23,4 @@ MAX_NESTING = 64  # levels of nested arrays and objects in any JSON or TOML file
 Strategy = Literal["teacher", "truncate", "random", "none", "usage"]
 TEACHER_STRATEGIES = ("teacher", "usage")
 MAX_REPLY_BYTES = 64_000_000  # one reply's body from a model server, after decompression (a gzip bomb stops here)
+MAX_COLUMNS = 1000  # $COLUMNS above this is taken as this: Rich pads every line it prints to the width

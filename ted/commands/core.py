@@ -241,9 +241,7 @@ def show(
 
     from ted.shown import literal
 
-    console = Console(highlight=False)
-    if console.width < 1:  # COLUMNS=0: a width nobody has; Rich would print nothing at all
-        console = Console(highlight=False, width=80)
+    console = Console(highlight=False)  # a width of 1..MAX_COLUMNS (ted.cli bounds $COLUMNS)
     tokens = lib.tokens(keep=True)
     console.print(
         f"[bold]{literal(lib.name)}[/] v{literal(lib.version)} · {len(lib.items)}/{lib.budget.max_items} items · "

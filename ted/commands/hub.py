@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import functools
+import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -26,10 +27,22 @@ def _console() -> "Console":
     return Console(highlight=False)
 
 
+_LICENSE_RE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}\Z")  # the Hub's license ids: cc-by-4.0, apache-2.0, openrail++, other
+
+
+def _license_id(value: Optional[str]) -> Optional[str]:
+    """The id goes into the card's YAML front matter: one lower-case token, as the Hub lists them
+    (a newline or a colon would be a different license, or another metadata field, to a reader)."""
+    if value is not None and not _LICENSE_RE.match(value):
+        raise typer.BadParameter(f"{value!r} is not a license id; use one the Hub lists, e.g. cc-by-4.0, apache-2.0, mit or other")
+    return value
+
+
 LicenseFlag = Annotated[
     Optional[str],
     typer.Option(
         "--license",
+        callback=_license_id,
         help="License id for the card (e.g. cc-by-4.0, apache-2.0): yours to choose, as the lessons derive from your data and the teacher's outputs; none given: `unknown`, and said so.",
     ),
 ]

@@ -65,10 +65,26 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
             raise SpecError(f"model spec {spec!r} names no model: {SPEC_HELP}")
         if model.endswith("@") or "://" in model:
             raise SpecError(f"model spec {spec!r}: the base URL must start with http:// or https://")
+        if url is not None:
+            _check_url(spec, url)
         return "openai", model, url
     if kind in ("hf", "gguf"):
         return kind, rest, None
     raise SpecError(f"unknown model backend {kind!r} in {spec!r}: {SPEC_HELP}")
+
+
+def _check_url(spec: str, url: str) -> None:
+    """A base URL that no request can use (port 99999, no host, a space or newline in it) is a usage
+    error now, not a minute of retries ending in "cannot reach"."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as err:
+        raise SpecError(f"model spec {spec!r}: the base URL is not valid ({err})") from None
+    if not parts.hostname or any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise SpecError(f"model spec {spec!r}: the base URL names no host, or holds spaces or control characters")
 
 
 def local_engine() -> str:

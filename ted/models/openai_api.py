@@ -312,7 +312,7 @@ class OpenAIChatModel(BaseChatModel):
                     choices, usage = read_completion(await raw.parse(), n)
                 except ErrorReply as err:
                     raise ModelError(f"{self.shown_url} answered with an error in place of a completion: {err}") from None
-                except (ValueError, TypeError, KeyError, AttributeError) as err:  # JSONDecodeError is a ValueError
+                except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:  # JSONDecodeError is a ValueError; RecursionError: JSON nested thousands deep
                     problem = f"replies that are not chat completions ({one_line(err, 120)})"
                 else:
                     if choices:
@@ -368,7 +368,7 @@ class OpenAIChatModel(BaseChatModel):
                         if received > MAX_STREAM_CHARS:
                             raise ModelError(f"the stream from {self.shown_url} went past {MAX_STREAM_CHARS:,} characters; cut off")
                         yield piece
-            except (openai.OpenAIError, ValueError, TypeError, AttributeError) as err:  # transport failures, a malformed event
+            except (openai.OpenAIError, ValueError, TypeError, AttributeError, RecursionError) as err:  # transport failures, a malformed or absurdly nested event
                 raise ModelError(f"the stream from {self.shown_url} broke off: {root_cause(err)}") from None
             finally:
                 await events.close()

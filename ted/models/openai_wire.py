@@ -59,7 +59,7 @@ def read_completion(data: Any, n: int) -> tuple[list[tuple[str | None, str | Non
         if content is not None and not isinstance(content, str):
             raise TypeError(f"message content is {type(content).__name__}, not text")
         choices.append((content, choice.get("finish_reason"), reasoning(message)))
-    usage = data.get("usage") or {}
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}  # `"usage": "lots"` is no count, not a broken reply
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None  # optional: a server that omits or garbles it loses nothing else
     if cached is None and isinstance(data.get("timings"), dict):  # llama-server: its own per-request timings

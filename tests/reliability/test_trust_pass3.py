@@ -110,3 +110,108 @@ def test_distill_refuses_a_linked_lock_with_one_line(tmp_path: Path) -> None:
     proc = ted("distill", "--data", str(data), "--student", spec, "--teacher", spec, "--out", "library.json", cwd=tmp_path)
     assert_one_line_error(proc, "symbolic link")
     assert precious.read_text() == "keep me\n"
+
+
+# --------------------------------------------------------------------------- one line, whatever a message quotes
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "libs/missing\nerror: everything is fine.json"),  # a newline in a path would forge a second line
+        ("show", "gone\x1b]52;c;ZXZpbA==\x07.json"),  # an escape sequence would reach the terminal
+        ("log", "run\u202e/lmth.calls.jsonl"),  # a bidi override would reverse what follows
+    ],
+)
+def test_an_error_line_shows_what_it_quotes_literally(tmp_path: Path, args: tuple[str, ...]) -> None:
+    proc = ted(*args, cwd=tmp_path)
+    line = assert_one_line_error(proc)
+    assert not any(ch in line for ch in "\x1b\x07\u202e") and ("\\x0a" in line or "\\x1b" in line or "\\u202e" in line), line
+
+
+# --------------------------------------------------------------------------- --license goes into YAML front matter
+@pytest.mark.parametrize("license", ["mit\npwned: true", "MIT License", "cc-by-4.0'; x: 'y", ""])
+def test_a_license_id_is_one_token(tmp_path: Path, license: str) -> None:
+    from tests.support import make_library
+
+    make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json")
+    assert_one_line_error(ted("card", "lib.json", "--out", "card", "--license", license, cwd=tmp_path), "not a license id")
+    assert not (tmp_path / "card").exists()
+    assert ted("card", "lib.json", "--out", "card", "--license", "cc-by-4.0", cwd=tmp_path).returncode == 0
+    assert "license: cc-by-4.0\n" in (tmp_path / "card" / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------- a base URL no request can use
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://127.0.0.1:port/v1", "http:///v1", "http://a host/v1", "http://h\n/v1"])
+def test_an_unusable_base_url_is_a_usage_error_at_once(tmp_path: Path, url: str) -> None:
+    """Port 99999 was retried for 22 s and reported as "cannot reach … is the server running?"."""
+    from tests.support import make_library
+
+    make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json")
+    proc = ted("ask", "lib.json", "--question", "q", "--student", f"openai:m@{url}", cwd=tmp_path, timeout=20)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "base URL")
+
+
+# --------------------------------------------------------------------------- replies of an odd shape
+@pytest.mark.parametrize(
+    "body, texts",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, None),  # nested past Python's recursion limit: was an internal error
+        (b'{"choices": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", None),
+        (b'{"choices": [{"message": {"content": "4"}}], "usage": "lots"}', ["4"]),  # a usage that is no object is no count
+        (b'{"choices": [{"message": {"content": "4"}}], "usage": [1, 2]}', ["4"]),
+    ],
+)
+def test_a_reply_of_an_odd_shape_is_refused_or_read_never_a_crash(body: bytes, texts: list[str] | None) -> None:
+    import asyncio
+
+    from tests.reliability.test_trust import serving
+    from ted.errors import ModelError
+    from ted.models.base import Message
+    from ted.models.openai_api import OpenAIChatModel
+    from http.server import BaseHTTPRequestHandler
+
+    class Reply(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with serving(Reply) as url:
+        model = OpenAIChatModel(f"openai:m@{url}", "m", url, max_retries=0, timeout=20)
+
+        async def ask() -> list[str | None]:
+            try:
+                return (await model.chat([Message("user", "What is 2+2?")])).texts
+            finally:
+                await model.aclose()
+
+        if texts is None:
+            with pytest.raises(ModelError, match="not chat completions"):
+                asyncio.run(ask())
+        else:
+            assert asyncio.run(ask()) == texts
+
+
+# --------------------------------------------------------------------------- $COLUMNS
+@pytest.mark.parametrize("columns, most", [("99999999", 1000), ("1001", 1000), ("0", 200), ("-5", 200), ("wide", 200)])
+def test_output_width_is_bounded_whatever_columns_says(tmp_path: Path, columns: str, most: int) -> None:
+    """COLUMNS=99999999 made `ted show` pad every line to it: 1.2 GB of spaces for a two-lesson library."""
+    from tests.support import make_library
+
+    lesson = "Check the units of the final answer against the question."
+    make_library([lesson], save=tmp_path / "lib.json")
+    proc = ted("show", "lib.json", cwd=tmp_path, env={"COLUMNS": columns}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    flat = "".join(ch for ch in proc.stdout if ch not in " \n│")  # the lesson's characters, however it wraps
+    assert "".join(lesson.split()) in flat and max(map(len, proc.stdout.splitlines())) <= most
