@@ -125,9 +125,19 @@ def parse_json(raw: str | bytes, error: type[Exception], origin: str, max_nestin
     return data
 
 
+def make_folder(path: Path) -> Path:
+    """`mkdir -p path`, naming the file in the way: mkdir says only "File exists" when `--out x/y`
+    meets a file, a FIFO or /dev/null where a folder should be."""
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is there and is not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def atomic_write(path: Path, text: str | bytes) -> Path:
     """Write `text` to `path` via a temp file in the same folder, fsync, then `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     data = text.encode("utf-8") if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -159,7 +169,9 @@ def write_folder(out: Path, files: dict[str, str | bytes]) -> Path:
     file is moved by its own rename (same file system: no copy, no space needed).
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{out} is there and is not a folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         for name, data in files.items():

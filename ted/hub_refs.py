@@ -49,11 +49,13 @@ def parse_ref(ref: str | os.PathLike[str], *, allow_local: bool = True) -> Libra
     """Classify a reference (see the module docstring for the rule). Raises `LibraryError`."""
     if isinstance(ref, os.PathLike):
         ref = os.fspath(ref)
-    text = ref.strip()
-    if not text:
+    text = ref
+    if not text.strip():
         raise LibraryError("empty library reference: give a library.json, a folder, or org/name[@version]")
     if allow_local and Path(text).expanduser().exists():
         return LibraryRef("local", path=Path(text).expanduser())
+    if text != text.strip():  # `org/name@v1\n` pasted with its newline: refused, never trimmed into another reference
+        raise LibraryError(f"{text!r}: a reference with spaces or a newline around it; give it exactly (org/name[@version] or a path)")
     if text.startswith((".", "/", "~")) or text.endswith(".json") or "\\" in text:
         if not allow_local:
             raise LibraryError(f"{text!r}: local paths are not accepted here; give a Hub reference org/name[@version]")

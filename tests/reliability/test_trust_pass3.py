@@ -215,3 +215,38 @@ def test_output_width_is_bounded_whatever_columns_says(tmp_path: Path, columns: 
     assert proc.returncode == 0, proc.stderr
     flat = "".join(ch for ch in proc.stdout if ch not in " \n│")  # the lesson's characters, however it wraps
     assert "".join(lesson.split()) in flat and max(map(len, proc.stdout.splitlines())) <= most
+
+
+# --------------------------------------------------------------------------- references are taken exactly
+@pytest.mark.parametrize("ref", ["alice/lib@v1\n", " alice/lib@v1", "alice/lib\t", "alice/lib@v2\r\n"])
+def test_a_reference_with_whitespace_around_it_is_refused_not_trimmed(tmp_path: Path, ref: str) -> None:
+    """`ted push lib.json 'org/name@v1<newline>'` published v1: the reference was trimmed, though
+    references match exactly (docs/limits.md). Refused before any request, for every command."""
+    from ted.errors import LibraryError
+    from ted.hub_refs import parse_ref
+
+    with pytest.raises(LibraryError, match="spaces or a newline around it"):
+        parse_ref(ref)
+    from tests.support import make_library
+
+    make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json")
+    offline = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_unusedUnusedUnused"}
+    assert_one_line_error(ted("push", "lib.json", ref, cwd=tmp_path, env=offline), "spaces or a newline")
+    assert_one_line_error(ted("pull", ref, cwd=tmp_path, env=offline), "spaces or a newline")
+
+
+def test_a_local_name_with_a_trailing_space_still_loads(tmp_path: Path) -> None:
+    from tests.support import make_library
+
+    make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json ")
+    assert ted("show", "lib.json ", cwd=tmp_path).returncode == 0
+
+
+# --------------------------------------------------------------------------- an --out where a file is
+@pytest.mark.parametrize("out, blocker", [("lib.json", "lib.json"), ("lib.json/card", "lib.json"), ("/dev/null", "/dev/null"), ("/dev/full/x", "/dev/full")])
+def test_an_out_folder_that_is_a_file_names_the_file(tmp_path: Path, out: str, blocker: str) -> None:
+    """mkdir said only "File exists" (a FIFO, /dev/null or a library where `--out` wants a folder)."""
+    from tests.support import make_library
+
+    make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json")
+    assert_one_line_error(ted("card", "lib.json", "--out", out, cwd=tmp_path), f"{blocker} is there and is not a folder")

@@ -20,7 +20,9 @@ from tests.support import CHECKOUT
 def test_hub_references() -> None:
     assert parse_ref("alice/lib") == LibraryRef("hub", repo_id="alice/lib")
     assert parse_ref("alice/lib@v2") == LibraryRef("hub", repo_id="alice/lib", version="v2")
-    assert parse_ref(" Org-1/my_lib.v2@v1.0.0 ") == LibraryRef("hub", repo_id="Org-1/my_lib.v2", version="v1.0.0")
+    assert parse_ref("Org-1/my_lib.v2@v1.0.0") == LibraryRef("hub", repo_id="Org-1/my_lib.v2", version="v1.0.0")
+    with pytest.raises(LibraryError, match="spaces or a newline"):  # matched exactly, never trimmed (docs/limits.md)
+        parse_ref(" Org-1/my_lib.v2@v1.0.0 ")
     assert str(parse_ref("alice/lib@v2")) == "alice/lib@v2"
 
 
