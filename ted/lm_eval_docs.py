@@ -25,6 +25,7 @@ from typing import Any
 
 from ted.errors import ConfigError, DataError
 from ted.library import Library
+from ted.models.base import Message, fold_system, fold_text
 from ted.tasks import LM_EVAL_TASKS, BaseTask, BenchmarkTask, Problem, get_task, student_system
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _documents(lm_task: str, task: BaseTask, problems: list[Problem], system: st
     rows = [_doc(task, problem, system, with_images, placeholders) for problem in problems]
     if system and str(metadata.get("system_in_user", "")).lower() in ("1", "true"):
         for row in rows:  # `--system-in-user`: for servers whose chat template drops system messages
-            row["ted_prompt"], row["ted_system"] = f"{system.rstrip()}\n\n{row['ted_prompt']}", ""
+            row["ted_prompt"], row["ted_system"] = fold_text(system, row["ted_prompt"]), ""
     features = _features(with_images)
     dataset = datasets.Dataset.from_list(rows, features=features)
     fingerprint = hashlib.sha256(
@@ -287,17 +288,11 @@ def _keeping_system(original: Any) -> Any:
 
 
 def merge_system_into_user(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chat without system turns, their text in front of the first user turn's text."""
-    system = "".join(m["content"] for m in chat if m.get("role") == "system")
-    merged, placed = [], False
-    for message in chat:
-        if message.get("role") == "system":
-            continue
-        if message.get("role") == "user" and not placed and isinstance(message.get("content"), str):
-            message = {**message, "content": system + message["content"]}
-            placed = True
-        merged.append(message)
-    return merged
+    """lm-eval's chat (role/content dicts) folded as a ted model's messages are (`fold_system`).
+    lm-eval hands over text contents; a chat with any other content is left as it is."""
+    if not all(isinstance(m.get("content"), str) and m.get("role") in ("system", "user", "assistant") for m in chat):
+        return chat
+    return [{"role": m.role, "content": m.text} for m in fold_system([Message(m["role"], m["content"]) for m in chat])]
 
 
 def total(values: list[float]) -> float:

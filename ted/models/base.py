@@ -285,9 +285,17 @@ def image_data_url(image: ImageInput) -> str:
     return "data:image/png;base64," + base64.b64encode(image_to_png_bytes(image)).decode("ascii")
 
 
+def fold_text(system: str, text: str) -> str:
+    """A user turn's text with the system text in front, a blank line apart: the one way ted folds
+    the system text (the library) into the user turn, for a ted model (`fold_system`), an lm-eval
+    document and an lm-eval chat template without a system role (`ted.lm_eval_docs`)."""
+    system = system.rstrip()
+    return f"{system}\n\n{text}" if system else text
+
+
 def fold_system(messages: Sequence[Message]) -> list[Message]:
     """System messages moved to the front of the first user turn, for templates that drop system messages."""
-    system = "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
+    system = "\n\n".join(m.text.rstrip() for m in messages if m.role == "system" and m.text.strip())
     rest = [m for m in messages if m.role != "system"]
     first_user = next((i for i, m in enumerate(rest) if m.role == "user"), None)
     if not system:
@@ -295,7 +303,7 @@ def fold_system(messages: Sequence[Message]) -> list[Message]:
     if first_user is None:
         return [Message("user", system), *rest]
     user = rest[first_user]
-    rest[first_user] = Message("user", f"{system}\n\n{user.text}", images=list(user.images))
+    rest[first_user] = Message("user", fold_text(system, user.text), images=list(user.images))
     return rest
 
 

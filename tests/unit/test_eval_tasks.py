@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from ted.evaluate import eval_tasks_dir
-from ted.lm_eval_docs import lm_eval_docs
+from ted.library import Library
+from ted.lm_eval_docs import lm_eval_docs, merge_system_into_user
+from ted.models.base import Message, fold_system
 from ted.tasks import LM_EVAL_TASKS
 from ted.tasks.registry import LM_TASK_ALIASES
 from tests.fixtures import benchmarks as fx
@@ -54,3 +56,19 @@ def test_the_old_aime_name_is_an_alias_with_the_same_documents(tmp_path: Path) -
     data = str(fx.write_aime25(tmp_path / "aime"))
     old, new = (lm_eval_docs(name, library="", data_files=data)["test"] for name in ("ted_aime", "ted_aime25"))
     assert old.to_list() == new.to_list() and len(new) > 0
+
+
+def test_the_system_text_is_folded_into_the_user_turn_one_way_everywhere(tmp_path: Path) -> None:
+    """`--system-in-user` for a ted model, an lm-eval document and an lm-eval chat template without a
+    system role: the same text reaches the model (`fold_text`, one definition)."""
+    lib = Library(name="fold")
+    lib.add("Write the final answer in a box.", step=1)
+    data = str(fx.write_aime25(tmp_path / "aime"))
+    plain, folded = (lm_eval_docs("ted_aime25", library=str(lib.save(tmp_path / "lib.json")), data_files=data, system_in_user=flag)["test"][0] for flag in (False, True))
+    system, prompt = plain["ted_system"], plain["ted_prompt"]
+    assert system and folded["ted_system"] == "" and folded["ted_prompt"] == f"{system.rstrip()}\n\n{prompt}"
+    (model_turn,) = fold_system([Message("system", system + "\n"), Message("user", prompt, images=["img"])])
+    assert (model_turn.role, model_turn.text, model_turn.images) == ("user", folded["ted_prompt"], ["img"])
+    chat = [{"role": "system", "content": system + "\n\n"}, {"role": "user", "content": prompt}]  # lm-eval's description ends in a blank line
+    assert merge_system_into_user(chat) == [{"role": "user", "content": folded["ted_prompt"]}]
+    assert fold_system([Message("system", "  "), Message("user", "Q")]) == [Message("user", "Q")]  # an empty library adds nothing
