@@ -40,10 +40,15 @@ FIELD_CHARS = 20_000  # characters kept of any one text field (a message, a repl
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ted_call_context", default={})  # noqa: B039 (never mutated)
 
 
+LOG_SUFFIX = ".calls.jsonl"
+
+
 def calls_path(out: str | Path) -> Path:
-    """The call log of the run writing `out`: `library.json` → `library.calls.jsonl`, beside it."""
+    """The call log of the run writing `out`, beside it and named after its whole file name
+    (`library.json` → `library.json.calls.jsonl`): two outputs that differ only in their suffix
+    (`a.json`, `a.jsonl`) never share a log."""
     out = Path(out)
-    return out.with_name(out.stem + ".calls.jsonl")
+    return out.with_name(out.name + LOG_SUFFIX)
 
 
 @contextlib.contextmanager
@@ -227,14 +232,14 @@ def find_log(ref: str | Path) -> Path:
     """The call log `ref` names: the file itself, the one beside a library file, or the one in a run's folder."""
     path = Path(ref).expanduser()
     if path.is_dir():
-        logs = sorted(path.glob("*.calls.jsonl"))
+        logs = sorted(path.glob("*" + LOG_SUFFIX))
         if len(logs) == 1:
             return logs[0]
         default = calls_path(path / "library.json")
         if default in logs or not logs:
             return default if default.exists() else _missing(path)
         raise ConfigError(f"{path} holds several call logs ({', '.join(log.name for log in logs[:5])}); name one")
-    if path.suffix == ".jsonl":
+    if path.name.endswith(LOG_SUFFIX):  # not any .jsonl: a run may write its output as one
         return path if path.exists() else _missing(path)
     beside = calls_path(path)
     return beside if beside.exists() else _missing(path)

@@ -74,7 +74,7 @@ def test_placebo_usage_and_seeds_end_to_end(tmp_path: Path) -> None:
     seeds = {json.loads((run / row["library"]).read_text())["source"]["seed"] for row in report["arms"] if row.get("library")}
     assert len(seeds) == 3  # teacher's three, usage shares the first
     # The placebo's prompts carry the library's frame and citation instruction and no lesson; the baseline's no frame.
-    calls = {arm: [json.loads(line) for line in (run / "evals" / "aime" / f"{arm}.calls.jsonl").read_text().splitlines()] for arm in ("baseline", "placebo")}
+    calls = {arm: [json.loads(line) for line in (run / "evals" / "aime" / f"{arm}.json.calls.jsonl").read_text().splitlines()] for arm in ("baseline", "placebo")}
     placebo_text = json.dumps([c["messages"] for c in calls["placebo"]])
     assert "Used: [E1, E3]" in placebo_text and "[E1] " not in placebo_text
     assert "Experience library" not in json.dumps([c["messages"] for c in calls["baseline"]])
@@ -103,7 +103,7 @@ def test_a_reasoning_gym_benchmark_is_split_by_the_run_and_scored_by_ted_rg(tmp_
     assert [row["name"] for row in report["arms"]] == ["baseline", "truncate"] and report["arms"][0]["n"] == 8
     assert report["split"]["pool"] == "rg:chain_sum?split=train&n=4&seed=0" and report["split"]["samples"] == 4
     train = [json.loads(line)["question"] for line in (run / "train.jsonl").read_text().splitlines()]
-    evaluated = [json.loads(line)["messages"] for line in (run / "evals" / "rg:chain_sum" / "baseline.calls.jsonl").read_text().splitlines()]
+    evaluated = [json.loads(line)["messages"] for line in (run / "evals" / "rg:chain_sum" / "baseline.json.calls.jsonl").read_text().splitlines()]
     assert len(evaluated) == 8 and not any(q in json.dumps(evaluated) for q in train)  # disjoint by text
     assert any("ted_rg" in line and "rg:chain_sum?split=test" in line for line in report["rerun"]["eval"])
     assert "rg:chain_sum" in (run / "report.md").read_text()

@@ -46,12 +46,12 @@ def test_ted_eval_compares_records_and_charts(llama_server: Any, tmp_path: Path)
     with Image.open(tmp_path / "chart.png") as chart:
         assert chart.format == "PNG" and chart.width > 300
     # Every request lm-eval made, on record beside the report: both arms, the library only in one, images as hashes.
-    calls = [json.loads(line) for line in (tmp_path / "report.calls.jsonl").read_text().splitlines()]
+    calls = [json.loads(line) for line in (tmp_path / "report.json.calls.jsonl").read_text().splitlines()]
     evals = [c for c in calls if c["stage"] == "eval"]
     assert sorted(c["arm"] for c in evals) == ["baseline"] * 3 + ["with_library"] * 3 and {c["stage"] for c in calls} <= {"eval", "probe"}
     assert all(c["replies"] and c["messages"] for c in evals)
     assert [any("Name the option letter" in m["text"] for m in c["messages"]) for c in evals] == [False] * 3 + [True] * 3
-    assert any(m.get("images") for c in evals for m in c["messages"]) and "base64," not in (tmp_path / "report.calls.jsonl").read_text()
+    assert any(m.get("images") for c in evals for m in c["messages"]) and "base64," not in (tmp_path / "report.json.calls.jsonl").read_text()
     recorded = Library.load(path).metrics
     assert (recorded.task, recorded.baseline, recorded.with_library) == (
         "ted_visualpuzzles", report["baseline"]["acc"], report["with_library"]["acc"],

@@ -215,6 +215,23 @@ def test_ted_log_shows_why_and_shows_it_literally(tmp_path: Path) -> None:
     assert run_ted("log", str(tmp_path / "nowhere")).returncode == 1  # a missing file: a runtime failure (ted.errors)
 
 
+def test_outputs_that_differ_in_their_suffix_never_share_a_log(tmp_path: Path) -> None:
+    """`--out a.json` and `--out a.jsonl` once both wrote `a.calls.jsonl`: the log is named after the
+    whole file name, and `ted log` finds each run's own (an output that is itself JSON Lines included)."""
+    outs = [tmp_path / name for name in ("a.json", "a.jsonl", "a", "a.calls")]
+    logs = [calls_path(out) for out in outs]
+    assert len(set(logs)) == len(outs) and all(log.parent == tmp_path for log in logs)
+    assert [log.name for log in logs[:2]] == ["a.json.calls.jsonl", "a.jsonl.calls.jsonl"]
+    for out, log in zip(outs, logs):
+        out.write_text("{}\n")
+        with CallLog(log).open() as calls:
+            asyncio.run(Recorded(Echo(out.name), calls, "student").chat([Message("user", "hi")]))
+    for out in outs[:2]:
+        shown = run_ted("log", str(out), "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert [json.loads(line)["replies"][0]["content"] for line in shown.stdout.splitlines()] == [out.name]
+
+
 def test_eval_requests_are_on_record_with_images_as_hashes(tmp_path: Path) -> None:
     """`ted eval` / `ted reproduce`: lm-eval makes the requests; each logged sample becomes an `eval`
     record — the chat it sent (a JSON chat string, or a plain prompt with its visuals), every reply, the score."""

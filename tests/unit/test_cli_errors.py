@@ -60,9 +60,9 @@ def test_bad_input_gives_one_line(workspace, name, args, needle):
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in workspace.iterdir()}
-    if "o.calls.jsonl" in after:  # a call that was made and failed stays on record (and nothing else is written)
-        assert json.loads((workspace / "o.calls.jsonl").read_text().splitlines()[-1])["error"]
-        del after["o.calls.jsonl"]
+    if "o.json.calls.jsonl" in after:  # a call that was made and failed stays on record (and nothing else is written)
+        assert json.loads((workspace / "o.json.calls.jsonl").read_text().splitlines()[-1])["error"]
+        del after["o.json.calls.jsonl"]
     assert after == before  # nothing written, nothing overwritten
 
 
