@@ -30,7 +30,7 @@ from ted.errors import LibraryError
 from ted.library import Library, clean_text
 from ted.repo_ids import check_repo_id
 from ted.shown import visible
-from ted.tasks import LM_EVAL_TASKS
+from ted.tasks import LM_EVAL_TASKS, rg
 from ted.tasks.registry import LM_TASK_ALIASES
 from ted.tokens import DEFAULT_TOKENIZER, get_counter
 
@@ -55,6 +55,7 @@ _DATA_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt", 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|~!])")
 _COMMAND_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,199}\Z")
+_RG_PROBLEMS = re.compile(rf"^{rg.PREFIX}[a-z0-9_]{{1,80}}(\?[A-Za-z0-9_.=&,-]{{1,200}})?\Z")  # no quote, no shell character
 
 
 def md(value: Any) -> str:
@@ -104,9 +105,25 @@ def lm_eval_task(library: Library) -> str | None:
     tasks, task = LM_EVAL_TASKS, library.metrics.task
     if task in tasks:
         return task
+    if rg_problems(library):
+        return rg.LM_TASK
     matches = [name for name, (ted_task, _) in tasks.items() if ted_task == task]
     same_split = [name for name in matches if tasks[name][1] == library.source.split]
     return (same_split or matches or [None])[0]
+
+
+def rg_problems(library: Library) -> str | None:
+    """The reasoning-gym problems a library's task names (`rg:NAME`, or the spec `ted eval --record`
+    kept), for `ted eval --task` and `ted_rg`'s `--metadata`; None when it is no such spec, or one
+    that holds characters a copy-paste command must not (the spec comes from the library file)."""
+    task = library.metrics.task or ""
+    return task if _RG_PROBLEMS.match(task) else None
+
+
+def lm_eval_metadata(library: Library, ref_cmd: str) -> str:
+    """lm-eval's `--metadata` for the card's command: the library, and the problems for `ted_rg`."""
+    problems = rg_problems(library)
+    return json.dumps({"library": ref_cmd, **({rg.METADATA_KEY: problems} if problems else {})})
 
 
 def card_metadata(library: Library, *, version: str | None, license: str | None = None) -> dict[str, Any]:
@@ -209,6 +226,8 @@ def render_card(
         student_url=STUDENT_URL,
         student_cmd=command_token(library.student.model, "STUDENT_MODEL"),
         lm_task=lm_eval_task(library),
+        lm_metadata=lm_eval_metadata(library, ref_cmd),
+        rg_problems=rg_problems(library),
         lm_tasks=[f"`{name}`" for name in LM_EVAL_TASKS if name not in LM_TASK_ALIASES],
         version=version,
         images=set(images),

@@ -3,6 +3,8 @@ that need no server (the Hub round trips are in tests/integration/test_hub.py)."
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +109,28 @@ def test_card_names_the_lm_eval_task_of_the_library() -> None:
     lib.metrics.task = "generic"
     body = render_card(lib, ref="alice/lib@v1")
     assert "--tasks TASK " in body and "replace `TASK` with one of `ted_mathvision`" in body
+    assert """--metadata '{"library": "alice/lib@v1"}'""" in body and "ted eval --task" not in body
+
+
+@pytest.mark.parametrize("task", ["rg:chain_sum", "rg:chain_sum?split=test&n=200&seed=3"])
+def test_a_reasoning_gym_librarys_card_names_ted_rg_and_its_problems(task: str) -> None:
+    """Distilled on `rg:NAME` (or scored by `ted eval --task rg:NAME?… --record`): `ted_rg` with the
+    problems in `--metadata`, and `ted eval --task` with the same spec, not "no lm-eval task"."""
+    lib = Library()
+    lib.metrics.task = task
+    body = render_card(lib, ref="alice/lib@v1")
+    assert "--tasks ted_rg " in body and "no lm-eval task" not in body
+    (metadata,) = re.findall(r"--metadata '([^']*)'", body)
+    assert json.loads(metadata) == {"library": "alice/lib@v1", "rg": task}
+    assert f"ted eval --task '{task}' --library alice/lib@v1 " in body
+
+
+def test_a_reasoning_gym_task_that_could_break_the_command_is_left_out() -> None:
+    lib = Library()
+    lib.metrics.task = "rg:chain_sum?n=1'; touch pwned; echo '"
+    body = render_card(lib, ref="alice/lib@v1")
+    commands = "".join(re.findall(r"```bash\n(.*?)```", body, re.DOTALL))
+    assert "--tasks TASK " in commands and "pwned" not in commands and "ted eval --task" not in commands
 
 
 def test_example_cards_are_current(tmp_path: Path) -> None:
