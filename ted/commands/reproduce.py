@@ -1,8 +1,7 @@
 """`ted reproduce`: from two endpoints to the paper's main and ablation tables, as one resumable job."""
 
 import time
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -10,6 +9,7 @@ from ted.commands.core import err_console, make_reporter
 from ted.commands.options import config_option, parse_prices, with_options
 from ted.distill.options import OPTIONS
 from ted.errors import ConfigError
+from ted.reproduce.options import REPRODUCE, STRATEGIES
 
 
 def _list(value: Any) -> list[str]:
@@ -38,13 +38,11 @@ def _eval_data(values: list[str] | dict[str, str], benchmark: str) -> dict[str, 
 
 
 def _config(values: dict[str, Any]) -> Any:
+    """The configuration of the flags' values: the table's fields as given, the `PARSED` ones parsed."""
     from pydantic import ValidationError  # inside: `ted` imports every command module at start-up
 
-    from ted.reproduce.plan import STRATEGIES, ReproduceConfig
+    from ted.reproduce.plan import ReproduceConfig
 
-    for required in ("benchmark", "student", "teacher", "out"):
-        if not values.get(required):
-            raise ConfigError(f"--{required} is required (on the command line or in --config)")
     fields = {name: values[name] for name in ReproduceConfig.model_fields if name in values}
     fields.update(
         strategies=_list(values["strategies"]) or list(STRATEGIES),
@@ -53,7 +51,6 @@ def _config(values: dict[str, Any]) -> Any:
         transfer_to=_list(values["transfer_to"]),
         eval_data=_eval_data(values["eval_data"], values["benchmark"]),
         price=parse_prices(values["price"]),
-        out=str(values["out"]),
     )
     try:
         return ReproduceConfig(**fields)
@@ -121,48 +118,10 @@ def _print_estimate(config: Any, estimates: list[Any], assumptions: dict[str, An
     )
 
 
-@with_options(
-    OPTIONS["epochs"].but(help="Passes over the training problems per library."),
-    "rollouts",
-    "batch_size",
-    OPTIONS["seed"].but(help="Seed of the split and of every distillation."),
-    OPTIONS["budget_tokens"].but(help="Token budget of each library."),
-    OPTIONS["max_items"].but(help="Item budget of each library."),
-    OPTIONS["max_tokens"].but(help="Max new tokens for rollouts and the teacher's solution."),
-    OPTIONS["json_max_tokens"].but(help="Max new tokens for the teacher's JSON replies."),
-    "temperature",
-    "teacher_temperature",
-    OPTIONS["concurrency"].but(help="Model calls in flight at once."),
-    OPTIONS["system_in_user"].but(help="Fold the library into the first user turn (servers whose chat template drops system messages), in distillation and evaluation."),
-    "price",
-    "api_key_env",
-    "teacher_api_key_env",
-)
+@with_options(*REPRODUCE, OPTIONS["resume"].but(help="Continue the run in --out: finished steps are not repeated."))
 def reproduce(
-    ctx: typer.Context,
-    benchmark: Annotated[Optional[str], typer.Option(help="mathvision, visualpuzzles or aime: the benchmark of the main table; or rg:NAME, a reasoning-gym generator (trained on its train split, scored on its test split).")] = None,
-    student: Annotated[Optional[str], typer.Option(help="Student endpoint: openai:MODEL@BASE_URL (lm-eval scores it there too).")] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="Teacher model spec.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder, e.g. runs/NAME: state, split, libraries, evaluations, report.")] = None,
-    train_from: Annotated[Optional[str], typer.Option(help="Training pool: a local copy in the pool's Hub schema, or a Hub id (default: the paper's pool).")] = None,
-    train_task: Annotated[Optional[str], typer.Option(help="Loader and scorer of the pool (default: mathverse for mathvision and visualpuzzles, dapo_math for aime). A benchmark rg:NAME trains on its own train split.")] = None,
-    samples: Annotated[int, typer.Option(help="Training problems, disjoint from every evaluated benchmark.")] = 100,
-    strategies: Annotated[str, typer.Option(help="Compression strategies, one library each: teacher,truncate,random,none (the paper's), usage (the paper's priority alone).")] = "teacher,truncate,random,none",
-    seeds: Annotated[int, typer.Option(min=1, max=20, help="Distillations per strategy, each with a seed derived from --seed: the report gives every seed's Δ and Δ pooled over seeds.")] = 1,
-    seed_strategies: Annotated[str, typer.Option(help="Repeat only these strategies --seeds times (comma-separated; default: all).")] = "",
-    placebo: Annotated[bool, typer.Option(help="Also evaluate the placebo: the library's frame and citation instruction with no lesson.")] = True,
-    attribute: Annotated[int, typer.Option(min=0, help="Then measure each lesson of the first library on N problems (ted attribute; rg:NAME: its validation split). 0: no.")] = 0,
-    teachers: Annotated[str, typer.Option(help="More teachers, comma-separated: every strategy is distilled with each (the teacher ablation).")] = "",
-    transfer_to: Annotated[str, typer.Option(help="Also score every library on these benchmarks (comma-separated; aime24 or rg:NAME too).")] = "",
-    repeats: Annotated[int, typer.Option(help="Evaluate each arm this many times (sampling endpoints differ between repeats).")] = 1,
-    eval_data: Annotated[list[str], typer.Option("--eval-data", help="Local copy of an evaluated benchmark in its Hub schema: PATH (main) or BENCH=PATH; for rg:NAME the test problems as a spec, e.g. rg:NAME?n=300&seed=1.")] = [],
-    eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N problems of each benchmark.")] = None,
-    eval_max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per evaluation answer (default: the task's).")] = None,
-    reply_tokens: Annotated[Optional[int], typer.Option(help="For the --dry-run estimate: your models' typical answer length in tokens (default: the assumption --dry-run prints; capped at each call's max tokens).")] = None,
-    push: Annotated[Optional[str], typer.Option(help="Publish the best library to this Hub dataset, org/name, with its scores and the report.")] = None,
     html: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
     dry_run: Annotated[bool, typer.Option(help="Print what the run would cost (calls, tokens, USD with --price) and stop.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out: finished steps are not repeated.")] = False,
     config: config_option("reproduce") = None,
     **values: Any,
 ) -> None:
@@ -170,12 +129,12 @@ def reproduce(
     from ted.reproduce.report import command_line
     from ted.reproduce.run import Reproduction
 
-    cfg = _config({k: v for k, v in ctx.params.items() if k not in ("config", "dry_run", "resume", "html")})
+    cfg = _config(values)
     job = Reproduction(cfg, command_line())
     if dry_run:
         _print_estimate(cfg, job.estimates(), job.estimator.assumptions())
         return
-    job.run(resume=resume, display=ConsoleDisplay(), html=html)
+    job.run(resume=values["resume"], display=ConsoleDisplay(), html=html)
 
 
 def register(app: typer.Typer) -> None:

@@ -50,6 +50,14 @@ class Option:
         """This option as another command offers it (another default or help)."""
         return replace(self, **changes)
 
+    def argv(self, value: Any) -> list[str]:
+        """The command-line words that give this option `value` (a command line printed to rerun a step)."""
+        if isinstance(value, bool):
+            return [self.flag] if value else [f"--no-{self.flag[2:]}"] if self.negatable else []
+        if self.repeated:
+            return [word for item in value for word in (self.flag, str(item))]
+        return [] if value is None else [self.flag, str(value)]
+
 
 _TABLE = (
     # What to learn from, and with which models.

@@ -21,65 +21,43 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from ted.distill.config import RunConfig, derive_seed, option_field
-from ted.distill.options import OPTIONS, Strategy
+from ted.distill.options import Strategy
 from ted.errors import ConfigError, LibraryError
 from ted.files import atomic_write, remove_stale_temps
 from ted.redact import scrub_text
 from ted.repo_ids import check_repo_id
+from ted.reproduce.options import DISTILL_OPTIONS, PARSED, REPRODUCE, STRATEGIES
 from ted.tasks import registry
 from ted.tasks.registry import BENCHMARKS, MAIN_BENCHMARKS
 
 STATE_FORMAT = "ted-reproduce/1"
 STATE_FILE = "state.json"
-STRATEGIES: tuple[Strategy, ...] = ("teacher", "truncate", "random", "none")  # the paper's ablation; `usage` when asked
 BASELINE = "baseline"
 PLACEBO = "placebo"  # the system frame and citation instruction of a library, with no lesson in it
-MAX_SEEDS = 20
-
-# The distillation's options a reproduction passes on to every `ted distill` (RunConfig's names).
-DISTILL_OPTIONS = (
-    "epochs", "rollouts", "batch_size", "budget_tokens", "max_items", "seed", "max_tokens", "json_max_tokens",
-    "temperature", "teacher_temperature", "concurrency",
-)  # fmt: skip
 
 # Options that change nothing in the results; they may differ on --resume.
 NOT_HASHED = ("out", "concurrency", "price", "reply_tokens", "push", "api_key_env", "teacher_api_key_env")
 
 
-# The options a reproduction shares with `ted distill`: their types, defaults and bounds from the one table.
-_Shared: type[BaseModel] = create_model(
-    "_Shared",
+# Every option of `ted reproduce`: types, defaults and bounds from its table (the parsed ones typed here).
+_Options: type[BaseModel] = create_model(
+    "_Options",
     __config__=ConfigDict(extra="forbid"),
-    **{name: option_field(OPTIONS[name]) for name in (*DISTILL_OPTIONS, "system_in_user", "api_key_env", "teacher_api_key_env")},
+    **{option.name: option_field(option) for option in REPRODUCE if option.name not in PARSED},
 )
 
 
-class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
+class ReproduceConfig(_Options):  # type: ignore[misc,valid-type]
     """Every option of a reproduction; recorded in the state file and the report, hashed to guard `--resume`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    benchmark: str  # one of MAIN_BENCHMARKS, or a reasoning-gym generator rg:NAME
-    student: str
-    teacher: str
-    out: str
-    teachers: list[str] = Field(default_factory=list)  # more teachers: the paper's teacher ablation
-    train_from: str | None = None
-    train_task: str | None = None  # the pool's loader and scorer (default: the paper's pool for the benchmark)
-    samples: int = Field(default=100, ge=1)
     strategies: list[Strategy] = Field(default_factory=lambda: list(STRATEGIES))
-    seeds: int = Field(default=1, ge=1, le=MAX_SEEDS)  # distillations per strategy, each with its own derived seed
     seed_strategies: list[Strategy] = Field(default_factory=list)  # the strategies repeated `seeds` times (empty: all)
-    placebo: bool = True
-    attribute: int = Field(default=0, ge=0, le=100_000)  # problems for `ted attribute` of the first library (0: no step)
+    teachers: list[str] = Field(default_factory=list)  # more teachers: the paper's teacher ablation
     transfer_to: list[str] = Field(default_factory=list)
-    repeats: int = Field(default=1, ge=1)
     eval_data: dict[str, str] = Field(default_factory=dict)  # benchmark → local copy in its Hub schema
-    eval_limit: int | None = Field(default=None, ge=1)
-    eval_max_tokens: int | None = Field(default=None, ge=1)
     price: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    reply_tokens: int | None = Field(default=None, ge=1)
-    push: str | None = None
 
     @field_validator("strategies")
     @classmethod
@@ -151,10 +129,10 @@ class ReproduceConfig(_Shared):  # type: ignore[misc,valid-type]
 
     def run_config(self, arm: Arm, data: str, out: str) -> RunConfig:
         """The options one arm's `ted distill` runs with: ours, and RunConfig's defaults for the rest."""
-        options = {name: getattr(self, name) for name in DISTILL_OPTIONS} | {"seed": arm.seed}
+        options = {option.name: getattr(self, option.name) for option in DISTILL_OPTIONS} | {"seed": arm.seed}
         return RunConfig(
             data=data, task=self.training_task, student=self.student, teacher=arm.teacher, out=out, compression=arm.strategy,
-            price=self.price, system_in_user=self.system_in_user, **options,
+            price=self.price, **options,
         )  # fmt: skip
 
     def seeds_of(self, strategy: str) -> int:

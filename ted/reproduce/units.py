@@ -18,11 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ted.distill.config import RunConfig
+from ted.distill.options import OPTIONS
 from ted.distill.progress import Reporter
 from ted.errors import ConfigError
 from ted.files import atomic_write
 from ted.library import Library
-from ted.reproduce.plan import DISTILL_OPTIONS, Arm, ReproduceConfig, RunDir
+from ted.reproduce.options import DISTILL_OPTIONS
+from ted.reproduce.plan import Arm, ReproduceConfig, RunDir
 from ted.tasks import BenchmarkTask, Problem, get_task
 from ted.tasks import registry, rg
 
@@ -78,18 +80,10 @@ def distill_run(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> RunConfig
 def distill_args(config: ReproduceConfig, run_dir: RunDir, arm: Arm) -> list[str]:
     """The same run as a `ted distill` command line (printed in the report, to rerun it by hand)."""
     run = distill_run(config, run_dir, arm)
-    args = ["distill", "--data", run.data, "--task", run.task, "--student", run.student, "--teacher", run.teacher, "--out", run.out]
-    for name in (*DISTILL_OPTIONS, "compression"):
-        args += [f"--{name.replace('_', '-')}", str(getattr(run, name))]
-    args += ["--name", run.name]
-    for role, (per_in, per_out) in sorted(run.price.items()):
-        args += ["--price", f"{role}={per_in}/{per_out}"]
-    if run.system_in_user:
-        args.append("--system-in-user")
-    args += ["--api-key-env", config.api_key_env]
-    if config.teacher_api_key_env:
-        args += ["--teacher-api-key-env", config.teacher_api_key_env]
-    return args
+    names = ("data", "task", "student", "teacher", "out", *(option.name for option in DISTILL_OPTIONS), "compression", "name")
+    args = ["distill", *(word for name in names for word in OPTIONS[name].argv(getattr(run, name)))]
+    args += OPTIONS["price"].argv([f"{role}={per_in}/{per_out}" for role, (per_in, per_out) in sorted(run.price.items())])
+    return args + OPTIONS["api_key_env"].argv(config.api_key_env) + OPTIONS["teacher_api_key_env"].argv(config.teacher_api_key_env)
 
 
 def distill(config: ReproduceConfig, run_dir: RunDir, arm: Arm, reporter: Reporter, say: Callable[[str], None]) -> dict[str, Any]:

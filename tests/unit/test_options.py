@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from typer.main import get_command
 
 from ted.cli import app
-from ted.distill.config import RunConfig
+from ted.distill.config import RunConfig, option_field
 from ted.distill.options import OPTIONS, RUN
 from ted.errors import ConfigError
 
@@ -83,12 +83,72 @@ def test_a_bad_config_file_is_a_config_error(tmp_path: Path, text: str, needle: 
         parse("--config", str(tmp_path / "run.toml"))
 
 
-def test_reproduce_takes_the_shared_options_from_the_table() -> None:
-    """ReproduceConfig once re-typed these and drifted (no upper bound on epochs, a literal 500)."""
-    from ted.reproduce.plan import DISTILL_OPTIONS, ReproduceConfig
+REPRODUCE_REQUIRED = ["--benchmark", "aime", "--student", "s", "--teacher", "t", "--out", "o"]
 
-    for name in (*DISTILL_OPTIONS, "system_in_user"):
-        ours, run = ReproduceConfig.model_fields[name], RunConfig.model_fields[name]
-        assert (ours.annotation, ours.default, ours.metadata) == (run.annotation, run.default, run.metadata), name
-    with pytest.raises(ValidationError, match="epochs"):
-        ReproduceConfig(benchmark="aime", student="s", teacher="t", out="o", epochs=OPTIONS["epochs"].le + 1)
+
+def reproduce_command():
+    return get_command(app).get_command(typer.Context(get_command(app)), "reproduce")
+
+
+def parse_reproduce(*args: str) -> dict:
+    return reproduce_command().make_context("reproduce", [*REPRODUCE_REQUIRED, *args]).params
+
+
+def test_reproduce_flags_and_config_come_from_one_table() -> None:
+    """ReproduceConfig once re-typed the shared options and drifted (no upper bound on epochs, a literal
+    500), and its own were typed twice, as a flag and as a field (no bound on --repeats or --eval-limit
+    on the command line): every field is a flag with the table's default and bounds, the shared ones
+    are RunConfig's, and the command line's defaults, parsed, are the configuration's."""
+    from ted.commands.reproduce import _config
+    from ted.reproduce.options import DISTILL_OPTIONS, PARSED, REPRODUCE
+    from ted.reproduce.plan import ReproduceConfig
+
+    params = {p.name: p for p in reproduce_command().params}
+    assert set(ReproduceConfig.model_fields) == {o.name for o in REPRODUCE}
+    assert set(params) - set(ReproduceConfig.model_fields) == {"resume", "html", "dry_run", "config"}  # how to run, not what
+    for option in REPRODUCE:
+        param = params[option.name]
+        assert (param.required, param.default) == (option.required, None if option.required else option.default), option.name
+        if option.name not in PARSED:
+            (annotation, table), field = option_field(option), ReproduceConfig.model_fields[option.name]
+            assert (field.annotation, field.default, field.metadata) == (annotation, table.default, table.metadata), option.name
+    for option in DISTILL_OPTIONS:  # passed on to every arm's RunConfig: its type, default and bounds
+        ours, run = ReproduceConfig.model_fields[option.name], RunConfig.model_fields[option.name]
+        assert (ours.annotation, ours.default, ours.metadata) == (run.annotation, run.default, run.metadata), option.name
+    assert _config(parse_reproduce()) == ReproduceConfig(benchmark="aime", student="s", teacher="t", out="o")
+
+
+def _bounded_reproduce():
+    from ted.reproduce.options import REPRODUCE
+
+    return [o for o in REPRODUCE if o.ge is not None or o.le is not None]
+
+
+@pytest.mark.parametrize("option", _bounded_reproduce(), ids=lambda o: o.name)
+def test_reproduce_and_its_config_refuse_the_same_out_of_range_values(option) -> None:
+    from ted.reproduce.plan import ReproduceConfig
+
+    kind = int if option.type is int or isinstance(option.default, int) else float
+    base = {"benchmark": "aime", "student": "s", "teacher": "t", "out": "o"}
+    for value in [b for b in ((option.ge - 1) if option.ge is not None else None, (option.le + 1) if option.le is not None else None) if b is not None]:
+        with pytest.raises(typer.BadParameter):
+            parse_reproduce(option.flag, str(kind(value)))
+        with pytest.raises(ValidationError):
+            ReproduceConfig(**base, **{option.name: kind(value)})
+
+
+def test_the_printed_distill_command_reruns_the_arms_run(tmp_path: Path) -> None:
+    """The report's `ted distill` line for an arm, parsed as `ted distill` parses it, is that arm's RunConfig."""
+    from ted.commands.options import parse_prices
+    from ted.reproduce.plan import ReproduceConfig, RunDir, arms
+    from ted.reproduce.units import distill_args, distill_run
+
+    config = ReproduceConfig(benchmark="aime", student="s", teacher="t", out=str(tmp_path), epochs=2, system_in_user=True,
+                             price={"teacher": (0.5, 2.0)}, teacher_api_key_env="TEACHER_KEY")  # fmt: skip
+    run_dir = RunDir(tmp_path)
+    for arm in arms(config):
+        argv = distill_args(config, run_dir, arm)
+        params = distill_command().make_context("distill", argv[1:]).params
+        run = distill_run(config, run_dir, arm)
+        assert RunConfig(**{o.name: params[o.name] for o in RUN}, price=parse_prices(params["price"])) == run, arm.name
+        assert (params["api_key_env"], params["teacher_api_key_env"]) == ("OPENAI_API_KEY", "TEACHER_KEY")
