@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ted.commands.core import resolve_library
-from ted.commands.options import JsonFlag, print_json, with_options
+from ted.commands.options import JsonFlag, finite, print_json, with_options
 from ted.distill.options import OPTIONS
 from ted.errors import ConfigError
 
@@ -28,7 +28,7 @@ def ask(
     answer: Annotated[Optional[str], typer.Option(help="Its ground-truth answer, to grade both replies.")] = None,
     data: Annotated[Optional[str], typer.Option(help="Take the question from this data source (as distill's --data) instead.")] = None,
     index: Annotated[int, typer.Option(min=0, help="Which problem of --data (0 = the first).")] = 0,
-    temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature (0: greedy, the fairest comparison).")] = 0.0,
+    temperature: Annotated[float, typer.Option(min=0, callback=finite, help="Sampling temperature (0: greedy, the fairest comparison).")] = 0.0,
     as_json: JsonFlag = False,
     **values: Any,
 ) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ted.commands.options import with_options
+from ted.commands.options import finite, with_options
 
 if TYPE_CHECKING:
     from ted.stats import Comparison
@@ -41,7 +41,7 @@ def eval_command(
     use_cache: Annotated[Optional[str], typer.Option(help="As `lm_eval --use_cache`: a SQLite file prefix where replies are kept, so a rerun asks the model only for new prompts.")] = None,
     metric: Annotated[Optional[str], typer.Option(help="For a task that is not ted's: the METRIC[,FILTER] compared (default: the first the task reports).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Replies per problem; k > 1 reports mean@k (sampled at --temperature).")] = 1,
-    temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature (default: greedy; 1.0 with --repeats > 1).")] = None,
+    temperature: Annotated[Optional[float], typer.Option(min=0.0, callback=finite, help="Sampling temperature (default: greedy; 1.0 with --repeats > 1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the statistics as one JSON object.")] = False,
     **values: Any,
 ) -> None:

@@ -54,10 +54,19 @@ def metavar(label: str) -> str:
     return {"str": "TEXT", "int": "N", "int range": "N", "float": "X", "float range": "X", "path": "PATH"}.get(inner, inner)
 
 
+def finite(value: Optional[float]) -> Optional[float]:
+    """A float flag's check beyond its range: `inf` passes `min=0` (Click's FloatRange admits it) and
+    then fails far from the flag, as an internal error when the request is serialised."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def flag(option: Option) -> Any:
     """The Typer annotation of a table entry."""
     decls = (option.flag,) if option.annotation() is bool and not option.negatable else ()
-    return Annotated[option.annotation(), typer.Option(*decls, help=option.help, min=option.ge, max=option.le)]
+    check = finite if (option.type or type(option.default)) is float else None
+    return Annotated[option.annotation(), typer.Option(*decls, help=option.help, min=option.ge, max=option.le, callback=check)]
 
 
 def with_options(*options: Option | str) -> Callable[[F], F]:

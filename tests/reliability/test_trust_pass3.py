@@ -250,3 +250,29 @@ def test_an_out_folder_that_is_a_file_names_the_file(tmp_path: Path, out: str, b
 
     make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json")
     assert_one_line_error(ted("card", "lib.json", "--out", out, cwd=tmp_path), f"{blocker} is there and is not a folder")
+
+
+# --------------------------------------------------------------------------- float flags are finite
+@pytest.mark.parametrize(
+    "args, config",
+    [
+        (("ask", "lib.json", "--question", "q", "--temperature", "inf"), None),
+        (("distill", "--request-timeout", "inf"), None),
+        (("distill", "--teacher-temperature", "Infinity"), None),
+        (("distill", "--config", "run.toml"), "temperature = inf\n"),  # was an internal error, after the run had started
+        (("attribute", "lib.json", "--data", "p.jsonl", "--temperature", "inf"), None),
+    ],
+)
+def test_a_float_option_is_finite(tmp_path: Path, args: tuple[str, ...], config: str | None) -> None:
+    from tests.support import make_library
+
+    make_library(["Check the units of the final answer against the question."], save=tmp_path / "lib.json")
+    write(tmp_path / "p.jsonl", '{"question": "What is 2+2?", "answer": "4"}\n')
+    if config:
+        write(tmp_path / "run.toml", config)
+    spec = "openai:m@http://127.0.0.1:9/v1"  # never reached
+    rest = ("--data", "p.jsonl", "--student", spec, "--teacher", spec, "--out", "out/library.json") if args[0] == "distill" else ("--student", spec)
+    proc = ted(*args, *rest, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "not a finite number")
+    assert not (tmp_path / "out").exists()
