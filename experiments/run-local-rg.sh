@@ -18,7 +18,7 @@ mkdir -p experiments/local-rg/runs
 LOG=experiments/local-rg/runs/serve.log
 nice -n 5 "$TED" serve local local:teacher --parallel 4 >"$LOG" 2>&1 &
 SERVE=$!
-trap 'kill -INT "$SERVE" 2>/dev/null || true; wait "$SERVE" 2>/dev/null || true' EXIT
+trap 'kill -TERM "$SERVE" 2>/dev/null || true; wait "$SERVE" 2>/dev/null || true' EXIT  # TERM: a background job ignores INT
 until [ "$(grep -c 'openai:' "$LOG" || true)" -ge 2 ]; do
   kill -0 "$SERVE" 2>/dev/null || { cat "$LOG"; echo "error: ted serve stopped" >&2; exit 1; }
   sleep 2
