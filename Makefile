@@ -57,9 +57,11 @@ demo: $(VENV)/.local
 	$(BIN)/ted log $(OUT)/library.json --rejected
 	$(BIN)/ted ask $(OUT)/library.json --data '$(DEMO_TASK)?split=test&n=1$(DEMO_CONFIG)' --task $(DEMO_TASK) --student local
 
-# The whole suite; the 15 slowest tests are listed at the end, so a slow newcomer shows in CI.
+# The whole suite on 3 workers (pytest-xdist; many tests wait on servers and subprocesses, so a third
+# worker pays on 2 cores; tests sharing a module's fixture stay on one worker: tests/conftest.py); the
+# 15 slowest tests are listed at the end, so a slow newcomer shows in CI.
 test: $(VENV)/.all
-	$(BIN)/python -m pytest -q -ra --durations=15
+	$(BIN)/python -m pytest -q -ra -n 3 --dist loadgroup --no-loadscope-reorder --durations=15
 
 # The inner loop: the unit tests (scripted models and the simulator, no real model), on two workers.
 test-fast: $(VENV)/.all

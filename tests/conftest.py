@@ -14,6 +14,12 @@ messages, which would silently drop a TED library. It ignores `n` (returns one c
 serves any model name as its one model. Streaming requests are not cut short by concurrent
 requests (`--interrupt_requests False`). Its log is in the session's temp dir, and the last
 lines are shown if it fails to start.
+
+`make test` runs the suite on several workers (`pytest -n N --dist loadgroup`, pytest-xdist). Each
+worker is its own pytest session: its own temp folders (`tmp_path`), its own `llama_server`, its own
+lm-eval request cache and datasets cache (`own_caches`). Tests that share a fixture built once per
+module or per folder (a finished `ted reproduce` run, the reliability suite's reference run, a
+started Space) are kept on one worker by `pytest_collection_modifyitems`, so the fixture is built once.
 """
 
 from __future__ import annotations
@@ -30,6 +36,46 @@ from tests.support.llama import LlamaServer, gemma_chat_format, serve_llama
 # server (tests/integration/hub_server.py) has no Xet CAS, so tests take the LFS path the Hub also
 # accepts. Set before huggingface_hub is imported (it reads the switch at import time).
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+
+# Session fixtures of this file that each worker starts for itself: a server per worker costs a few
+# seconds, running all their users on one worker would cost minutes.
+PER_WORKER = frozenset({"llama_server"})
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup --no-loadscope-reorder` (make test): a test that uses a
+    module- or folder-wide fixture of the suite joins the xdist group of the module or folder that
+    defines it, so that fixture is built on one worker only; tests marked `first` (minutes of
+    dependent work) are handed out first, then the groups, then the rest, so no long one starts last."""
+    for item in items:
+        shared = sorted(
+            defs[-1].baseid
+            for name, defs in item._fixtureinfo.name2fixturedefs.items()  # type: ignore[attr-defined]
+            if defs and defs[-1].scope != "function" and defs[-1].baseid.startswith("tests/") and name not in PER_WORKER
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+            # xdist 3.8 puts the group into `item._nodeid`, which pytest 9.2 no longer reads (the id is
+            # `item._id`), and the groups would be ignored: the same suffix, where pytest 9.2 reads it.
+            if hasattr(item, "_id") and "@" not in item.nodeid:
+                from _pytest.nodeid import coerce_node_id
+
+                item._id = coerce_node_id(f"{item.nodeid}@{shared[0]}")
+    items.sort(key=lambda item: (item.get_closest_marker("first") is None, item.get_closest_marker("xdist_group") is None))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """lm-eval's request cache (else inside its installed package) and the datasets cache in this
+    session's temp folder, for this process and every command it starts: parallel workers never
+    share one. A test that needs a cache of its own still sets its own."""
+    root = tmp_path_factory.mktemp("caches")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LM_HARNESS_CACHE_PATH", str(root / "lm-eval"))
+        patch.setenv("HF_DATASETS_CACHE", str(root / "datasets"))
+        yield
 
 
 @pytest.fixture

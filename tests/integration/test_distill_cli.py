@@ -9,7 +9,7 @@ import pytest
 from ted.library import Library
 from tests.support import run_ted
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.first]  # minutes of dependent work: handed out first (tests/conftest.py)
 
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from tests.fixtures import benchmarks as fx
 from tests.support import lm_eval_env, run_ted, start_ted
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.first]  # minutes of dependent work: handed out first (tests/conftest.py)
 
 POOL = [
     {"problem": "What is $7 + 8$?", "answer": "15", "id": "p1"},

@@ -25,7 +25,7 @@ from tests.reliability.simulated import RecordingSimulator, distill_args
 from tests.sim import write_problems
 from tests.space_app import running_space
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.first]  # minutes of dependent work: handed out first (tests/conftest.py)
 
 API_KEY = "sk-planted-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 HF_TOKEN = "hf_plantedTokenZyXwVuTsRqPoNmLkJiHg"

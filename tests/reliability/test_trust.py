@@ -442,6 +442,7 @@ def test_a_run_with_no_usable_reply_fails_naming_the_cause(tmp_path: Path, conte
 
 
 # --------------------------------------------------------------------------- publishing says what is on the Hub
+@pytest.mark.integration  # the local Hub server (tests/integration/hub_server.py) through huggingface_hub
 def test_a_failed_tag_says_what_is_on_the_hub_and_keeps_the_old_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The commit lands, then tagging fails: a new version is reported as not published (its commit
     named); a forced re-push of an existing version puts the old tag back; a bad tag on the Hub hides
