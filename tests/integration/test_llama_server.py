@@ -105,8 +105,11 @@ def test_ted_serve_prints_the_spec_and_stops_its_server_on_ctrl_c() -> None:
 
     from ted.models import parse_spec
 
+    # Ctrl-C as from a terminal: a suite started in the background (`make test &`, nohup) hands its
+    # children SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     serving = subprocess.Popen([sys.executable, "-m", "ted.cli", "serve", "local:tiny", "--parallel", "2", "--ctx", "512", "--threads", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         line = serving.stdout.readline()  # type: ignore[union-attr]
         spec = line.split()[1]
