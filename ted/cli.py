@@ -195,11 +195,24 @@ def _bad_value(err: TyperException) -> Optional[str]:
 
 def main() -> None:
     """The `ted` console script: `run`, then leave without the interpreter's teardown (`_leave`)."""
+    _reopen_closed_streams()
     try:
         run()
     except SystemExit as exit:
         _leave(exit.code)
     _leave(0)
+
+
+def _reopen_closed_streams() -> None:
+    """`ted … >&-`: with stdout closed, Python has no sys.stdout (every print a traceback) and the next
+    file ted opens takes descriptor 1, where a child server's output would land. /dev/null takes each
+    closed standard descriptor first (os.open returns the lowest free one)."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115 - the process's own stream
 
 
 def _leave(code: object) -> NoReturn:

@@ -34,3 +34,10 @@ def literal(text: object, *, lines: bool = False) -> str:
     from rich.markup import escape
 
     return escape(visible(text, lines=lines))
+
+
+def json_visible(text: str) -> str:
+    """JSON text with every control and invisible character inside it as a `\\uXXXX` escape: the same
+    JSON (such characters occur only inside strings), but nothing reaches a terminal unseen. `json.dumps`
+    escapes C0 controls only; a bidi override or a C1 control passes raw with `ensure_ascii=False`."""
+    return _HIDDEN.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -232,7 +232,9 @@ def show(
         sys.stdout.write(lib.render(cite=citations) + ("\n" if lib.items else ""))
         return
     if as_json:
-        sys.stdout.write(lib.to_json())
+        from ted.shown import json_visible
+
+        sys.stdout.write(json_visible(lib.to_json()))  # a name's bidi override, made visible
         return
     import json
 

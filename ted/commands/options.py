@@ -44,7 +44,9 @@ def print_json(data: Any) -> None:
     import json
     import sys
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    from ted.shown import json_visible
+
+    sys.stdout.write(json_visible(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def metavar(label: str) -> str:

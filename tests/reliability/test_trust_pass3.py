@@ -276,3 +276,44 @@ def test_a_float_option_is_finite(tmp_path: Path, args: tuple[str, ...], config:
     assert proc.returncode == 2
     assert_one_line_error(proc, "not a finite number")
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- --json output shows hidden characters too
+def test_json_output_escapes_what_json_dumps_leaves_raw(tmp_path: Path) -> None:
+    """`json.dumps(ensure_ascii=False)` escapes C0 controls only: a bidi override in a library's name or
+    a model's reply, or a C1 control, reached the terminal raw through `--json`. Now escaped, same JSON."""
+    import json
+
+    name = "lib\u202eeman\u202c \u200b\u0085 ×"
+    write(tmp_path / "lib.json", json.dumps({"format": "ted-library/1", "name": name, "items": [{"id": "E1", "text": "Check the units of the answer."}]}))
+    proc = ted("show", "lib.json", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(ch in proc.stdout for ch in "\u202e\u202c\u200b\u0085") and "×" in proc.stdout
+    assert json.loads(proc.stdout)["name"] == name  # the same JSON, read back
+    from ted.commands.options import print_json
+
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        print_json({"reply": "Hi \x1b]52;c;ZXZpbA==\x07 \u2066evil\u2069"})
+    assert not any(ch in buffer.getvalue() for ch in "\x1b\x07\u2066\u2069") and json.loads(buffer.getvalue())["reply"].endswith("\u2069")
+
+
+# --------------------------------------------------------------------------- closed standard streams
+@pytest.mark.parametrize("redirect", [">&-", "2>&-", ">&- 2>&-"])
+def test_closed_standard_streams_are_no_crash(tmp_path: Path, redirect: str) -> None:
+    """`ted doctor --json >&-` printed a 60-line traceback: Python has no sys.stdout when fd 1 is closed."""
+    import shlex
+    import subprocess
+
+    from tests.reliability.common import clean_env, ted_command
+    from tests.support import ted_env
+
+    command = " ".join(map(shlex.quote, ted_command("show", "missing.json"))) + " " + redirect + " ; echo rc=$? >&3"
+    proc = subprocess.run(["bash", "-c", f"exec 3>&1; {command}"], cwd=tmp_path, env=ted_env(clean_env()), capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "rc=1" and "Traceback" not in proc.stderr, (proc.stdout, proc.stderr)
+    shown = subprocess.run(["bash", "-c", " ".join(map(shlex.quote, ted_command("doctor", "--json"))) + " >&-"], cwd=tmp_path,
+                           env=ted_env(clean_env()), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
