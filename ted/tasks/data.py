@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ted.errors import DataError
-from ted.files import read_capped
-from ted.limits import MAX_DATA_FILE_BYTES
+from ted.files import parse_json, read_capped
+from ted.limits import MAX_DATA_FILE_BYTES, MAX_NESTING
 from ted.tasks.base import Problem
 
 CANONICAL = ("id", "question", "answer", "options", "images")
@@ -307,12 +307,7 @@ def _read_text_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno})") from None
-        except RecursionError:
-            raise DataError(f"{path} line {number}: JSON nested too deeply to be a problem row") from None
+        row = parse_json(line, DataError, f"{path} line {number}", MAX_NESTING)  # strict: `"answer": NaN` or a key twice is refused
         if not isinstance(row, dict):
             raise DataError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
         yield f"line {number}", row

@@ -317,3 +317,25 @@ def test_closed_standard_streams_are_no_crash(tmp_path: Path, redirect: str) -> 
     shown = subprocess.run(["bash", "-c", " ".join(map(shlex.quote, ted_command("doctor", "--json"))) + " >&-"], cwd=tmp_path,
                            env=ted_env(clean_env()), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- data rows are parsed strictly
+@pytest.mark.parametrize(
+    "line, phrase",
+    [
+        ('{"question": "q", "answer": NaN}', "NaN is not a JSON number"),  # was read as the answer "nan"
+        ('{"question": "q", "answer": Infinity}', "Infinity is not a JSON number"),
+        ('{"question": "q", "answer": "4", "answer": "5"}', "appears twice"),  # which answer is the truth?
+        ('{"question": "q", "answer": 1e999}', "too large"),
+        ('{"question": "q", "answer": "4", "x": ' + "[" * 100 + "]" * 100 + "}", "nested too deeply"),
+    ],
+)
+def test_a_data_row_has_one_meaning(tmp_path: Path, line: str, phrase: str) -> None:
+    """Libraries and checkpoints were parsed strictly, JSONL data rows were not: a row's answer could
+    be NaN or given twice (the last silently won), so the ground truth a run scored against was a guess."""
+    from ted.errors import DataError
+    from ted.tasks.data import load_problems
+
+    write(tmp_path / "p.jsonl", '{"question": "fine", "answer": "1"}\n' + line + "\n")
+    with pytest.raises(DataError, match=rf"p\.jsonl line 2: .*{phrase}"):
+        load_problems(str(tmp_path / "p.jsonl"))
