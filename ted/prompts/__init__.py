@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ted.errors import ConfigError
 from ted.files import read_capped
-from ted.limits import MAX_PROMPT_BYTES
+from ted.limits import MAX_PROMPT_BYTES, MAX_RENDERED_PROMPT_CHARS
 
 if TYPE_CHECKING:
     import jinja2
@@ -78,7 +78,7 @@ class PromptSet:
         import jinja2
 
         try:
-            text = _compile(self.texts[name]).render(**values)
+            text = _bounded_render(_compile(self.texts[name]), values)
         except jinja2.UndefinedError as err:
             raise ConfigError(f"prompt {name}{_SUFFIX} from {self.folder}: {err.message}; it can use only what the package's {name}{_SUFFIX} uses") from None
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError, MemoryError) as err:
@@ -102,6 +102,20 @@ class PromptSet:
         for name in sorted(self.texts):
             h.update(f"{name}\0{self.texts[name]}\0".encode())
         return h.hexdigest()
+
+
+def _bounded_render(template: jinja2.Template, values: dict[str, Any]) -> str:
+    """`template.render(**values)`, stopped once the text passes MAX_RENDERED_PROMPT_CHARS: nested loops
+    (`range` is capped, their product is not) would otherwise build a prompt as large as memory."""
+    from jinja2.exceptions import SecurityError
+
+    pieces, size = [], 0
+    for piece in template.generate(**values):
+        size += len(piece)
+        if size > MAX_RENDERED_PROMPT_CHARS:
+            raise SecurityError(f"the rendered prompt passed {MAX_RENDERED_PROMPT_CHARS:,} characters")
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)

@@ -29,6 +29,7 @@ from tests.reliability.hostile import write
         "{{ '%99999999999d' | format(1) }}",
         "{{ 9 ** (9 ** 9) }}",
         "{{ lipsum(10**11) }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxx{% endfor %}{% endfor %}",  # each range capped, not their product
     ],
 )
 def test_a_prompt_template_cannot_build_something_huge(tmp_path: Path, template: str) -> None:
