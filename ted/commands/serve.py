@@ -9,9 +9,9 @@ from ted.errors import ConfigError
 
 def serve(
     specs: Annotated[Optional[list[str]], typer.Argument(help="Local models to serve: local, local:teacher, local:tiny (default: local).")] = None,
-    parallel: Annotated[Optional[int], typer.Option(help="Slots per server: requests decoded together (default: as ted's own servers).")] = None,
-    ctx: Annotated[Optional[int], typer.Option(help="Context tokens per slot (default: as ted's own servers).")] = None,
-    threads: Annotated[Optional[list[int]], typer.Option(help="Threads per server, one per model (default: the machine's physical cores each).")] = None,
+    parallel: Annotated[Optional[int], typer.Option(min=1, help="Slots per server: requests decoded together (default: as ted's own servers).")] = None,
+    ctx: Annotated[Optional[int], typer.Option(min=1, help="Context tokens per slot (default: as ted's own servers).")] = None,
+    threads: Annotated[Optional[list[int]], typer.Option(min=1, help="Threads per server, one per model (default: the machine's physical cores each).")] = None,
 ) -> None:
     """Start llama-server for local models and print the openai:MODEL@URL specs to pass; Ctrl-C stops them."""
     import signal

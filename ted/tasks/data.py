@@ -121,6 +121,8 @@ def open_dataset(
         elif _HUB_ID.match(source) and path.suffix.lower() not in _TEXT_SUFFIXES | {".parquet"}:
             loaded = datasets.load_dataset(source, name, revision=revision)
             base_dir = None
+        elif path.exists():  # a FIFO, a device, a socket: refused before anything reads it
+            raise DataError(f"{source}: not a regular file (a FIFO, a device or a socket); give a regular file")
         else:
             raise DataError(f"{source}: no such file or folder (give a JSONL/CSV/Parquet file, a datasets folder, or a Hub id org/name)")
     except DataError:

@@ -340,3 +340,29 @@ def test_a_data_row_has_one_meaning(tmp_path: Path, line: str, phrase: str) -> N
     write(tmp_path / "p.jsonl", '{"question": "fine", "answer": "1"}\n' + line + "\n")
     with pytest.raises(DataError, match=rf"p\.jsonl line 2: .*{phrase}"):
         load_problems(str(tmp_path / "p.jsonl"))
+
+
+# --------------------------------------------------------------------------- counts that cannot be zero
+@pytest.mark.parametrize("flag", ["--threads", "--parallel", "--ctx"])
+def test_serve_refuses_a_zero_count_before_starting_anything(tmp_path: Path, flag: str) -> None:
+    """`ted serve local --threads 0` started llama-server with 0 threads (its meaning left to llama.cpp)."""
+    proc = ted("serve", "local:tiny", flag, "0", cwd=tmp_path, timeout=30)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, flag)
+
+
+# --------------------------------------------------------------------------- data that is no regular file
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero"])
+def test_data_that_is_no_regular_file_says_so(tmp_path: Path, kind: str) -> None:
+    import os
+
+    from ted.errors import DataError
+    from ted.tasks.data import load_problems
+
+    data = tmp_path / "p.parquet"  # read through `datasets`, not ted's own JSONL reader
+    if kind == "fifo":
+        os.mkfifo(data)
+    else:
+        data.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_problems(str(data))
