@@ -104,7 +104,7 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
         # Nothing it could replace: small teachers write "update" for any new lesson. It is an add,
         # under every check an add gets (the teacher's literal reply stays in the call log).
         op.op, op.id = "add", None
-    if op.op == "update" and snapshot.get(op.id) is None:
+    elif op.op == "update" and snapshot.get(op.id) is None:
         return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
     if found := lesson_problem(op.text, prompts.active().words, distinctive_numbers(problem.question, problem.answer)):
         return Rejected(op, found.reason, found.detail)

@@ -99,7 +99,7 @@ def prefix_ceiling(library: Path) -> float:
     for row in read_log(calls_path(library)):
         if not row or not row.get("messages"):
             continue
-        text = "".join(f"<{m.get('role')}>{json.dumps(m.get('text', m.get('content')))}" for m in row["messages"])
+        text = "".join(f"<{m.get('role')}>{json.dumps(m.get('text'))}" for m in row["messages"])
         earlier = seen.setdefault(row.get("role", ""), [])
         shared += max((len(os.path.commonprefix([text, other])) for other in earlier), default=0)
         total += len(text)
