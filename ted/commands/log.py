@@ -91,7 +91,8 @@ def _rejected_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
             yield f"{where}: the teacher proposed nothing; its diagnosis: {excerpt(record.get('diagnosis'), 400)}"
             continue
         if refused:
-            yield f"{where}: {record.get('proposed')} proposed, {record.get('accepted', 0)} accepted; diagnosis: {excerpt(record.get('diagnosis'), 200)}"
+            again = " (asked again once, shown why all were refused)" if record.get("asked_again") else ""
+            yield f"{where}: {record.get('proposed')} proposed, {record.get('accepted', 0)} accepted{again}; diagnosis: {excerpt(record.get('diagnosis'), 200)}"
         for proposal in refused:
             target = f" {visible(proposal['id'])}" if proposal.get("id") else ""
             yield f"    rejected {visible(proposal.get('op', '?'))}{target} ({visible(proposal.get('detail') or proposal['rejection'])}): {excerpt(proposal.get('text'), 400)}"

@@ -91,9 +91,13 @@ class Extraction:
     diagnosis: str = ""
     verdicts: list[tuple[str, Verdict]] = field(default_factory=list)  # one per lesson some attempt cited
     reply: str = ""  # when not parsed: the teacher's last reply, for the call log
+    asked_again: bool = False  # every proposal of a due lesson was refused, and the teacher was told why once
 
 
 PROMPT = "extract"
+ASK_AGAIN = "extract_again"  # the turn that shows the teacher its refused lessons and the reasons
+# Refusals a rewrite can cure; a duplicate or an unknown id is no lesson the library lacks.
+CURABLE = frozenset({Rejection.COPIES_NUMBERS, Rejection.LENGTH, Rejection.FORM, Rejection.PLACEHOLDER})
 SECOND_TURN = "extract_ops"  # in a prompt set that has it, extraction is two turns: notes in plain text, then the JSON
 
 
@@ -185,13 +189,32 @@ async def extract(
         return extraction, result
     extraction.diagnosis = clean_text(parsed.diagnosis)
     extraction.verdicts = _verdicts(parsed.lesson_verdicts, {i for r in rollouts for i in r.cited})
-    for op in parsed.operations[: max_ops * 2]:
+    _judge(extraction, parsed.operations, snapshot, problem, max_ops)
+    if due and not extraction.ops and any(r.reason in CURABLE for r in extraction.rejected):
+        # A lesson is due and every proposal was refused for a reason a rewrite can cure (a small
+        # teacher copies the problem's numbers): one more turn shows it the refusals, as `chat_json`
+        # shows a schema error. The conversation extends the last one, so a server's prefix cache holds it.
+        extraction.asked_again = True
+        refused = [{"text": r.op.text[:LESSON_MAX_CHARS], "detail": r.detail} for r in extraction.rejected]
+        messages += [
+            Message("assistant", result.texts[-1] if result.texts else ""),
+            Message("user", prompts.render(ASK_AGAIN, refused=refused, min_chars=LESSON_MIN_CHARS, max_chars=LESSON_MAX_CHARS, max_words=LESSON_MAX_WORDS)),
+        ]
+        again, more = await chat_json(teacher, messages, ExtractionOpsDue, params)
+        result += more
+        if again is not None:
+            _judge(extraction, again.operations, snapshot, problem, max_ops)
+    return extraction, result
+
+
+def _judge(extraction: Extraction, operations: list[ExtractOp], snapshot: Library, problem: Problem, max_ops: int) -> None:
+    """Validate a reply's operations into `extraction`: accepted up to `max_ops`, the rest refused with the reason."""
+    for op in operations[: max_ops * 2]:
         rejected = validate(op, snapshot, problem, extraction.ops)
         if rejected is None and len(extraction.ops) < max_ops:
             extraction.ops.append(op)
         else:
             extraction.rejected.append(rejected or Rejected(op, Rejection.TOO_MANY, f"too many operations (limit {max_ops})"))
-    return extraction, result
 
 
 def _verdicts(given: list[LessonVerdict], cited: set[str]) -> list[tuple[str, Verdict]]:

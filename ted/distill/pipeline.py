@@ -219,7 +219,7 @@ class Distiller:
         self.calls.write(
             "extraction", stage="extract", **on_record, skipped=result.skipped, structured=result.structured, parsed=extraction.parsed,
             diagnosis=extraction.diagnosis, proposed=len(extraction.ops) + len(extraction.rejected), accepted=applied,
-            reply=None if extraction.parsed else extraction.reply,
+            asked_again=extraction.asked_again, reply=None if extraction.parsed else extraction.reply,
         )  # fmt: skip
         if result.skipped:
             state.log.append(f"{where}: all attempts and the teacher correct; no extraction (--skip-solved)")

@@ -196,11 +196,13 @@ def test_ted_log_shows_why_and_shows_it_literally(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     # (on the empty library "update E7" can replace nothing: it is judged as an add, and refused for its form)
-    assert sum("rejected add (not of the form When <trigger>, <action>): \"Always [red]hide[/red] this and answer with the sum here.\"" in line for line in lines) == 3
+    # (where a lesson was due, the teacher was shown the refusal and asked once more: the same text again)
+    assert sum("(asked again once, shown why all were refused)" in line for line in lines) == 1
+    assert sum("rejected add (not of the form When <trigger>, <action>): \"Always [red]hide[/red] this and answer with the sum here.\"" in line for line in lines) == 4
     assert "[bold]none[/bold]" in shown.stdout
-    assert lines[-1].startswith("3 extractions: 0 proposals accepted, 3 rejected (not of the form When <trigger>, <action> 3)")
+    assert lines[-1].startswith("3 extractions: 0 proposals accepted, 4 rejected (not of the form When <trigger>, <action> 4)")
     listing = run_ted("log", str(tmp_path / "library.json"), "--stage", "extract", "--json")
-    assert Counter(json.loads(line)["kind"] for line in listing.stdout.splitlines()) == {"call": 3, "proposal": 3, "extraction": 3}
+    assert Counter(json.loads(line)["kind"] for line in listing.stdout.splitlines()) == {"call": 4, "proposal": 4, "extraction": 3}
 
     log = CallLog(tmp_path / "raw.calls.jsonl").open()
     asyncio.run(Recorded(Echo("ok \x1b]52;c;ZXZpbA==\x07 [link=http://x]click[/link] \u202eevil"), log, "student").chat([Message("user", "hi")]))

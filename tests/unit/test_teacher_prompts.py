@@ -169,6 +169,50 @@ def test_one_step_extraction_is_one_call() -> None:
     assert len(teacher.calls) == 1 and cost.requests == 1 and [op.text for op in result.ops] == [FRESH]
 
 
+class RewritingTeacher(Teacher):
+    """Proposes a lesson that copies the problem's numbers, then, shown the refusal, `rewrite`."""
+
+    def __init__(self, rewrite: str = FRESH, first: str = "When Ann has 17 apples and eats 4, subtract 4 from 17.") -> None:
+        super().__init__()
+        self.replies = [first, rewrite]
+
+    def reply(self, stage, messages, params, i):  # type: ignore[no-untyped-def]
+        if stage == "extract":
+            text = self.replies[min(len(self.calls), len(self.replies)) - 1]
+            return json.dumps({"diagnosis": "The wrong attempt added.", "operations": [{"op": "add", "text": text}]})
+        return super().reply(stage, messages, params, i)
+
+
+def test_a_due_lesson_refused_for_copying_is_asked_for_again_once_with_the_reasons() -> None:
+    teacher = RewritingTeacher()
+    result, cost = asyncio.run(extract(teacher, library(), PROBLEM, ATTEMPTS, ATTEMPTS[0], CHAINS, None, COUNTER))
+    assert result.asked_again and [op.text for op in result.ops] == [FRESH] and cost.requests == 2
+    (first_reason,) = [r.reason for r in result.rejected]
+    assert first_reason.value == "copies numbers from the problem"  # the refused one stays in the call log
+    (_, first, _), (_, again, params) = teacher.calls
+    assert [m.role for m in again] == ["user", "assistant", "user"] and again[0].text == first[0].text  # one conversation
+    assert '"When Ann has 17 apples and eats 4, subtract 4 from 17.": refused, copies numbers from the problem' in again[2].text
+    assert params.json_schema["properties"]["operations"]["minItems"] == 1
+
+    stubborn = RewritingTeacher(rewrite="When Ann eats 4 of 17 apples, 13 are left.")
+    result, _ = asyncio.run(extract(stubborn, library(), PROBLEM, ATTEMPTS, ATTEMPTS[0], CHAINS, None, COUNTER))
+    assert result.asked_again and not result.ops and len(result.rejected) == 2 and len(stubborn.calls) == 2  # once, not again
+
+
+@pytest.mark.parametrize("case", ["teacher wrong", "all attempts right", "refused as a duplicate"])
+def test_no_second_turn_when_no_lesson_is_due_or_a_rewrite_cannot_help(case: str) -> None:
+    teacher_run, attempts, first = ATTEMPTS[0], ATTEMPTS, "When Ann has 17 apples and eats 4, subtract 4 from 17."
+    if case == "teacher wrong":
+        teacher_run = ATTEMPTS[1]
+    elif case == "all attempts right":
+        attempts = [ATTEMPTS[0], ATTEMPTS[0]]
+    else:
+        first = LESSONS[0]
+    teacher = RewritingTeacher(first=first)
+    result, _ = asyncio.run(extract(teacher, library(), PROBLEM, attempts, teacher_run, CHAINS, None, COUNTER))
+    assert len(teacher.calls) == 1 and not result.asked_again and not result.ops and len(result.rejected) == 1
+
+
 def test_prompt_sets_by_name_and_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
     two_step = prompts.load("two-step")
     assert two_step.has("extract_ops") and not prompts.DEFAULT.has("extract_ops") and two_step.digest != prompts.DEFAULT.digest
