@@ -90,8 +90,13 @@ def scrub_url(url: str) -> str:
 def scrub_text(text: str) -> str:
     """Free text (an error line, a model spec, a log message) with every URL, quoted Authorization
     header, remembered secret value and credential variable's value scrubbed."""
-    text = _AUTH_HEADER.sub(rf"\1 {MASK}", text)
-    for secret in _secrets():
+    return _scrub_text(text, _secrets())
+
+
+def _scrub_text(text: str, secrets: list[str]) -> str:
+    if "Basic" in text or "Bearer" in text:  # the pattern's own words: most texts need no regex pass
+        text = _AUTH_HEADER.sub(rf"\1 {MASK}", text)
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     if "://" not in text:
@@ -100,13 +105,20 @@ def scrub_text(text: str) -> str:
 
 
 def scrub_value(value: Any) -> Any:
-    """A JSON-like record (dicts, lists, strings) with every URL in its strings scrubbed."""
+    """A JSON-like record (dicts, lists, strings) with every string scrubbed as `scrub_text` does.
+
+    The secrets are read once per record, not once per string: reading them walks the environment,
+    and a call log's records hold a dozen strings each (`make bench` measures the cost per call)."""
+    return _scrub_value(value, _secrets())
+
+
+def _scrub_value(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        return scrub_text(value)
+        return _scrub_text(value, secrets)
     if isinstance(value, dict):
-        return {key: scrub_value(item) for key, item in value.items()}
+        return {key: _scrub_value(item, secrets) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(scrub_value(item) for item in value)
+        return type(value)(_scrub_value(item, secrets) for item in value)
     return value
 
 
