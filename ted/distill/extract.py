@@ -192,14 +192,14 @@ async def extract(
     _judge(extraction, parsed.operations, snapshot, problem, max_ops)
     if due and not extraction.ops and any(r.reason in CURABLE for r in extraction.rejected):
         # A lesson is due and every proposal was refused for a reason a rewrite can cure (a small
-        # teacher copies the problem's numbers): one more turn shows it the refusals, as `chat_json`
-        # shows a schema error. The conversation extends the last one, so a server's prefix cache holds it.
+        # teacher copies the problem's numbers): the same request once more, with the refusals and
+        # their reasons after it (so a server's prefix cache holds the rest). Not as a reply to its
+        # own answer: shown that, the demo's 1.5B teacher wrote the same lessons again, word for word.
         extraction.asked_again = True
         refused = [{"text": r.op.text[:LESSON_MAX_CHARS], "detail": r.detail} for r in extraction.rejected]
-        messages += [
-            Message("assistant", result.texts[-1] if result.texts else ""),
-            Message("user", prompts.render(ASK_AGAIN, refused=refused, min_chars=LESSON_MIN_CHARS, max_chars=LESSON_MAX_CHARS, max_words=LESSON_MAX_WORDS)),
-        ]
+        note = prompts.render(ASK_AGAIN, refused=refused, min_chars=LESSON_MIN_CHARS, max_chars=LESSON_MAX_CHARS, max_words=LESSON_MAX_WORDS)
+        last = messages[-1]
+        messages = [*messages[:-1], Message(last.role, f"{last.text}\n\n{note}", images=last.images)]
         again, more = await chat_json(teacher, messages, ExtractionOpsDue, params)
         result += more
         if again is not None:

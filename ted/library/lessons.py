@@ -114,12 +114,24 @@ def distinctive_numbers(*texts: str) -> set[str]:
     return numbers - COMMON_NUMBERS
 
 
-def _copies_the_prompt(text: str, prompt_words: str) -> bool:
-    """An empty or slot-bearing text (`<a new lesson>`, `...`), or the prompts' own wording copied."""
+# A run of this many words shared with a prompt is copied wording: the demo's 1.5B teacher wrote the
+# prompt's cooking example back with "a recipe" swapped for "the problem" (docs/demo.md).
+COPIED_RUN_WORDS = 8
+
+
+def _copies_the_prompt(text: str, prompt_words: str) -> str | None:
+    """How the text is no lesson of its own: an empty or slot-bearing text (`<a new lesson>`, `...`),
+    the prompts' own wording copied whole, or a run of `COPIED_RUN_WORDS` words of it."""
     if re.fullmatch(r"<[^<>]*>|[.\s…]*", text) or _SLOT.search(text):
-        return True
-    key = copy_key(text)
-    return len(text) >= LESSON_MIN_CHARS and bool(key) and f" {key} " in f" {prompt_words} "
+        return "placeholder text, not a lesson"
+    words, padded = copy_key(text).split(), f" {prompt_words} "
+    if len(text) >= LESSON_MIN_CHARS and words and f" {' '.join(words)} " in padded:
+        return "placeholder text, not a lesson"
+    for start in range(len(words) - COPIED_RUN_WORDS + 1):
+        run = " ".join(words[start : start + COPIED_RUN_WORDS])
+        if f" {run} " in padded:
+            return f"copies a prompt's wording: {run!r}"
+    return None
 
 
 # The paper's lesson form, "When <trigger>, <action>": a trigger of at least one word, a comma, an action.
@@ -132,8 +144,8 @@ def lesson_problem(text: str, prompt_words: str, avoid: set[str] | frozenset[str
     `prompt_words` is the prompt set's `words` (wording copied back from any prompt is no lesson,
     even with the numbers the prompt was filled with); `avoid` the distinctive numbers of the
     problem(s) the lesson was learnt from."""
-    if _copies_the_prompt(text, prompt_words):
-        return LessonProblem(Rejection.PLACEHOLDER, "placeholder text, not a lesson")
+    if copied_prompt := _copies_the_prompt(text, prompt_words):
+        return LessonProblem(Rejection.PLACEHOLDER, copied_prompt)
     if shape := lesson_shape_error(text):
         return LessonProblem(Rejection.LENGTH, shape)
     if found := find_control(text):

@@ -64,6 +64,10 @@ PROBLEM = Problem(id="p", question="A train travels 120 km in 2 hours. What is i
         (ExtractOp(op="add", text="Always end with Answer: <final answer> on its own line."), "placeholder"),
         # The prompt's example lesson (from another subject), copied instead of written.
         (ExtractOp(op="add", text="When a recipe is scaled up, multiply every ingredient by the same factor before you change the cooking time."), "placeholder"),
+        # ... and what the demo's 1.5B teacher wrote: the same example with its subject swapped.
+        (ExtractOp(op="add", text="When the problem is scaled up, multiply every ingredient by the same factor before you change the cooking time."),
+         "copies a prompt's wording: 'is scaled up multiply every ingredient by the'"),
+        (ExtractOp(op="add", text="When a sum has several terms, add them in pairs and check each partial sum again."), None),
         (ExtractOp(op="update", id="E9", text="When a speed is asked, divide distance by time and keep the units."), "unknown id"),
         (ExtractOp(op="add", text="When stuck on case A, restate the goal and check each assumption."), "duplicate"),
         (ExtractOp(op="add", text="When the problem asks for half, halve a quantity by dividing by 2."), None),

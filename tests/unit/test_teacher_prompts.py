@@ -190,8 +190,8 @@ def test_a_due_lesson_refused_for_copying_is_asked_for_again_once_with_the_reaso
     (first_reason,) = [r.reason for r in result.rejected]
     assert first_reason.value == "copies numbers from the problem"  # the refused one stays in the call log
     (_, first, _), (_, again, params) = teacher.calls
-    assert [m.role for m in again] == ["user", "assistant", "user"] and again[0].text == first[0].text  # one conversation
-    assert '"When Ann has 17 apples and eats 4, subtract 4 from 17.": refused, copies numbers from the problem' in again[2].text
+    assert [m.role for m in again] == ["user"] and again[0].text.startswith(first[0].text + "\n\n")  # the same request, then the refusals
+    assert '"When Ann has 17 apples and eats 4, subtract 4 from 17.": refused, copies numbers from the problem' in again[0].text
     assert params.json_schema["properties"]["operations"]["minItems"] == 1
 
     stubborn = RewritingTeacher(rewrite="When Ann eats 4 of 17 apples, 13 are left.")
