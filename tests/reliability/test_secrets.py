@@ -31,7 +31,11 @@ API_KEY = "sk-planted-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 HF_TOKEN = "hf_plantedTokenZyXwVuTsRqPoNmLkJiHg"
 SECRETS = (API_KEY, HF_TOKEN, API_KEY[3:], HF_TOKEN[3:])  # also without the prefix, in case one is stripped
 OPTIONS = ("--epochs", "2", "--rollouts", "2", "--batch-size", "4", "--budget-tokens", "250", "--max-items", "4",
-           "--max-tokens", "64", "--json-max-tokens", "512", "--request-timeout", "1", "--max-retries", "6")  # fmt: skip  (0.2^7: no request of the run fails every try, whatever the prompts hash to)
+           "--max-tokens", "64", "--json-max-tokens", "512", "--request-timeout", "1")  # fmt: skip
+FINISHES = ("--max-retries", "6")  # 0.2^7: no request of the run fails every try, whatever the prompts hash to
+# A run meant to die (an outage, an unreachable server) still retries, once: six retries would add the
+# client's backoff, about 20 s of sleep per run, and end in the same error line.
+DIES = ("--max-retries", "1")
 
 
 def leaks(blob: bytes) -> list[str]:
@@ -61,12 +65,12 @@ def test_no_output_of_a_full_run_contains_the_key_or_the_token(tmp_path: Path) -
 
         # A run that dies of an outage; its error quotes the leaky server's message.
         sim.weights, sim.failure_rate = {"500": 1.0}, 1.0
-        died = run(*distill_args(sim, data, out, *OPTIONS))
+        died = run(*distill_args(sim, data, out, *OPTIONS, *DIES))
         assert died.returncode != 0 and b"HTTP 500" in died.stderr, died.stderr[-2000:]
         assert b"***" in died.stderr  # the key was in the server's message, and was blanked out
         # The same run against the flaky endpoint, to the end.
         sim.weights, sim.failure_rate = {kind: 1.0 for kind in ("429", "500", "503", "reset", "timeout", "bad_json_body")}, 0.2
-        finished = run(*distill_args(sim, data, out, *OPTIONS, "--force"))
+        finished = run(*distill_args(sim, data, out, *OPTIONS, *FINISHES, "--force"))
         assert finished.returncode == 0, finished.stderr[-2000:]
         assert sim.stats().faults, "the endpoint never failed: the error paths were not exercised"
 
@@ -130,15 +134,15 @@ def test_credentials_in_endpoint_urls_reach_the_server_and_nothing_else(tmp_path
         spec = ["--student", endpoint(sim.port, "sim-student"), "--teacher", endpoint(sim.port, "sim-teacher")]
         distill = ["distill", "--data", str(data), *spec, "--out", str(out), *OPTIONS]
         sim.weights, sim.failure_rate = {"500": 1.0}, 1.0
-        died = run(*distill)
+        died = run(*distill, *DIES)
         assert died.returncode != 0 and b"http://***@127.0.0.1" in died.stderr and b"Basic ***" in died.stderr, died.stderr[-2000:]
         sim.weights, sim.failure_rate = {kind: 1.0 for kind in ("429", "500", "503", "reset", "bad_json_body")}, 0.2
-        finished = run(*distill, "--force")
+        finished = run(*distill, *FINISHES, "--force")
         assert finished.returncode == 0, finished.stderr[-2000:]
         assert f"Basic {BASIC}" in sim.credentials and f"api-key={QUERY_TOKEN}" in sim.credentials  # the live request kept them
         unreachable = run("chat", "--student", endpoint(9, "m"), "--library", str(out), stdin=b"hello\n")
         assert unreachable.returncode != 0 and b"cannot reach http://***@127.0.0.1:9/v1?api-key=***" in unreachable.stderr, unreachable.stderr
-        assert run("distill", "--data", str(data), "--student", endpoint(9, "m"), "--teacher", endpoint(9, "m"), "--out", str(work / "dead"), *OPTIONS).returncode != 0
+        assert run("distill", "--data", str(data), "--student", endpoint(9, "m"), "--teacher", endpoint(9, "m"), "--out", str(work / "dead"), *OPTIONS, *DIES).returncode != 0
         for form in ((), ("--json",), ("--prompt",)):
             assert run("show", str(out), *form).returncode == 0
         assert run("card", str(out), "--out", str(work / "card")).returncode == 0
