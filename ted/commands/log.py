@@ -107,7 +107,7 @@ def _rejected_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
 def log(
     ref: Annotated[str, typer.Argument(metavar="OUT_OR_LOG", help="A run's --out (folder or library file), or its .calls.jsonl.")],
     rejected: Annotated[bool, typer.Option("--rejected", help="What the teacher proposed and why each refused proposal was refused.")] = False,
-    stage: Annotated[Optional[list[str]], typer.Option("--stage", metavar="STAGE", help="Only these stages (repeat the flag): rollouts, solve, structure, extract, compress, validate, probe, eval.")] = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", metavar="STAGE", help="Only these stages (repeat the flag): rollouts, solve, structure, extract, compress, validate, prime, probe, eval.")] = None,
     problem: Annotated[Optional[str], typer.Option("--problem", metavar="ID", help="Only this problem id.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Each call in full: messages, replies, reasoning.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The matching records as JSON lines.")] = False,

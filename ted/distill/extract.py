@@ -127,24 +127,22 @@ def nearly_full(library: Library, counter: TokenCounter) -> bool:
     return len(library.items) >= NEARLY_FULL * budget.max_items or library.tokens(counter) >= NEARLY_FULL * budget.max_tokens
 
 
-async def extract(
-    teacher: ChatModel,
+def extract_prompt(
     snapshot: Library,
     problem: Problem,
     rollouts: list[Rollout],
     teacher_trace: Rollout,
     chains: Structured,
-    params: SamplingParams,
     counter: TokenCounter,
     max_ops: int = MAX_OPS,
-) -> tuple[Extraction, ChatResult]:
-    images = teacher_images(teacher, problem)
-    two_step = prompts.active().has(SECOND_TURN)
-    reply_format = prompts.render("extract_reply", max_ops=max_ops)
-    prompt = prompts.render(
+    has_images: bool = False,
+) -> str:
+    """The extraction prompt: the instructions and the library first (the same for a whole batch, so a
+    server's prefix cache holds them: `prime.py`), then the problem, the teacher's chain and the attempts."""
+    return prompts.render(
         PROMPT,
-        two_step=two_step,
-        reply_format=reply_format,
+        two_step=prompts.active().has(SECOND_TURN),
+        reply_format=prompts.render("extract_reply", max_ops=max_ops),
         max_ops=max_ops,
         min_chars=LESSON_MIN_CHARS,
         max_chars=LESSON_MAX_CHARS,
@@ -157,7 +155,7 @@ async def extract(
         items=snapshot.items,
         question=problem.question,
         answer=problem.answer,
-        has_images=bool(images),
+        has_images=has_images,
         teacher_chain=chains.teacher,
         teacher_correct=teacher_trace.correct,
         teacher_truncated=teacher_trace.truncated,
@@ -174,6 +172,23 @@ async def extract(
             for r, text in zip(rollouts, chains.student)
         ],
     )
+
+
+async def extract(
+    teacher: ChatModel,
+    snapshot: Library,
+    problem: Problem,
+    rollouts: list[Rollout],
+    teacher_trace: Rollout,
+    chains: Structured,
+    params: SamplingParams,
+    counter: TokenCounter,
+    max_ops: int = MAX_OPS,
+) -> tuple[Extraction, ChatResult]:
+    images = teacher_images(teacher, problem)
+    two_step = prompts.active().has(SECOND_TURN)
+    reply_format = prompts.render("extract_reply", max_ops=max_ops)
+    prompt = extract_prompt(snapshot, problem, rollouts, teacher_trace, chains, counter, max_ops, bool(images))
     messages = [Message("user", prompt, images=images)]
     notes = ChatResult.empty()
     if two_step:  # the second turn extends the first: a server's prefix cache holds all of it

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ted import prompts
+from ted.distill import prime
 from ted.distill.calls import gather_or_cancel, paired, share_limiters
 from ted.distill.checkpoint import CheckpointWriter, RunState, checkpoint_path, problems_fingerprint
 from ted.distill.compress import compress
@@ -141,7 +142,11 @@ class Distiller:
         # ever-growing history as well made every batch cost O(steps so far).
         items = [item.model_copy(deep=True) for item in state.library.items]
         snapshot = state.library.model_copy(update={"items": items, "history": []})
-        results = await gather_or_cancel(*(self.process(p, snapshot, state.epoch, state.step + i + 1) for i, p in enumerate(batch)))
+        primes = self.start_primes(snapshot)
+        try:
+            results = await gather_or_cancel(*(self.process(p, snapshot, state.epoch, state.step + i + 1, primes) for i, p in enumerate(batch)))
+        finally:
+            await primes.close()
         for result in results:  # problem order, not completion order
             state.step += 1
             self.apply(state, result, snapshot)
@@ -155,18 +160,33 @@ class Distiller:
             state.log.append(report.message(state.step))
             self.reporter.log(state.log[-1])
 
-    async def process(self, problem: Problem, snapshot: Library, epoch: int, step: int | None = None) -> ProblemResult:
-        """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot (`step`: the
-        problem's step once applied, for the call log)."""
-        with context(problem=problem.id, epoch=epoch + 1, step=step):
-            return await self._process(problem, snapshot, epoch)
+    def start_primes(self, snapshot: Library) -> prime.Primes:
+        """The batch's shared prompt heads, sent ahead of its requests where the servers reuse them (`prime.py`)."""
+        c = self.config
+        return prime.start(
+            self.student, self.teacher, self.ledger.record, prime.student_head(snapshot, self.task),
+            [("structure", prime.structure_head()), ("extract", prime.extract_head(snapshot, self.counter, c.max_ops))],
+        )  # fmt: skip
 
-    async def _process(self, problem: Problem, snapshot: Library, epoch: int) -> ProblemResult:
+    async def process(
+        self, problem: Problem, snapshot: Library, epoch: int, step: int | None = None, primes: prime.Primes | None = None
+    ) -> ProblemResult:
+        """Rollouts ∥ teacher solution → structuring → extraction, against one snapshot (`step`: the
+        problem's step once applied, for the call log; `primes`: the batch's, each stage waits for its own)."""
+        with context(problem=problem.id, epoch=epoch + 1, step=step):
+            return await self._process(problem, snapshot, epoch, primes or prime.Primes())
+
+    async def _process(self, problem: Problem, snapshot: Library, epoch: int, primes: prime.Primes) -> ProblemResult:
         key = (epoch, problem.id)
         student, teacher = self.student, self.teacher
         sample = self._params("student", *key, n=self.config.rollouts)
+
+        async def attempts() -> tuple[list[Rollout], ChatResult]:
+            await primes.ready("rollouts")
+            return await rollouts(student, snapshot, problem, self.task, sample)
+
         student_runs, teacher_run = await gather_or_cancel(
-            self._call("rollouts", lambda: rollouts(student, snapshot, problem, self.task, sample)),
+            self._call("rollouts", attempts),
             self.solutions.get(problem, epoch),
         )
         if self.config.skip_solved and teacher_run.correct and all(r.correct for r in student_runs):
@@ -174,9 +194,11 @@ class Distiller:
             return ProblemResult(problem, student_runs, Extraction(), structured=True, skipped=True)
         params = self._params("teacher", *key, "structure", json_out=True)
         known = self.solutions.chain(problem)
+        await primes.ready("structure")
         chains = await self._call("structure", lambda: structure(teacher, problem, student_runs, teacher_run, params, known))
         self.solutions.keep_chain(problem, chains)
         params = self._params("teacher", *key, "extract", json_out=True)
+        await primes.ready("extract")
         extraction = await self._call(
             "extract",
             lambda: extract(teacher, snapshot, problem, student_runs, teacher_run, chains, params, self.counter, max_ops=self.config.max_ops),

@@ -47,6 +47,12 @@ class Structured:
     teacher_chained: bool = False  # `teacher` is a chain (now or from an earlier epoch), not the raw trace: kept for later epochs
 
 
+def structure_prompt(question: str, traces: list[dict[str, object]], has_images: bool = False) -> str:
+    """The structuring prompt: the instructions first (the same for every problem, so a server's
+    prefix cache holds them: `prime.py`), then the problem and its traces."""
+    return prompts.render("structure", question=question, traces=traces, has_images=has_images)
+
+
 async def structure(
     teacher: ChatModel, problem: Problem, student: list[Rollout], teacher_trace: Rollout, params: SamplingParams,
     teacher_chain: str | None = None,
@@ -56,7 +62,7 @@ async def structure(
     labels = [f"student attempt {i + 1}" for i in range(len(student))] + ["teacher"]
     traces = [{"label": label, "text": trace(run, TRACE_CHARS), "truncated": run.truncated} for label, run in zip(labels, runs)]
     images = teacher_images(teacher, problem)
-    prompt = prompts.render("structure", question=problem.question, traces=traces, has_images=bool(images))
+    prompt = structure_prompt(problem.question, traces, bool(images))
     parsed, result = await chat_json(teacher, [Message("user", prompt, images=images)], Chains, params)
     rendered: list[str | None] = [None] * len(traces)
     for position, chain in enumerate(parsed.chains if parsed is not None else []):

@@ -186,6 +186,9 @@ class BaseChatModel:
         self._own: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.supports_images = True
         self.system_in_user = False  # `--system-in-user`: for servers whose chat template drops system messages
+        # Whether a batch's shared prompt heads are sent ahead of its requests (`ted.distill.prime`):
+        # for servers whose prefix cache serves requests sent together only from what an idle slot holds.
+        self.primes_prefixes = False
 
     def _semaphore(self) -> asyncio.Semaphore:
         """The shared limiter if one was set, else this model's own (one per event loop)."""

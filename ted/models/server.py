@@ -221,4 +221,5 @@ def load_served(spec: str, *, max_concurrency: int = 8, **bounds: float | int) -
     model = OpenAIChatModel(spec, server.model.name, base_url=server.base_url, max_concurrency=max_concurrency, **bounds)
     model.server = server  # type: ignore[attr-defined]  # for the run summary's cache figures
     model.supports_images = False  # the local GGUFs are text models (no vision projector), as in process
+    model.primes_prefixes = True  # its slots share a prefix only once one has read it (ted.distill.prime)
     return model
