@@ -28,10 +28,10 @@ from ted.library.lessons import (
     LESSON_MIN_CHARS,
     Rejection,
     clean_text,
-    distinctive_numbers,
     id_number,
     lesson_problem,
     normal,
+    problem_numbers,
 )
 from ted.limits import MAX_ITEMS
 from ted.models.base import ChatModel, ChatResult, Message, SamplingParams, chat_json
@@ -110,7 +110,7 @@ def validate(op: ExtractOp, snapshot: Library, problem: Problem, accepted: list[
         op.op, op.id = "add", None
     elif op.op == "update" and snapshot.get(op.id) is None:
         return Rejected(op, Rejection.UNKNOWN_ID, f"update of unknown id {op.id!r}")
-    if found := lesson_problem(op.text, prompts.active().words, distinctive_numbers(problem.question, problem.answer)):
+    if found := lesson_problem(op.text, prompts.active().words, problem_numbers(problem.question, problem.answer)):
         return Rejected(op, found.reason, found.detail)
     if _known_text(op.text, snapshot) or any(normal(o.text) == normal(op.text) for o in accepted):
         return Rejected(op, Rejection.DUPLICATE, "duplicate of an existing lesson")

@@ -103,15 +103,23 @@ def normal(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def distinctive_numbers(*texts: str) -> set[str]:
-    """Numbers in a problem (and its answer) that a general lesson should not repeat.
+# This many of a problem's numbers in one lesson restate the problem, single digits included: the demo's
+# teacher wrote "When combining like terms, subtract 9 from 5 first, then subtract 9 from the result, …".
+RESTATED_NUMBERS = 3
 
-    Single digits and `COMMON_NUMBERS` are allowed: lessons legitimately say "check both cases",
-    "divide by 2" or "angles on a line sum to 180 degrees".
-    """
-    found = [n for text in texts for n in _NUMBER.findall(text)]
-    numbers = {n.lstrip("-") for n in found if len(n.lstrip("-").replace(".", "").replace(",", "")) >= 2}
-    return numbers - COMMON_NUMBERS
+
+def problem_numbers(*texts: str) -> frozenset[str]:
+    """Every number in a problem (and its answer), without its sign: what a lesson learnt from it may not repeat."""
+    return frozenset(n.lstrip("-") for text in texts for n in _NUMBER.findall(text))
+
+
+def copied_numbers(text: str, numbers: frozenset[str]) -> set[str]:
+    """The problem's numbers that `text` repeats, when that makes it no general lesson: any distinctive
+    one, or `RESTATED_NUMBERS` of any kind. Single digits and `COMMON_NUMBERS` alone are allowed:
+    lessons legitimately say "check both cases", "divide by 2" or "angles on a line sum to 180 degrees"."""
+    used = {n.lstrip("-") for n in _NUMBER.findall(text)} & numbers
+    distinctive = {n for n in used if len(n.replace(".", "").replace(",", "")) >= 2} - COMMON_NUMBERS
+    return distinctive or (used if len(used) >= RESTATED_NUMBERS else set())
 
 
 # A run of this many words shared with a prompt is copied wording: the demo's 1.5B teacher wrote the
@@ -138,12 +146,12 @@ def _copies_the_prompt(text: str, prompt_words: str) -> str | None:
 LESSON_FORM = re.compile(r"when(?:ever)?\s+[^,]*\w[^,]*,\s*\w", re.I)
 
 
-def lesson_problem(text: str, prompt_words: str, avoid: set[str] | frozenset[str] = frozenset()) -> LessonProblem | None:
+def lesson_problem(text: str, prompt_words: str, numbers: frozenset[str] = frozenset()) -> LessonProblem | None:
     """Why the cleaned `text` is not an acceptable lesson, or None.
 
     `prompt_words` is the prompt set's `words` (wording copied back from any prompt is no lesson,
-    even with the numbers the prompt was filled with); `avoid` the distinctive numbers of the
-    problem(s) the lesson was learnt from."""
+    even with the numbers the prompt was filled with); `numbers` those of the problem the lesson was
+    learnt from (`problem_numbers`)."""
     if copied_prompt := _copies_the_prompt(text, prompt_words):
         return LessonProblem(Rejection.PLACEHOLDER, copied_prompt)
     if shape := lesson_shape_error(text):
@@ -152,7 +160,6 @@ def lesson_problem(text: str, prompt_words: str, avoid: set[str] | frozenset[str
         return LessonProblem(Rejection.CONTROL, f"chat-template control sequence {found!r}")
     if not LESSON_FORM.match(text):
         return LessonProblem(Rejection.FORM, Rejection.FORM.value)
-    copied = {n for n in _NUMBER.findall(text) if n.lstrip("-") in avoid}
-    if copied:
+    if copied := copied_numbers(text, numbers):
         return LessonProblem(Rejection.COPIES_NUMBERS, f"copies numbers from the problem: {', '.join(sorted(copied))}")
     return None

@@ -78,6 +78,22 @@ def test_extraction_validation(op, reason):
     assert (got is None) if reason is None else (reason in got.detail)
 
 
+@pytest.mark.parametrize(
+    "text, copied",
+    [
+        # What the demo's 1.5B teacher wrote for "5 - 9 - 9 - 4 + 1 + 8": the problem again, in single digits.
+        ("When combining like terms, subtract 9 from 5 first, then subtract 9 from the result, then subtract 4 from the result.", "4, 5, 9"),
+        ("When a sum has 5 or more terms, add 1 pair at a time and write each partial sum.", None),  # two of its digits: allowed
+        ("When a chain has 3 or more signs, add 1 pair at a time and keep 4 digits of each sum.", None),  # three digits, two of them its
+        ("When a chain starts 5 - 9, subtract 9 and then 4 before adding.", "4, 5, 9"),
+    ],
+)
+def test_a_lesson_repeating_three_of_the_problems_numbers_restates_it(text: str, copied: str | None) -> None:
+    chain = Problem(id="c", question="State the final answer to the following arithmetic problem: 5 - 9 - 9 - 4 + 1 + 8 =", answer="-8")
+    got = validate(ExtractOp(op="add", text=text), lib_with(0), chain, [])
+    assert (got is None) if copied is None else (got.detail == f"copies numbers from the problem: {copied}")
+
+
 @pytest.mark.parametrize("items, op_id", [(1, None), (0, "E9"), (0, None)])
 def test_an_update_that_can_replace_nothing_is_an_add(items, op_id):
     """Small teachers write "update" for a new lesson: with no id, or on an empty library, it is an add
