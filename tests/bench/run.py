@@ -13,11 +13,13 @@ bound up to that spread). The teacher's solution sits in a batch's first round w
 per epoch (`--fresh-teacher-solutions`); solved once per run, ahead of the batches, only the first
 batch waits for it. So
 
-    bound = batches × (L_struct + L_extract) + Σ_batches first round + compress calls × L_compress,
+    bound = L_probe + batches × (L_struct + L_extract) + Σ_batches first round + compress calls × L_compress,
     first round = max(L_student, L_solve) where solutions are asked, else L_student,
 
-with batches = epochs × ceil(problems / B). With equal fixed latencies L this is the old
-`levels × L`, levels = 3 × batches + compression calls.
+with batches = epochs × ceil(problems / B), and L_probe the round before any of them: ted's
+system-message probe (`ted.system_probe`, two requests side by side, the student's latency), on
+which the first paid call waits by design. With equal fixed latencies L this is `levels × L`,
+levels = 1 + 3 × batches + compression calls.
 
 The runs: B = 1, 4, 16, 64 with both roles at one fixed latency (0.2 s: the upper end of what keeps
 B=1, about 950 dependent rounds, to a few minutes); then at the target B a slow teacher, 4× the
@@ -80,7 +82,8 @@ def bound(batches: int, compress_calls: int, latency: Callable[[str], float], fr
     first = max(latency("student"), latency("teacher_solve"))
     waited = batches if fresh else 1  # solved once, ahead of the batches: only the first batch waits for its solutions
     rest = latency("structure") + latency("extract")
-    return batches * rest + waited * first + (batches - waited) * latency("student") + compress_calls * latency("compress")
+    probe = latency("chat")  # the simulator's stage for any prompt that is not one of ted's templates, as the probe's is
+    return probe + batches * rest + waited * first + (batches - waited) * latency("student") + compress_calls * latency("compress")
 
 
 @dataclass

@@ -4,7 +4,7 @@ It speaks real HTTP (aiohttp) on 127.0.0.1: `POST /v1/chat/completions` with `n`
 `finish_reason`, and `GET /v1/models`. Replies are valid for every TED stage (see `replies`).
 What it adds over a real server is control:
 
-- latency per call and per role: fixed seconds, or a `Latency` distribution (uniform,
+- latency per call and per role, counted from the request's arrival: fixed seconds, or a `Latency` distribution (uniform,
   exponential, lognormal), plus optional seconds per generated token (of the longest choice: n choices decode side by side); `teacher_latency` gives the
   teacher's stages (solve, structure, extract, compress) their own (a frontier model is slower),
   and the seconds each stage slept are counted, so a benchmark can compute its bound per role;
@@ -310,6 +310,12 @@ class Simulator:
         return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        # A reply is due its latency after the request arrived, not after the simulator's own work on
+        # it: that work runs on this one thread, and a burst of 16 rollout requests queued behind it
+        # (~30 ms, docs/performance.md). Yielding once lets requests that came in together all take
+        # their arrival time first.
+        arrival = asyncio.get_running_loop().time()
+        await asyncio.sleep(0)
         raw = await request.read()
         try:
             body = json.loads(raw)
@@ -334,13 +340,14 @@ class Simulator:
             self._in_flight += 1
             self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._in_flight)
         try:
-            return await self._answer(request, body, messages, stage, model, n, body_hash, attempt)
+            return await self._answer(request, body, messages, stage, model, n, body_hash, attempt, arrival)
         finally:
             with self._lock:
                 self._in_flight -= 1
 
     async def _answer(
-        self, request: web.Request, body: dict, messages: list[dict], stage: str, model: str, n: int, body_hash: int, attempt: int
+        self, request: web.Request, body: dict, messages: list[dict], stage: str, model: str, n: int, body_hash: int, attempt: int,
+        arrival: float,
     ) -> web.StreamResponse:
         transport_kinds = [kind for kind in FAULTS if kind not in CONTENT_FAULTS]
         fault = self._draw(transport_kinds, unit(self.seed, "transport", body_hash, attempt))
@@ -380,12 +387,6 @@ class Simulator:
         # A serving engine decodes the n choices of one request side by side, in one batch: the
         # request takes as long as its longest choice, not their sum.
         seconds = latency.sample(unit(self.seed, "latency", body_hash, attempt), max(lengths, default=0))
-        await asyncio.sleep(seconds)
-        with self._lock:
-            self._stats.choices[stage] += 0 if fault == "empty_choices" else len(choices)
-            self._stats.cut_off[stage] += 0 if fault == "empty_choices" else sum(c.truncated_by_length for c in choices)
-            self._stats.latency_s[stage] += seconds
-            self._stats.replies[stage] += 1
         payload = {
             "id": f"simcmpl-{body_hash:016x}",
             "object": "chat.completion",
@@ -405,7 +406,13 @@ class Simulator:
             ],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
         }
-        text = json.dumps(payload)
+        text = json.dumps(payload)  # before the wait: replies due together are not serialised one after another
         if fault == "bad_json_body":
             text = text[: len(text) // 2]
+        await asyncio.sleep(max(0.0, arrival + seconds - asyncio.get_running_loop().time()))
+        with self._lock:
+            self._stats.choices[stage] += 0 if fault == "empty_choices" else len(choices)
+            self._stats.cut_off[stage] += 0 if fault == "empty_choices" else sum(c.truncated_by_length for c in choices)
+            self._stats.latency_s[stage] += seconds
+            self._stats.replies[stage] += 1
         return web.Response(text=text, content_type="application/json")
