@@ -33,8 +33,10 @@ from ted.models.base import BaseChatModel
 from ted.models.native import build_dir, local_threads, quiet_waits
 
 BUILD_HINT = "build it once: LLAMA_CPP_VERSION=<installed llama-cpp-python version> scripts/llama-wheel --server (make demo does)"
-DEFAULT_PARALLEL = 4
-"""Slots per server: 4 sequences decode together at ~1.5x one's rate on 2 cores (docs/local-models.md)."""
+DEFAULT_PARALLEL = 6
+"""Slots per server: 4 sequences decode together at ~2.2x one's rate on 2 cores, and 2 more keep a
+batch's primed prompt heads (`ted.distill.prime`) from being the least recently used slot that a
+wave's requests take over (docs/local-models.md)."""
 DEFAULT_CTX_PER_SLOT = 8192
 START_TIMEOUT_S = 300.0
 
@@ -221,5 +223,6 @@ def load_served(spec: str, *, max_concurrency: int = 8, **bounds: float | int) -
     model = OpenAIChatModel(spec, server.model.name, base_url=server.base_url, max_concurrency=max_concurrency, **bounds)
     model.server = server  # type: ignore[attr-defined]  # for the run summary's cache figures
     model.supports_images = False  # the local GGUFs are text models (no vision projector), as in process
-    model.primes_prefixes = True  # its slots share a prefix only once one has read it (ted.distill.prime)
+    # Its slots share a prefix only once one has read it (ted.distill.prime); $TED_LOCAL_PRIME=0 sends no primes.
+    model.primes_prefixes = os.environ.get("TED_LOCAL_PRIME", "").strip() != "0"
     return model

@@ -10,16 +10,21 @@ Measured in one run, side by side (the machine may be shared: compare only figur
   through managed llama-servers (ted's default), then in process with one thread as ted ran
   before (`TED_LOCAL_ENGINE=process TED_LOCAL_THREADS=1`). `demo_s` is the first's wall time
   (the whole `ted distill` process); the second's is printed beside it, with the ratio.
+- with `--unprimed`, the served distillation again without primes (`TED_LOCAL_PRIME=0`): what
+  priming saves, side by side.
 - the served distillation again with one thread per server (`TED_LOCAL_THREADS=1`) instead of all
   cores for each: the thread split, measured.
 - `prefix_reuse`: of the served run's prompt tokens, the share the servers took from their prompt
   cache (`cost.roles[*].cached_prompt_tokens / prompt_tokens`, read from each reply's `timings`),
-  printed beside `prefix_ceiling`: what an ideal cache could serve of the same run (`prefix_ceiling()`).
+  primes included (`ted.distill.prime`: 1-token requests that put a batch's shared prompt heads in
+  the cache first; their prompt tokens count like any other). Printed beside the share of the
+  stages' own requests alone (`prime_usage()`) and `prefix_ceiling`: what an ideal cache could
+  serve of the same run (`prefix_ceiling()`).
 - `distill_wall/bound`: the served run's loop time (`cost.wall_s`) over its work priced at the
   rates measured here: per role, uncached prompt tokens / prefill rate + generated tokens /
   aggregate decode rate, summed over both roles, since both share the same cores.
 
-    python -m tests.bench.real [--problems 2] [--skip-inprocess] [--skip-split]
+    python -m tests.bench.real [--problems 2] [--skip-inprocess] [--skip-split] [--unprimed]
 """
 
 from __future__ import annotations
@@ -107,11 +112,18 @@ def prefix_ceiling(library: Path) -> float:
     return shared / total if total else 0.0
 
 
+def prime_usage(library: Path) -> tuple[int, int, int]:
+    """(requests, prompt tokens, of those cached) of the run's primes (stage "prime" in its call log)."""
+    usages = [row.get("usage") or {} for row in read_log(calls_path(library)) if row and row.get("stage") == "prime"]
+    return len(usages), sum(u.get("prompt_tokens") or 0 for u in usages), sum(u.get("cached_prompt_tokens") or 0 for u in usages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=2)
     parser.add_argument("--skip-inprocess", action="store_true", help="leave out the in-process one-thread distillation")
     parser.add_argument("--skip-split", action="store_true", help="leave out the served run with one thread per server")
+    parser.add_argument("--unprimed", action="store_true", help="add the served run without primes (TED_LOCAL_PRIME=0)")
     args = parser.parse_args()
     measured = {}
     for spec in ("local", "local:teacher"):
@@ -126,6 +138,11 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "ted.demo", str(data), "--n", str(args.problems)], check=True, capture_output=True)
         served_s, served = distill(workdir, data, "served", {"TED_LOCAL_ENGINE": "server"}, args.problems)
         ceiling = prefix_ceiling(workdir / "served.json")
+        primes, primed_prompt, primed_cached = prime_usage(workdir / "served.json")
+        unprimed = None
+        if args.unprimed:
+            unprimed_s, unprimed_lib = distill(workdir, data, "served-unprimed", {"TED_LOCAL_ENGINE": "server", "TED_LOCAL_PRIME": "0"}, args.problems)
+            unprimed = (unprimed_s, unprimed_lib, prefix_ceiling(workdir / "served-unprimed.json"))
         split_s = None
         if not args.skip_split:  # the two servers with one thread each instead of all cores each
             split_s, _ = distill(workdir, data, "served-1+1-threads", {"TED_LOCAL_ENGINE": "server", "TED_LOCAL_THREADS": "1"}, args.problems)
@@ -142,11 +159,25 @@ def main() -> None:
         if role in roles
     )
     student = measured["local"]
+    if unprimed is not None:
+        unprimed_s, unprimed_lib, unprimed_ceiling = unprimed
+        u_prompt = sum(c.prompt_tokens for c in unprimed_lib.cost.roles.values())
+        u_cached = sum(c.cached_prompt_tokens for c in unprimed_lib.cost.roles.values())
+        print(
+            f"priming: served {served_s:.1f} s (loop {served.cost.wall_s:.1f} s) vs without primes {unprimed_s:.1f} s (loop {unprimed_lib.cost.wall_s:.1f} s); "
+            f"without primes {u_cached:,} of {u_prompt:,} prompt tokens from the cache ({u_cached / u_prompt if u_prompt else 0:.2f}), prefix_ceiling {unprimed_ceiling:.2f}"
+        )
     if split_s is not None:
         print(f"thread split: each server on all {os.cpu_count()} cores {served_s:.1f} s vs one thread each {split_s:.1f} s")
     if inproc_s is not None:
         print(f"distillation: served {served_s:.1f} s vs in process, one thread {inproc_s:.1f} s: {inproc_s / served_s:.2f}× (target ≥ 2×)")
-    print(f"served run: {prompt:,} prompt tokens, {cached:,} from the cache; an ideal cache's share {ceiling:.2f} (prefix_ceiling); bound {bound:.1f} s; loop {served.cost.wall_s:.1f} s")
+    stages_prompt, stages_cached = prompt - primed_prompt, cached - primed_cached
+    print(
+        f"served run: {prompt:,} prompt tokens, {cached:,} from the cache; {primes} primes read {primed_prompt:,} of them "
+        f"({primed_cached:,} cached); the stages' own requests {stages_cached:,} of {stages_prompt:,} "
+        f"({stages_cached / stages_prompt if stages_prompt else 0:.2f}); an ideal cache's share {ceiling:.2f} (prefix_ceiling); "
+        f"bound {bound:.1f} s; loop {served.cost.wall_s:.1f} s"
+    )
     print(
         f"real: decode_tok_s_1={student['decode_1']:.1f} decode_tok_s_agg={student['decode_agg']:.1f} "
         f"parallel_speedup={student['decode_agg'] / student['decode_1']:.2f} prefill_tok_s={student['prefill']:.1f} "

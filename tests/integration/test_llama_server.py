@@ -122,3 +122,33 @@ def test_ted_serve_prints_the_spec_and_stops_its_server_on_ctrl_c() -> None:
         serving.wait(timeout=30)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{base_url}/models", timeout=5)
+
+
+def test_primed_heads_serve_two_requests_sent_together() -> None:
+    """`ted.distill.prime` on the real server: two requests sharing a primed head, sent together, both
+    take it from the cache (one from the primed slot, one from the RAM copy the next prime's start
+    made); unprimed, neither does."""
+    from ted.distill import prime
+
+    words = "apple river stone cloud seven market bright north table window garden silver".split()
+
+    def text(seed: int, n: int) -> str:
+        return " ".join(f"{words[(i * seed) % len(words)]}{i % 7}" for i in range(n))
+
+    heads = {stage: [Message("user", f"{stage} instructions\n{text(seed, 150)}")] for stage, seed in (("structure", 5), ("extract", 7))}
+    params = SamplingParams(max_tokens=4, temperature=0)
+
+    async def wave(model, primed: bool) -> list[int]:  # type: ignore[no-untyped-def]
+        model.primes_prefixes = primed
+        primes = prime.start(model, model, lambda role, result: None, None, list(heads.items()))
+        await primes.ready("extract")
+        head = heads["structure"][0].text
+        replies = await asyncio.gather(*(model.chat([Message("user", f"{head}\n{text(11 + i, 40)}")], params) for i in range(2)))
+        await model.aclose()
+        return [r.usage.cached_prompt_tokens or 0 for r in replies]
+
+    for primed in (False, True):
+        with ManagedServer("local:tiny", parallel=4, ctx_per_slot=1024, threads=2) as fresh:
+            cached = asyncio.run(wave(load_model(fresh.openai_spec), primed))
+        head_tokens = 150 * 2  # at least two tokens a word here
+        assert all(c >= head_tokens for c in cached) if primed else all(c < head_tokens for c in cached), (primed, cached)
