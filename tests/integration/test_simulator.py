@@ -127,7 +127,7 @@ def test_each_role_has_its_latency_growing_with_the_reply() -> None:
         teacher_s = time.perf_counter() - started
         stats = sim.stats()
     tokens = teacher["usage"]["completion_tokens"]
-    assert student.status_code == 200 and 0.05 <= student_s < 0.3
+    assert student.status_code == 200 and student_s >= 0.05  # lower bounds only: a loaded machine adds time, never removes it
     assert teacher_s >= 0.3 + 0.001 * tokens
     assert stats.mean_latency("student") == pytest.approx(0.05)
     assert stats.mean_latency("structure") == pytest.approx(0.3 + 0.001 * tokens)
