@@ -131,10 +131,10 @@ def _copies_the_prompt(text: str, prompt_words: str) -> str | None:
     """How the text is no lesson of its own: an empty or slot-bearing text (`<a new lesson>`, `...`),
     the prompts' own wording copied whole, or a run of `COPIED_RUN_WORDS` words of it."""
     if re.fullmatch(r"<[^<>]*>|[.\s…]*", text) or _SLOT.search(text):
-        return "placeholder text, not a lesson"
+        return Rejection.PLACEHOLDER.value
     words, padded = copy_key(text).split(), f" {prompt_words} "
     if len(text) >= LESSON_MIN_CHARS and words and f" {' '.join(words)} " in padded:
-        return "placeholder text, not a lesson"
+        return Rejection.PLACEHOLDER.value
     for start in range(len(words) - COPIED_RUN_WORDS + 1):
         run = " ".join(words[start : start + COPIED_RUN_WORDS])
         if f" {run} " in padded:
